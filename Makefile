@@ -1,0 +1,37 @@
+# respawner — see README.md. Every target works on a fresh Debian 12 machine with Go 1.26.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+BIN     := bin
+
+.PHONY: all build demo test race vet lint fuzz bench clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/respawner ./cmd/respawner
+
+# The main job: supervise a real program in the foreground, kill it once, watch
+# the restart, then stop cleanly.
+demo: build
+	@./scripts/demo.sh $(BIN)/respawner
+
+vet:
+	$(GO) vet ./...
+
+lint: vet
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }
+
+# Every test, with the race detector, real processes and no cache.
+test: lint build
+	$(GO) test -race -count=1 -timeout 14m ./...
+
+fuzz:
+	$(GO) test ./internal/loop -run '^$$' -fuzz FuzzMachine -fuzztime 30s
+
+bench: build
+	$(GO) run ./bench -bin $(BIN)/respawner
+
+clean:
+	rm -rf $(BIN)

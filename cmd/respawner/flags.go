@@ -1,0 +1,98 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/respawner/respawner/internal/loop"
+)
+
+// durationValue is a pflag.Value for delays: a bare integer means seconds
+// ("5" = 5s, as the original respawner's -t took seconds), anything else is a
+// Go duration ("200ms", "1m30s"). Negative values are refused.
+type durationValue time.Duration
+
+func (d *durationValue) Set(s string) error {
+	v, err := parseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = durationValue(v)
+	return nil
+}
+
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+func (d *durationValue) Type() string   { return "duration" }
+
+func parseDuration(s string) (time.Duration, error) {
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, errors.New("want seconds (5) or a duration (200ms, 1m30s)")
+	}
+	if v < 0 {
+		return 0, errors.New("must not be negative")
+	}
+	return v, nil
+}
+
+// codeListValue is a pflag.Value for -e: comma-separated exit codes 0-255.
+type codeListValue struct {
+	set  loop.CodeSet
+	text string
+}
+
+func (c *codeListValue) Set(s string) error {
+	var set loop.CodeSet
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 || n > 255 {
+			return fmt.Errorf("%q is not an exit code (want numbers 0-255, comma-separated, e.g. 0,7)", f)
+		}
+		set.Add(n)
+	}
+	c.set, c.text = set, s
+	return nil
+}
+
+func (c *codeListValue) String() string { return c.text }
+func (c *codeListValue) Type() string   { return "list" }
+
+// policyValue is a pflag.Value for --restart.
+type policyValue loop.Policy
+
+func (p *policyValue) Set(s string) error {
+	v, err := loop.ParsePolicy(s)
+	if err != nil {
+		return errors.New("want on-failure, always or never")
+	}
+	*p = policyValue(v)
+	return nil
+}
+
+func (p *policyValue) String() string { return loop.Policy(*p).String() }
+func (p *policyValue) Type() string   { return "policy" }
+
+// choiceValue is a pflag.Value that accepts one of a fixed set of words.
+type choiceValue struct {
+	val     string
+	choices []string
+}
+
+func (c *choiceValue) Set(s string) error {
+	for _, ch := range c.choices {
+		if s == ch {
+			c.val = s
+			return nil
+		}
+	}
+	return fmt.Errorf("want one of %s", strings.Join(c.choices, ", "))
+}
+
+func (c *choiceValue) String() string { return c.val }
+func (c *choiceValue) Type() string   { return "string" }

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+var version = "dev" // set with -ldflags "-X main.version=..."
+
+// run executes the command line args and returns the process exit code.
+func run(args []string) int {
+	return runWith(args, os.Stdout, os.Stderr)
+}
+
+func runWith(args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	code := codeOf(err)
+	var ce *codeError
+	if err != nil && !(errors.As(err, &ce) && ce.err == nil) {
+		fmt.Fprintln(stderr, "respawner: "+err.Error())
+	}
+	return int(code)
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "respawner",
+		Short: "Start a program, watch it, restart it when it dies",
+		Long: `respawner is a process supervisor for Linux. It starts a program, watches it
+through a pidfd, and restarts it after a delay (5s by default) when it dies
+abnormally. It also follows servers that daemonize themselves, such as lighttpd.
+
+Exit codes: 0 success, 1 failure, 2 bad usage, 3 not running, 4 unknown state.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Version:       version,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
+	})
+	root.AddCommand(newStartCmd(), newVersionCmd())
+	return root
+}
