@@ -21,8 +21,15 @@ func runWith(args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	// Whatever fails before a command runs (unknown command, wrong number of
+	// arguments, bad flag) is bad usage: exit 2.
+	ran := false
+	root.PersistentPreRun = func(*cobra.Command, []string) { ran = true }
 	err := root.Execute()
 	code := codeOf(err)
+	if err != nil && !ran {
+		code = exitUsage
+	}
 	var ce *codeError
 	if err != nil && !(errors.As(err, &ce) && ce.err == nil) {
 		fmt.Fprintln(stderr, "respawner: "+err.Error())

@@ -52,7 +52,12 @@ and everything it started, SIGKILL after --stop-timeout) and exits 0. SIGHUP
 reopens --log-file and never ends supervision.`,
 		Example: `  respawner start -D -t 1 ./server -- --port 8080
   respawner start -D -n 3 -e 0,7 --restart always ./job.sh`,
-		Args: cobra.MinimumNArgs(1),
+		Args: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("missing PROGRAM (usage: %s)", c.UseLine())
+			}
+			return nil
+		},
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.program, opts.args = args[0], args[1:]
 			return runStart(c, opts)

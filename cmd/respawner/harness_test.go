@@ -1,0 +1,329 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// respawnerBin is the real binary under test, built once by TestMain.
+var respawnerBin string
+
+func TestMain(m *testing.M) {
+	if h := os.Getenv("RESPAWNER_TEST_HELPER"); h != "" {
+		runHelper(h, os.Args[1:])
+		return
+	}
+	dir, err := os.MkdirTemp("", "respawner-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	respawnerBin = filepath.Join(dir, "respawner")
+	out, err := exec.Command("go", "build", "-o", respawnerBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// runHelper turns the test binary into a helper process (Go's os/exec pattern).
+func runHelper(name string, args []string) {
+	switch name {
+	case "hostile-parent":
+		hostileParent(args)
+	default:
+		fmt.Fprintf(os.Stderr, "unknown helper %q\n", name)
+		os.Exit(2)
+	}
+}
+
+// hostileParent execs args[0] the way a careless parent would: with signals
+// blocked, others ignored, and an extra descriptor (fd 7) left open.
+func hostileParent(args []string) {
+	runtime.LockOSThread()
+	var set unix.Sigset_t
+	for _, s := range []syscall.Signal{unix.SIGTERM, unix.SIGUSR1, unix.SIGUSR2, unix.SIGALRM, unix.SIGCHLD, unix.SIGINT} {
+		set.Val[(s-1)/64] |= 1 << ((uint(s) - 1) % 64)
+	}
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &set, nil); err != nil {
+		panic(err)
+	}
+	// signal.Ignore would do, but the raw call keeps the Go runtime out of it.
+	for _, s := range []syscall.Signal{unix.SIGHUP, unix.SIGQUIT, unix.SIGPIPE, unix.SIGUSR2, unix.SIGTTOU} {
+		setIgnored(s)
+	}
+	f, err := os.Open("/dev/null")
+	if err != nil {
+		panic(err)
+	}
+	if err := unix.Dup2(int(f.Fd()), 7); err != nil { // dup2 leaves FD_CLOEXEC off
+		panic(err)
+	}
+	panic(syscall.Exec(args[0], args, os.Environ()))
+}
+
+func setIgnored(sig syscall.Signal) {
+	act := [4]uintptr{1} // handler SIG_IGN, flags 0, restorer 0, mask 0
+	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0); e != 0 {
+		panic(e)
+	}
+}
+
+// logLine is one JSON log line of respawner.
+type logLine map[string]any
+
+func (l logLine) msg() string { s, _ := l["@message"].(string); return s }
+func (l logLine) int(key string) int {
+	f, _ := l[key].(float64)
+	return int(f)
+}
+func (l logLine) str(key string) string { s, _ := l[key].(string); return s }
+
+// instance is a running `respawner start -D` under test.
+type instance struct {
+	t     *testing.T
+	cmd   *exec.Cmd
+	lines chan logLine
+	mu    sync.Mutex
+	all   []string // every stderr line, for failure messages
+	done  chan struct{}
+	err   error // Wait's result, valid after done
+}
+
+// startRespawner runs respawner start -D --log-format json ARGS and follows its log.
+func startRespawner(t *testing.T, args ...string) *instance {
+	t.Helper()
+	return startWith(t, nil, append([]string{"start", "-D", "--log-format", "json"}, args...)...)
+}
+
+func startWith(t *testing.T, prefix []string, args ...string) *instance {
+	t.Helper()
+	argv := append(append([]string{}, prefix...), respawnerBin)
+	argv = append(argv, args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{t: t, cmd: cmd, lines: make(chan logLine, 1024), done: make(chan struct{})}
+	go in.follow(stderr)
+	t.Cleanup(in.cleanup)
+	return in
+}
+
+func (in *instance) follow(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		in.mu.Lock()
+		in.all = append(in.all, sc.Text())
+		in.mu.Unlock()
+		var l logLine
+		if json.Unmarshal(sc.Bytes(), &l) == nil {
+			in.lines <- l
+		}
+	}
+	in.err = in.cmd.Wait()
+	close(in.lines)
+	close(in.done)
+}
+
+func (in *instance) log() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return strings.Join(in.all, "\n")
+}
+
+// waitFor returns the next log line with message msg, failing after timeout.
+func (in *instance) waitFor(msg string, timeout time.Duration) logLine {
+	in.t.Helper()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case l, ok := <-in.lines:
+			if !ok {
+				in.t.Fatalf("respawner ended before logging %q:\n%s", msg, in.log())
+			}
+			if l.msg() == msg {
+				return l
+			}
+		case <-timer.C:
+			in.t.Fatalf("no %q in the log after %s:\n%s", msg, timeout, in.log())
+		}
+	}
+}
+
+// wait waits for respawner to exit and returns its exit code.
+func (in *instance) wait(timeout time.Duration) int {
+	in.t.Helper()
+	select {
+	case <-in.done:
+	case <-time.After(timeout):
+		in.t.Fatalf("respawner still running after %s:\n%s", timeout, in.log())
+	}
+	var ee *exec.ExitError
+	if errors.As(in.err, &ee) {
+		return ee.ExitCode()
+	}
+	if in.err != nil {
+		in.t.Fatalf("wait: %v", in.err)
+	}
+	return 0
+}
+
+func (in *instance) signal(sig syscall.Signal) {
+	in.t.Helper()
+	if err := in.cmd.Process.Signal(sig); err != nil {
+		in.t.Fatalf("signal respawner: %v", err)
+	}
+}
+
+// cleanup kills whatever is left: respawner and every process it started.
+func (in *instance) cleanup() {
+	select {
+	case <-in.done:
+		return
+	default:
+	}
+	pid := in.cmd.Process.Pid
+	for _, c := range descendantsOf(pid) {
+		syscall.Kill(c, syscall.SIGKILL)
+	}
+	in.cmd.Process.Kill()
+	<-in.done
+}
+
+// descendantsOf lists the processes below pid.
+func descendantsOf(pid int) []int {
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", p))
+		for _, f := range tasks {
+			b, _ := os.ReadFile(f)
+			for _, s := range strings.Fields(string(b)) {
+				var c int
+				fmt.Sscan(s, &c)
+				out = append(out, c)
+				queue = append(queue, c)
+			}
+		}
+	}
+	return out
+}
+
+// watchPID opens a pidfd on pid so a test can wait for that exact process to end.
+func watchPID(t *testing.T, pid int) int {
+	t.Helper()
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatalf("pidfd_open %d: %v", pid, err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}
+
+// gone reports whether the process behind pidfd has ended within timeout.
+func gone(pidfd int, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	for {
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		ms := int(time.Until(deadline) / time.Millisecond)
+		if ms < 0 {
+			return false
+		}
+		n, err := unix.Poll(fds, ms)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n == 1
+	}
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
+}
+
+// script writes an executable shell script into dir and returns its path.
+func script(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// lines counts the lines of a file (0 when it does not exist).
+func lines(t *testing.T, path string) int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Count(string(b), "\n")
+}
+
+// waitFile waits until path exists and is non-empty, and returns its content.
+func waitFile(t *testing.T, path string, timeout time.Duration) string {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(path), unix.IN_CLOSE_WRITE|unix.IN_MOVED_TO|unix.IN_CREATE); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		if b, err := os.ReadFile(path); err == nil && len(b) > 0 && b[len(b)-1] == '\n' {
+			return strings.TrimSpace(string(b))
+		}
+		ms := int(time.Until(deadline) / time.Millisecond)
+		if ms <= 0 {
+			t.Fatalf("%s not written after %s", path, timeout)
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, ms); err == nil && fds[0].Revents != 0 {
+			var buf [4096]byte
+			unix.Read(fd, buf[:])
+		}
+	}
+}

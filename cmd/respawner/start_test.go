@@ -1,0 +1,300 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestRestartAfterSIGKILL(t *testing.T) {
+	in := startRespawner(t, "-t", "1", "/bin/sleep", "--", "1000")
+	pid := in.waitFor("started", 5*time.Second).int("pid")
+	killed := time.Now()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	ex := in.waitFor("killed by signal", 5*time.Second)
+	if ex.str("signal") != "SIGKILL" || ex.int("pid") != pid {
+		t.Fatalf("exit logged as %v, want SIGKILL of pid %d", ex, pid)
+	}
+	re := in.waitFor("restarted", 5*time.Second)
+	after := time.Since(killed)
+	if re.int("pid") == pid || re.int("pid") == 0 {
+		t.Fatalf("restarted with pid %d, the killed one was %d", re.int("pid"), pid)
+	}
+	if after < 900*time.Millisecond || after > 4*time.Second {
+		t.Fatalf("restart came %s after the kill, want about 1s (-t 1)", after)
+	}
+	if !alive(re.int("pid")) {
+		t.Fatalf("new child %d is not alive", re.int("pid"))
+	}
+	in.signal(syscall.SIGTERM)
+	if code := in.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0:\n%s", code, in.log())
+	}
+	if alive(re.int("pid")) {
+		t.Fatalf("child %d outlived respawner", re.int("pid"))
+	}
+}
+
+func TestExitPolicies(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		exitWith int
+		wantRuns int
+		wantCode int
+	}{
+		{"failure restarted until -n is used up", []string{"-n", "2"}, 1, 3, 1},
+		{"exit 0 ends supervision", nil, 0, 1, 0},
+		{"-e 0,7 makes 7 clean", []string{"-e", "0,7"}, 7, 1, 0},
+		{"7 is a failure without -e", []string{"-n", "1"}, 7, 2, 1},
+		{"-e replaces 0", []string{"-e", "7", "-n", "1"}, 0, 2, 1},
+		{"always restarts after exit 0", []string{"--restart", "always", "-n", "2"}, 0, 3, 1},
+		{"never ends at the first failure", []string{"--restart", "never"}, 1, 1, 1},
+		{"never ends at the first clean exit", []string{"--restart", "never"}, 0, 1, 0},
+		{"window: quick restarts give up", []string{"-n", "2", "--respawn-window", "1m"}, 1, 3, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			runs := filepath.Join(dir, "runs")
+			prog := script(t, dir, "job.sh", fmt.Sprintf("echo run >> %s\nexit %d", runs, tt.exitWith))
+			args := append(append([]string{"-t", "0"}, tt.args...), prog)
+			in := startRespawner(t, args...)
+			if code := in.wait(20 * time.Second); code != tt.wantCode {
+				t.Fatalf("exit code %d, want %d:\n%s", code, tt.wantCode, in.log())
+			}
+			if n := lines(t, runs); n != tt.wantRuns {
+				t.Fatalf("program ran %d times, want %d:\n%s", n, tt.wantRuns, in.log())
+			}
+		})
+	}
+}
+
+func TestGiveUpIsLogged(t *testing.T) {
+	in := startRespawner(t, "-t", "200ms", "-n", "1", "/bin/false")
+	in.waitFor("started", 5*time.Second)
+	in.waitFor("exited", 5*time.Second)
+	in.waitFor("respawn scheduled", 5*time.Second)
+	if l := in.waitFor("restarted", 5*time.Second); l.str("restart") != "1/1" {
+		t.Fatalf("restart logged as %q, want 1/1", l.str("restart"))
+	}
+	in.waitFor("gave up: respawn limit reached", 5*time.Second)
+	if code := in.wait(5 * time.Second); code != 1 {
+		t.Fatalf("exit code %d, want 1", code)
+	}
+}
+
+func TestCleanSignalsEndSupervision(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGPIPE} {
+		t.Run(sig.String(), func(t *testing.T) {
+			in := startRespawner(t, "-t", "0", "/bin/sleep", "--", "1000")
+			pid := in.waitFor("started", 5*time.Second).int("pid")
+			syscall.Kill(pid, sig)
+			if code := in.wait(10 * time.Second); code != 0 {
+				t.Fatalf("exit code %d after the program died of %s, want 0:\n%s", code, sig, in.log())
+			}
+		})
+	}
+}
+
+// The program must not inherit what respawner itself inherited: blocked and
+// ignored signals and open descriptors beyond 0, 1, 2.
+func TestChildHygiene(t *testing.T) {
+	for _, hostile := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hostile-parent=%v", hostile), func(t *testing.T) {
+			var prefix []string
+			if hostile {
+				t.Setenv("RESPAWNER_TEST_HELPER", "hostile-parent")
+				prefix = []string{os.Args[0]}
+			}
+			in := startWith(t, prefix, "start", "-D", "--log-format", "json", "-t", "0", "/bin/sleep", "--", "1000")
+			t.Setenv("RESPAWNER_TEST_HELPER", "")
+			pid := in.waitFor("started", 5*time.Second).int("pid")
+			if hostile {
+				// The hostile parent really did hand respawner a blocked mask and fd 7:
+				// other threads than the loop's still block what it blocked.
+				if !anyThreadBlocks(t, in.cmd.Process.Pid) {
+					t.Fatal("respawner was started without blocked signals")
+				}
+				if _, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/7", in.cmd.Process.Pid)); err != nil {
+					t.Fatalf("respawner did not inherit fd 7: %v", err)
+				}
+			}
+			st := procStatus(t, pid)
+			for _, k := range []string{"SigBlk", "SigIgn"} {
+				if st[k] != "0000000000000000" {
+					t.Errorf("child %s = %s, want all zero", k, st[k])
+				}
+			}
+			ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fds []string
+			for _, e := range ents {
+				fds = append(fds, e.Name())
+			}
+			if strings.Join(fds, ",") != "0,1,2" {
+				t.Errorf("child fds = %v, want only 0,1,2", fds)
+			}
+			pgid, _ := syscall.Getpgid(pid)
+			if pgid != pid {
+				t.Errorf("child pgid = %d, want its own group %d", pgid, pid)
+			}
+			in.signal(syscall.SIGTERM)
+			if code := in.wait(10 * time.Second); code != 0 {
+				t.Fatalf("exit code %d, want 0:\n%s", code, in.log())
+			}
+		})
+	}
+}
+
+// The helper itself must be hostile, or the test above proves nothing.
+func TestHostileParentIsHostile(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "/bin/sleep", "1000")
+	cmd.Env = append(os.Environ(), "RESPAWNER_TEST_HELPER=hostile-parent")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	// /proc/PID/exe turns into sleep once the helper has exec'ed.
+	deadline := time.Now().Add(5 * time.Second)
+	for exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid)); !strings.HasSuffix(exe, "sleep"); exe, _ = os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid)) {
+		if time.Now().After(deadline) {
+			t.Fatal("helper did not exec sleep")
+		}
+		runtime.Gosched()
+	}
+	st := procStatus(t, cmd.Process.Pid)
+	if st["SigBlk"] == "0000000000000000" || st["SigIgn"] == "0000000000000000" {
+		t.Fatalf("hostile parent leaves SigBlk=%s SigIgn=%s, want both non-zero", st["SigBlk"], st["SigIgn"])
+	}
+	if _, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/7", cmd.Process.Pid)); err != nil {
+		t.Fatalf("hostile parent leaves no fd 7: %v", err)
+	}
+}
+
+func anyThreadBlocks(t *testing.T, pid int) bool {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "SigBlk:\t"); ok && v != "0000000000000000" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func procStatus(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			m[k] = strings.TrimSpace(v)
+		}
+	}
+	return m
+}
+
+// Stop reaches the whole tree: a grandchild in the background, and a
+// descendant that left the process group with setsid.
+func TestStopKillsWholeTree(t *testing.T) {
+	dir := t.TempDir()
+	prog := script(t, dir, "tree.sh", fmt.Sprintf(`
+sleep 1000 &
+echo $! > %[1]s/bg
+setsid sleep 1000 &
+echo $! > %[1]s/sid
+exec sleep 1000`, dir))
+	in := startRespawner(t, "-t", "0", prog)
+	main := in.waitFor("started", 5*time.Second).int("pid")
+	bg, _ := strconv.Atoi(waitFile(t, filepath.Join(dir, "bg"), 5*time.Second))
+	sid, _ := strconv.Atoi(waitFile(t, filepath.Join(dir, "sid"), 5*time.Second))
+	fds := map[string]int{"program": watchPID(t, main), "background grandchild": watchPID(t, bg), "setsid descendant": watchPID(t, sid)}
+	if pg, _ := syscall.Getpgid(sid); pg == main {
+		t.Fatalf("setsid descendant %d is still in the program's group", sid)
+	}
+	in.signal(syscall.SIGINT)
+	if code := in.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0:\n%s", code, in.log())
+	}
+	for what, fd := range fds {
+		if !gone(fd, time.Second) {
+			t.Errorf("%s outlived the stop", what)
+		}
+	}
+}
+
+func TestStopTimeoutEscalatesToSIGKILL(t *testing.T) {
+	dir := t.TempDir()
+	prog := script(t, dir, "stubborn.sh", "trap '' TERM\necho ready > "+dir+"/ready\nexec sleep 1000")
+	in := startRespawner(t, "--stop-timeout", "500ms", prog)
+	pid := in.waitFor("started", 5*time.Second).int("pid")
+	waitFile(t, filepath.Join(dir, "ready"), 5*time.Second)
+	fd := watchPID(t, pid)
+	asked := time.Now()
+	in.signal(syscall.SIGTERM)
+	in.waitFor("killing", 5*time.Second)
+	if code := in.wait(5 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0:\n%s", code, in.log())
+	}
+	if d := time.Since(asked); d < 400*time.Millisecond {
+		t.Fatalf("stopped after %s: SIGKILL came before --stop-timeout 500ms", d)
+	}
+	if !gone(fd, time.Second) {
+		t.Fatal("program ignoring SIGTERM survived the stop")
+	}
+}
+
+// A run that crashed leaves its background processes; they are terminated
+// before the restart so that two generations never run side by side.
+func TestLeftoversOfCrashedRunAreTerminated(t *testing.T) {
+	dir := t.TempDir()
+	prog := script(t, dir, "crash.sh", fmt.Sprintf(`
+sleep 1000 &
+echo $! >> %s/bg
+sleep 0.2
+exit 3`, dir))
+	in := startRespawner(t, "-t", "0", "-n", "1", prog)
+	in.waitFor("exited", 5*time.Second)
+	in.waitFor("terminating processes left behind", 5*time.Second)
+	first, _ := strconv.Atoi(strings.Fields(waitFile(t, filepath.Join(dir, "bg"), 5*time.Second))[0])
+	in.waitFor("restarted", 5*time.Second)
+	if alive(first) {
+		t.Fatalf("background process %d of the crashed run still alive at the restart", first)
+	}
+	if code := in.wait(10 * time.Second); code != 1 {
+		t.Fatalf("exit code %d, want 1:\n%s", code, in.log())
+	}
+}
+
+func TestSIGHUPDoesNotEndSupervision(t *testing.T) {
+	in := startRespawner(t, "/bin/sleep", "--", "1000")
+	pid := in.waitFor("started", 5*time.Second).int("pid")
+	in.signal(syscall.SIGHUP)
+	in.waitFor("SIGHUP received; nothing to reopen, supervision goes on", 5*time.Second)
+	in.signal(syscall.SIGUSR1)
+	in.waitFor("signal ignored", 5*time.Second)
+	if !alive(pid) {
+		t.Fatal("program died on respawner's SIGHUP")
+	}
+	in.signal(syscall.SIGTERM)
+	if code := in.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+}

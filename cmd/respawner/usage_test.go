@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		bad  bool
+	}{
+		{"5", 5 * time.Second, false},
+		{"0", 0, false},
+		{"200ms", 200 * time.Millisecond, false},
+		{"1m30s", 90 * time.Second, false},
+		{"-1s", 0, true},
+		{"-1", 0, true},
+		{"five", 0, true},
+		{"", 0, true},
+		{"5x", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := parseDuration(tt.in)
+		if (err != nil) != tt.bad || got != tt.want {
+			t.Errorf("parseDuration(%q) = %v, %v; want %v, bad=%v", tt.in, got, err, tt.want, tt.bad)
+		}
+	}
+}
+
+func TestCodeList(t *testing.T) {
+	var c codeListValue
+	if err := c.Set("0, 7,255"); err != nil {
+		t.Fatal(err)
+	}
+	for code, want := range map[int]bool{0: true, 7: true, 255: true, 1: false, 256: false, -1: false} {
+		if c.set.Has(code) != want {
+			t.Errorf("Has(%d) = %v, want %v", code, !want, want)
+		}
+	}
+	for _, bad := range []string{"256", "-1", "a", "1,,2", ""} {
+		if err := c.Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted", bad)
+		}
+	}
+}
+
+// Bad input is one line on stderr, the documented exit code, and no process
+// left behind (checked through the test's own children: none may remain).
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	noexec := filepath.Join(dir, "noexec")
+	os.WriteFile(noexec, []byte("#!/bin/sh\n"), 0o644)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"missing program", []string{"start", "-D"}, 2, "missing PROGRAM"},
+		{"unknown flag", []string{"start", "-D", "--bogus", "/bin/true"}, 2, "unknown flag: --bogus"},
+		{"bad -t", []string{"start", "-D", "-t", "soon", "/bin/true"}, 2, "-t, --respawn-timeout"},
+		{"negative -t", []string{"start", "-D", "-t", "-5s", "/bin/true"}, 2, "must not be negative"},
+		{"bad -n", []string{"start", "-D", "-n", "-1", "/bin/true"}, 2, "respawn limit"},
+		{"bad -e", []string{"start", "-D", "-e", "0,300", "/bin/true"}, 2, "not an exit code"},
+		{"bad policy", []string{"start", "-D", "--restart", "sometimes", "/bin/true"}, 2, "on-failure, always or never"},
+		{"cap below -t", []string{"start", "-D", "-t", "5", "--respawn-max-delay", "1s", "/bin/true"}, 2, "at least the respawn timeout"},
+		{"window without limit", []string{"start", "-D", "--respawn-window", "1m", "/bin/true"}, 2, "needs a limit"},
+		{"bad name", []string{"start", "-D", "--name", "../x", "/bin/true"}, 2, "invalid --name"},
+		{"no such program", []string{"start", "-D", "no-such-program-xyz"}, 1, "not found in $PATH"},
+		{"no such path", []string{"start", "-D", filepath.Join(dir, "missing")}, 1, "no such file"},
+		{"directory", []string{"start", "-D", dir}, 1, "is a directory"},
+		{"not executable", []string{"start", "-D", noexec}, 1, "not executable"},
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			cmd := exec.Command(respawnerBin, tt.args...)
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			msg := stderr.String()
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d (stderr %q)", code, tt.code, msg)
+			}
+			if strings.Count(msg, "\n") != 1 || !strings.HasPrefix(msg, "respawner: ") || !strings.Contains(msg, tt.want) {
+				t.Errorf("stderr %q: want one line starting with \"respawner: \" that mentions %q", msg, tt.want)
+			}
+			if stdout.Len() != 0 {
+				t.Errorf("stdout %q, want nothing", stdout.String())
+			}
+		})
+	}
+}
