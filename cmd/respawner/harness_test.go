@@ -88,6 +88,41 @@ func setIgnored(sig syscall.Signal) {
 	}
 }
 
+// runtimeDir gives each test its own runtime dir (mode 0700, as respawner wants).
+func runtimeDir(t *testing.T) string {
+	t.Helper()
+	d := filepath.Join(t.TempDir(), "run")
+	if err := os.Mkdir(d, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// result is a finished respawner command.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// respawner runs a respawner command against runtime dir dir and waits for it.
+func respawner(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(respawnerBin, args...)
+	cmd.Env = append(os.Environ(), "RESPAWNER_RUNTIME_DIR="+dir)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("respawner %v: %v", args, err)
+	}
+	return r
+}
+
 // logLine is one JSON log line of respawner.
 type logLine map[string]any
 
@@ -101,6 +136,7 @@ func (l logLine) str(key string) string { s, _ := l[key].(string); return s }
 // instance is a running `respawner start -D` under test.
 type instance struct {
 	t     *testing.T
+	dir   string // its runtime dir
 	cmd   *exec.Cmd
 	lines chan logLine
 	mu    sync.Mutex
@@ -112,14 +148,20 @@ type instance struct {
 // startRespawner runs respawner start -D --log-format json ARGS and follows its log.
 func startRespawner(t *testing.T, args ...string) *instance {
 	t.Helper()
-	return startWith(t, nil, append([]string{"start", "-D", "--log-format", "json"}, args...)...)
+	return startWith(t, nil, nil, append([]string{"start", "-D", "--log-format", "json"}, args...)...)
 }
 
-func startWith(t *testing.T, prefix []string, args ...string) *instance {
+// startWith runs prefix... respawner args...; setup may adjust the command.
+func startWith(t *testing.T, prefix []string, setup func(*exec.Cmd), args ...string) *instance {
 	t.Helper()
 	argv := append(append([]string{}, prefix...), respawnerBin)
 	argv = append(argv, args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
+	dir := runtimeDir(t)
+	cmd.Env = append(os.Environ(), "RESPAWNER_RUNTIME_DIR="+dir)
+	if setup != nil {
+		setup(cmd)
+	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +169,7 @@ func startWith(t *testing.T, prefix []string, args ...string) *instance {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	in := &instance{t: t, cmd: cmd, lines: make(chan logLine, 1024), done: make(chan struct{})}
+	in := &instance{t: t, dir: dir, cmd: cmd, lines: make(chan logLine, 1024), done: make(chan struct{})}
 	go in.follow(stderr)
 	t.Cleanup(in.cleanup)
 	return in
@@ -264,17 +306,6 @@ func gone(pidfd int, timeout time.Duration) bool {
 		}
 		return err == nil && n == 1
 	}
-}
-
-// alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
 }
 
 // script writes an executable shell script into dir and returns its path.

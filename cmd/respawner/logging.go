@@ -3,10 +3,13 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/syslog"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/respawner/respawner/internal/control"
 )
 
 type logOptions struct {
@@ -55,23 +58,85 @@ func (r *reopenFile) Write(p []byte) (int, error) {
 	return r.f.Write(p)
 }
 
-// newLogger builds the root logger; reopen is non-nil when there is a file to
-// reopen on SIGHUP.
-func newLogger(o logOptions, stderr io.Writer) (log hclog.Logger, reopen func() error, err error) {
+// newInstanceLogger builds respawner's logger and, for a daemon, the logger
+// that carries the program's own output. Foreground: stderr or --log-file.
+// Daemon: --log-file when given, else syslog (facility daemon) when /dev/log
+// exists, else NAME.log in the runtime dir. reopen is non-nil for a file.
+func newInstanceLogger(o *startOptions, stderr io.Writer, daemon bool) (log, output hclog.Logger, reopen func() error, err error) {
 	out := stderr
-	if o.file != "" {
-		rf, err := openReopenFile(o.file)
+	syslogged := false
+	switch {
+	case o.log.file != "" || daemon && !syslogAvailable():
+		path := o.log.file
+		if path == "" {
+			path = control.LogPath(o.runtimeDir, o.name)
+		}
+		rf, err := openReopenFile(path)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		out, reopen = rf, rf.Reopen
+	case daemon:
+		w, err := newSyslogWriter()
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		out, syslogged = w, true
 	}
-	log = hclog.New(&hclog.LoggerOptions{
-		Name:       "respawner",
-		Level:      hclog.LevelFromString(o.level.val),
-		JSONFormat: o.format.val == "json",
-		Output:     out,
-		TimeFormat: "2006-01-02T15:04:05.000Z07:00",
-	})
-	return log, reopen, nil
+	opts := func(name string) *hclog.LoggerOptions {
+		return &hclog.LoggerOptions{
+			Name:        name,
+			Level:       hclog.LevelFromString(o.log.level.val),
+			JSONFormat:  o.log.format.val == "json",
+			Output:      out,
+			TimeFormat:  "2006-01-02T15:04:05.000Z07:00",
+			DisableTime: syslogged, // syslog stamps its own time
+		}
+	}
+	log = hclog.New(opts("respawner"))
+	if daemon {
+		output = hclog.New(opts(o.name))
+	}
+	return log, output, reopen, nil
+}
+
+// syslogSocket is /dev/log; tests point it elsewhere.
+func syslogSocket() string {
+	if p := os.Getenv("RESPAWNER_SYSLOG_SOCKET"); p != "" {
+		return p
+	}
+	return "/dev/log"
+}
+
+func syslogAvailable() bool {
+	fi, err := os.Stat(syslogSocket())
+	return err == nil && fi.Mode()&os.ModeSocket != 0
+}
+
+// syslogWriter sends each hclog line to syslog (facility daemon) with the
+// priority of its level.
+type syslogWriter struct{ w *syslog.Writer }
+
+func newSyslogWriter() (*syslogWriter, error) {
+	w, err := syslog.Dial("unixgram", syslogSocket(), syslog.LOG_DAEMON|syslog.LOG_INFO, "respawner")
+	if err != nil {
+		return nil, fmt.Errorf("syslog: %w", err)
+	}
+	return &syslogWriter{w: w}, nil
+}
+
+func (s *syslogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimRight(string(p), "\n")
+	var err error
+	switch {
+	case strings.Contains(line, "[ERROR]"), strings.Contains(line, `"@level":"error"`):
+		err = s.w.Err(line)
+	case strings.Contains(line, "[WARN]"), strings.Contains(line, `"@level":"warn"`):
+		err = s.w.Warning(line)
+	case strings.Contains(line, "[DEBUG]"), strings.Contains(line, "[TRACE]"):
+		err = s.w.Debug(line)
+	default:
+		err = s.w.Info(line)
+	}
+	return len(p), err
 }

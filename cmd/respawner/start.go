@@ -1,14 +1,15 @@
 package main
 
 import (
-	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/respawner/respawner/internal/control"
 	"github.com/respawner/respawner/internal/loop"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
 
 type startOptions struct {
@@ -22,6 +23,10 @@ type startOptions struct {
 	policy         policyValue
 	name           string
 	stopTimeout    durationValue
+	startTimeout   durationValue
+	startCheck     durationValue
+	pidfile        string
+	runtimeDir     string
 	log            logOptions
 
 	program string
@@ -33,6 +38,8 @@ func newStartCmd() *cobra.Command {
 		respawnTimeout: durationValue(5 * time.Second),
 		reset:          durationValue(60 * time.Second),
 		stopTimeout:    durationValue(10 * time.Second),
+		startTimeout:   durationValue(10 * time.Second),
+		startCheck:     durationValue(time.Second),
 		log:            newLogOptions(),
 	}
 	opts.success.set.Add(0)
@@ -74,9 +81,14 @@ reopens --log-file and never ends supervision.`,
 	f.Var(&opts.policy, "restart", "restart policy: on-failure, always or never")
 	f.StringVar(&opts.name, "name", "", "instance name (default: base name of PROGRAM)")
 	f.Var(&opts.stopTimeout, "stop-timeout", "SIGTERM first, SIGKILL after this long")
+	f.StringVarP(&opts.pidfile, "pidfile", "p", "", "the program daemonizes and writes its pid to `PATH`; -p alone means /run/NAME.pid (or /tmp/NAME.pid)")
+	f.Lookup("pidfile").NoOptDefVal = autoPidfile
+	f.Var(&opts.startTimeout, "start-timeout", "how long a daemonizing program may take to write its pidfile")
+	f.Var(&opts.startCheck, "start-check", "daemonizing start only: the first run must survive this long (0: no check)")
+	f.StringVar(&opts.runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
 	f.Var(&opts.log.level, "log-level", "trace, debug, info, warn or error")
 	f.Var(&opts.log.format, "log-format", "text or json")
-	f.StringVar(&opts.log.file, "log-file", "", "log to this file instead of stderr (reopened on SIGHUP)")
+	f.StringVar(&opts.log.file, "log-file", "", "log to this file (reopened on SIGHUP); default: stderr with -D, else syslog, else NAME.log in the runtime dir")
 	return cmd
 }
 
@@ -94,7 +106,31 @@ func (o *startOptions) validate() error {
 	if o.name == "" {
 		o.name = filepath.Base(o.program)
 	}
-	return checkName(o.name)
+	if err := checkName(o.name); err != nil {
+		return err
+	}
+	if o.pidfile == autoPidfile {
+		o.pidfile = defaultPidfile(o.name)
+	}
+	if o.pidfile != "" {
+		abs, err := filepath.Abs(o.pidfile)
+		if err != nil {
+			return usageErrorf("invalid --pidfile %q: %v", o.pidfile, err)
+		}
+		o.pidfile = abs
+	}
+	return nil
+}
+
+// autoPidfile is what -p without a value stands for.
+const autoPidfile = "\x00auto"
+
+// defaultPidfile is /run/NAME.pid, or /tmp/NAME.pid where /run is not writable.
+func defaultPidfile(name string) string {
+	if unix.Access("/run", unix.W_OK) == nil {
+		return "/run/" + name + ".pid"
+	}
+	return "/tmp/" + name + ".pid"
 }
 
 func (o *startOptions) machineConfig() loop.Config {
@@ -107,6 +143,11 @@ func (o *startOptions) machineConfig() loop.Config {
 		Policy:         loop.Policy(o.policy),
 		Success:        o.success.set,
 		StopTimeout:    time.Duration(o.stopTimeout),
+		Pidfile:        o.pidfile != "",
+		StartTimeout:   time.Duration(o.startTimeout),
+	}
+	if !o.foreground {
+		cfg.StartCheck = time.Duration(o.startCheck)
 	}
 	if cfg.MaxDelay > cfg.RespawnTimeout {
 		cfg.Jitter = rand.Float64
@@ -122,29 +163,22 @@ func runStart(c *cobra.Command, o *startOptions) error {
 	if err != nil {
 		return err
 	}
-	if !o.foreground {
-		return errors.New("daemon mode is not available yet: use -D to run in the foreground")
+	if err := control.Prepare(o.runtimeDir); err != nil {
+		return err
+	}
+	if pid, live := control.Live(o.runtimeDir, o.name); live {
+		return &control.RunningError{Name: o.name, PID: pid}
+	}
+	report, isDaemon := daemonReportFile()
+	if !o.foreground && !isDaemon {
+		return daemonize(c)
 	}
 	// Hygiene before anything else starts: what we inherited must not reach the program.
 	if err := loop.CloseInheritedFDs(); err != nil {
 		return err
 	}
 	loop.ResetIgnoredSignals()
-
-	log, reopen, err := newLogger(o.log, c.ErrOrStderr())
-	if err != nil {
-		return err
-	}
-	l := loop.New(loop.Options{
-		Name:    o.name,
-		Path:    path,
-		Argv:    append([]string{o.program}, o.args...),
-		Env:     os.Environ(),
-		Machine: o.machineConfig(),
-		Log:     log.Named(o.name),
-		Reopen:  reopen,
-	})
-	code, err := l.Run()
+	code, err := supervise(c, o, path, report)
 	if err != nil {
 		return err
 	}
@@ -152,4 +186,56 @@ func runStart(c *cobra.Command, o *startOptions) error {
 		return silentExit(exitCode(code))
 	}
 	return nil
+}
+
+// supervise runs one instance in this process: the foreground of -D, or the
+// daemon that `start` re-executed. report is nil in the foreground.
+func supervise(c *cobra.Command, o *startOptions, path string, report *os.File) (int, error) {
+	fail := func(err error) (int, error) {
+		if report != nil {
+			sendReport(report, err)
+		}
+		return 1, err
+	}
+	lock, err := control.Acquire(o.runtimeDir, o.name)
+	if err != nil {
+		return fail(err)
+	}
+	defer lock.Release()
+	ctl, err := control.Listen(control.SockPath(o.runtimeDir, o.name))
+	if err != nil {
+		return fail(err)
+	}
+	log, output, reopen, err := newInstanceLogger(o, c.ErrOrStderr(), report != nil)
+	if err != nil {
+		return fail(err)
+	}
+	stdin := uintptr(0)
+	if report != nil {
+		null, err := os.Open(os.DevNull)
+		if err != nil {
+			return fail(err)
+		}
+		defer null.Close()
+		stdin = null.Fd()
+	}
+	opts := loop.Options{
+		Name:      o.name,
+		Path:      path,
+		Argv:      append([]string{o.program}, o.args...),
+		Env:       programEnv(),
+		Stdin:     stdin,
+		Machine:   o.machineConfig(),
+		Log:       log.Named(o.name),
+		Reopen:    reopen,
+		Output:    output,
+		Pidfile:   o.pidfile,
+		ControlFD: ctl,
+		StatePath: control.StatePath(o.runtimeDir, o.name),
+		Adopt:     adoptable(o.runtimeDir, o.name),
+	}
+	if report != nil {
+		opts.Report = func(err error) { sendReport(report, err) }
+	}
+	return loop.New(opts).Run()
 }

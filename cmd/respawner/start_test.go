@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -116,9 +118,21 @@ func TestChildHygiene(t *testing.T) {
 				t.Setenv("RESPAWNER_TEST_HELPER", "hostile-parent")
 				prefix = []string{os.Args[0]}
 			}
-			in := startWith(t, prefix, "start", "-D", "--log-format", "json", "-t", "0", "/bin/sleep", "--", "1000")
+			// cat echoes a line from the test: once the echo is back, cat is
+			// past its start-up (the dynamic loader's descriptors are closed).
+			var stdin io.WriteCloser
+			var stdout *bufio.Reader
+			in := startWith(t, prefix, func(c *exec.Cmd) {
+				w, _ := c.StdinPipe()
+				r, _ := c.StdoutPipe()
+				stdin, stdout = w, bufio.NewReader(r)
+			}, "start", "-D", "--log-format", "json", "-t", "0", "/bin/cat")
 			t.Setenv("RESPAWNER_TEST_HELPER", "")
 			pid := in.waitFor("started", 5*time.Second).int("pid")
+			fmt.Fprintln(stdin, "ping")
+			if line, err := stdout.ReadString('\n'); err != nil || line != "ping\n" {
+				t.Fatalf("cat echoed %q, %v", line, err)
+			}
 			if hostile {
 				// The hostile parent really did hand respawner a blocked mask and fd 7:
 				// other threads than the loop's still block what it blocked.
@@ -144,13 +158,14 @@ func TestChildHygiene(t *testing.T) {
 				fds = append(fds, e.Name())
 			}
 			if strings.Join(fds, ",") != "0,1,2" {
-				t.Errorf("child fds = %v, want only 0,1,2", fds)
+				l3, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/3", pid))
+				t.Errorf("child fds = %v (3 is %s), want only 0,1,2", fds, l3)
 			}
 			pgid, _ := syscall.Getpgid(pid)
 			if pgid != pid {
 				t.Errorf("child pgid = %d, want its own group %d", pgid, pid)
 			}
-			in.signal(syscall.SIGTERM)
+			stdin.Close() // cat ends cleanly at EOF, and supervision with it
 			if code := in.wait(10 * time.Second); code != 0 {
 				t.Fatalf("exit code %d, want 0:\n%s", code, in.log())
 			}

@@ -1,11 +1,13 @@
 package loop
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -16,23 +18,47 @@ import (
 
 // Options describe one supervised program.
 type Options struct {
-	Name    string    // instance name, used in logs
-	Path    string    // resolved path of the program
-	Argv    []string  // argv, argv[0] included
-	Env     []string  // environment of the program
-	Files   []uintptr // stdin, stdout, stderr of the program; nil means 0, 1, 2
+	Name    string   // instance name, used in logs and status
+	Path    string   // resolved path of the program
+	Argv    []string // argv, argv[0] included
+	Env     []string // environment of the program
+	Stdin   uintptr  // the program's stdin (fd 0 of respawner, or /dev/null)
 	Machine Config
 	Log     hclog.Logger
 	// Reopen is called on SIGHUP (logrotate); nil when there is nothing to reopen.
 	Reopen func() error
+	// Output, when set, receives the program's stdout and stderr line by line
+	// (daemon mode); otherwise the program writes to respawner's own 1 and 2.
+	Output hclog.Logger
+	// Pidfile is the path the daemonizing program writes its pid to (-p).
+	Pidfile string
+	// ControlFD is the listening control socket (0 or -1: none).
+	ControlFD int
+	// StatePath is where the program's identity is kept for adoption ("" none).
+	StatePath string
+	// Adopt, when set, names a live program left by a killed respawner.
+	Adopt *Adoption
+	// Report is called once: with nil when the first run counts as started,
+	// or with the reason when supervision ends before that.
+	Report func(error)
+}
+
+// Adoption identifies a running program to take over.
+type Adoption struct {
+	PID, PGID int
+	Started   time.Time
 }
 
 // stopBit in pending is a stop request that did not come from a signal.
 const stopBit = 1 << 0
 
+// stderrTail is how many of the program's last stderr lines a failed start reports.
+const stderrTail = 10
+
 // Loop is the supervisor: one goroutine, locked to its thread, blocked in
-// epoll_wait over a pidfd per watched process, a timerfd per Machine timer, and
-// an eventfd through which signals and stop requests arrive. It turns ready
+// epoll_wait over a pidfd per watched process, a timerfd per Machine timer,
+// an eventfd through which signals and stop requests arrive, the control
+// socket, and (daemon mode) the program's output pipes. It turns ready
 // descriptors into Events for the Machine and the Machine's Actions into
 // syscalls; it holds no policy of its own.
 type Loop struct {
@@ -46,26 +72,41 @@ type Loop struct {
 	pending atomic.Uint64 // signal numbers (and stopBit) waiting for the loop
 	ready   chan struct{} // closed once evfd exists
 
-	pid   int         // the program's pid, 0 when not running
-	pidfd int         // pidfd of pid, -1 when none
-	pgid  int         // process group of the current run, 0 once it is gone
-	tree  map[int]int // pidfd -> pid of leftover processes being waited for
-	exit  *Exit
+	pid        int         // the watched process, 0 when none
+	pidfd      int         // pidfd of pid, -1 when none
+	pgid       int         // process group of the current run, 0 once it is gone
+	tree       map[int]int // pidfd -> pid of other processes of the run being waited for
+	collecting bool        // CollectTree: TreeEmpty is due when all are gone
+
+	queue    []Event // events raised while acting, stepped in order
+	stepping bool
+
+	ctl   ctlSocket
+	pf    pidfileWatch
+	out   [2]output // stdout, stderr of the program (daemon mode)
+	files []uintptr // fds 0, 1, 2 of the program
+
+	reported bool
+	exit     *Exit
 }
 
 // New returns a loop for opt; Run starts it.
 func New(opt Options) *Loop {
-	if opt.Files == nil {
-		opt.Files = []uintptr{0, 1, 2}
-	}
 	if opt.Log == nil {
 		opt.Log = hclog.NewNullLogger()
 	}
-	return &Loop{
+	l := &Loop{
 		opt: opt, log: opt.Log, m: NewMachine(opt.Machine),
-		epfd: -1, evfd: -1, pidfd: -1, timers: [numTimers]int{-1, -1},
+		epfd: -1, evfd: -1, pidfd: -1, timers: [numTimers]int{-1, -1, -1},
 		tree: map[int]int{}, ready: make(chan struct{}),
+		ctl: ctlSocket{listen: opt.ControlFD, conns: map[int]*conn{}},
+		pf:  pidfileWatch{fd: -1},
+		out: [2]output{{r: -1, w: -1}, {r: -1, w: -1}},
 	}
+	if opt.ControlFD <= 0 {
+		l.ctl.listen = -1
+	}
+	return l
 }
 
 // Stop asks the loop to stop the program and return. It is safe to call from
@@ -75,10 +116,6 @@ func (l *Loop) Stop() {
 	<-l.ready
 	writeEventfd(l.evfd)
 }
-
-// Snapshot reports the machine's state. Only the loop goroutine may call it
-// while Run is active.
-func (l *Loop) Snapshot() Snapshot { return l.m.Snapshot() }
 
 // handledSignals reach the loop; everything else keeps its default.
 // SIGPIPE is taken so that a closed stderr yields EPIPE instead of killing us
@@ -94,6 +131,7 @@ func (l *Loop) Run() (int, error) {
 	defer runtime.UnlockOSThread()
 	defer l.closeAll()
 	if err := l.setup(); err != nil {
+		l.report(err)
 		return 1, err
 	}
 
@@ -103,7 +141,13 @@ func (l *Loop) Run() (int, error) {
 	defer func() { signal.Stop(sigs); close(done) }()
 	go l.forwardSignals(sigs, done)
 
-	l.act(l.m.Start(time.Now()))
+	if a := l.opt.Adopt; a != nil {
+		l.pgid = a.PGID
+		l.log.Info("adopting running program", "pid", a.PID)
+		l.act(l.m.Adopt(time.Now(), a.PID, a.Started))
+	} else {
+		l.act(l.m.Start(time.Now()))
+	}
 	var events [16]unix.EpollEvent
 	for l.exit == nil {
 		n, err := unix.EpollWait(l.epfd, events[:], -1)
@@ -116,6 +160,9 @@ func (l *Loop) Run() (int, error) {
 		for i := 0; i < n && l.exit == nil; i++ {
 			l.dispatch(int(events[i].Fd))
 		}
+	}
+	if l.opt.StatePath != "" {
+		os.Remove(l.opt.StatePath)
 	}
 	return l.exit.Code, nil
 }
@@ -148,11 +195,25 @@ func (l *Loop) setup() error {
 			return err
 		}
 	}
+	if l.ctl.listen >= 0 {
+		if err := epollAdd(l.epfd, l.ctl.listen); err != nil {
+			return err
+		}
+	}
+	l.files = []uintptr{l.opt.Stdin, 1, 2}
+	if l.opt.Output != nil {
+		for i := range l.out {
+			if err := l.out[i].open(l.epfd); err != nil {
+				return err
+			}
+			l.files[i+1] = uintptr(l.out[i].w)
+		}
+	}
 	return nil
 }
 
 func (l *Loop) closeAll() {
-	for _, fd := range append([]int{l.epfd, l.evfd, l.pidfd}, l.timers[:]...) {
+	for _, fd := range append([]int{l.epfd, l.evfd, l.pidfd, l.pf.fd}, l.timers[:]...) {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
@@ -160,6 +221,10 @@ func (l *Loop) closeAll() {
 	for fd := range l.tree {
 		unix.Close(fd)
 	}
+	for i := range l.out {
+		l.out[i].close()
+	}
+	l.ctl.closeAll()
 }
 
 // forwardSignals is the self-pipe of s6 done with an eventfd: signalfd cannot
@@ -182,20 +247,41 @@ func (l *Loop) dispatch(fd int) {
 		readCounter(fd)
 		l.signals(l.pending.Swap(0))
 	case fd == l.pidfd:
-		l.childExited()
-	case fd == l.timers[RespawnTimer], fd == l.timers[KillTimer]:
+		l.watchedExited()
+	case fd == l.timers[RespawnTimer], fd == l.timers[KillTimer], fd == l.timers[StartTimer]:
 		if !readCounter(fd) {
 			return // disarmed after it became ready
 		}
-		id := RespawnTimer
-		if fd == l.timers[KillTimer] {
-			id = KillTimer
-		}
-		l.step(TimerFired{ID: id})
+		l.timerFired(fd)
+	case fd == l.pf.fd:
+		l.pf.drain()
+		l.checkPidfile()
+	case fd == l.ctl.listen:
+		l.accept()
+	case fd == l.out[0].r:
+		l.forward(&l.out[0], false)
+	case fd == l.out[1].r:
+		l.forward(&l.out[1], true)
 	default:
 		if pid, ok := l.tree[fd]; ok {
 			l.leftoverExited(fd, pid)
+		} else if c, ok := l.ctl.conns[fd]; ok {
+			l.serve(fd, c)
 		}
+	}
+}
+
+func (l *Loop) timerFired(fd int) {
+	for id := range l.timers {
+		if l.timers[id] != fd {
+			continue
+		}
+		if TimerID(id) == StartTimer && l.m.awaiting {
+			// The machine only knows the pidfile is late; the loop knows why.
+			l.step(PidfileFailed{Err: l.pf.timeoutError(l.opt.Pidfile, l.opt.Machine.StartTimeout)})
+			return
+		}
+		l.step(TimerFired{ID: TimerID(id)})
 	}
 }
 
@@ -229,12 +315,29 @@ func (l *Loop) signals(bits uint64) {
 	}
 }
 
+// step feeds ev to the machine and carries out the actions. Events raised
+// while acting are queued and stepped after, in order, so actions of one step
+// are never interleaved with those of the next.
 func (l *Loop) step(ev Event) {
-	l.act(l.m.Step(time.Now(), ev))
+	l.queue = append(l.queue, ev)
+	if l.stepping {
+		return
+	}
+	l.stepping = true
+	for len(l.queue) > 0 && l.exit == nil {
+		ev := l.queue[0]
+		l.queue = l.queue[1:]
+		l.act(l.m.Step(time.Now(), ev))
+	}
+	l.queue = l.queue[:0]
+	l.stepping = false
 }
 
 func (l *Loop) act(acts []Action) {
 	for _, a := range acts {
+		if l.exit != nil {
+			return
+		}
 		switch a := a.(type) {
 		case Spawn:
 			l.spawn(a)
@@ -251,6 +354,20 @@ func (l *Loop) act(acts []Action) {
 			}
 		case SignalTree:
 			l.signalTree(a.Sig)
+		case CollectTree:
+			l.collecting = true
+			l.watchLeftovers()
+			l.checkCollected()
+		case WatchPidfile:
+			if err := l.pf.start(l.epfd, l.opt.Pidfile); err != nil {
+				l.step(PidfileFailed{Err: err})
+			} else {
+				l.checkPidfile()
+			}
+		case Follow:
+			l.follow(a.PID)
+		case Ready:
+			l.report(nil)
 		case Exit:
 			l.finish(a)
 		}
@@ -260,21 +377,50 @@ func (l *Loop) act(acts []Action) {
 func (l *Loop) fatal(err error) {
 	l.log.Error("fatal", "error", err)
 	l.signalTree(unix.SIGKILL)
-	l.exit = &Exit{Code: 1, Reason: err.Error()}
+	l.finish(Exit{Code: 1, Reason: err.Error()})
 }
 
 func (l *Loop) finish(a Exit) {
 	l.exit = &a
+	l.pf.stop()
+	if l.opt.Output != nil { // what the program said last belongs before our verdict
+		l.forward(&l.out[0], false)
+		l.forward(&l.out[1], true)
+	}
 	switch {
-	case a.Code != 0 && a.Reason != "":
+	case a.Code != 0:
 		l.log.Error(a.Reason, "restarts", l.m.restarts)
 	default:
 		l.log.Info(a.Reason)
 	}
+	if !l.reported {
+		reason := a.Reason
+		if tail := l.out[1].tailText(); tail != "" {
+			reason += "; its stderr ended with:\n" + tail
+		}
+		l.report(errors.New(reason))
+	}
+}
+
+func (l *Loop) report(err error) {
+	if l.reported {
+		return
+	}
+	l.reported = true
+	if l.opt.Report != nil {
+		l.opt.Report(err)
+	}
 }
 
 func (l *Loop) spawn(a Spawn) {
-	pid, pidfd, err := spawn(l.opt.Path, l.opt.Argv, l.opt.Env, l.opt.Files)
+	if l.opt.Pidfile != "" {
+		if err := clearStalePidfile(l.opt.Pidfile); err != nil {
+			l.log.Error("cannot start program", "error", err)
+			l.step(SpawnFailed{Err: err})
+			return
+		}
+	}
+	pid, pidfd, err := spawn(l.opt.Path, l.opt.Argv, l.opt.Env, l.files)
 	if err != nil {
 		l.log.Error("cannot start program", "error", err)
 		l.step(SpawnFailed{Err: err})
@@ -292,6 +438,7 @@ func (l *Loop) spawn(a Spawn) {
 	} else {
 		l.log.Info("restarted", "restart", restartOf(a), "pid", pid)
 	}
+	l.saveState()
 	l.step(Started{PID: pid})
 }
 
@@ -302,9 +449,65 @@ func restartOf(a Spawn) string {
 	return strconv.Itoa(a.Restart) + "/" + strconv.Itoa(a.Limit)
 }
 
-func (l *Loop) childExited() {
-	st, err := waitPidfd(l.pidfd)
+// follow makes pid the watched process: a daemon that left its launcher, or
+// a program adopted from a killed respawner.
+func (l *Loop) follow(pid int) {
+	if l.pidfd >= 0 && l.pid != pid {
+		// The launcher is still alive (the pidfile came first): it is one of
+		// the run's other processes now.
+		l.tree[l.pidfd] = l.pid
+		l.pid, l.pidfd = 0, -1
+	}
+	fd := -1
+	for f, p := range l.tree {
+		if p == pid {
+			fd = f
+			delete(l.tree, f)
+		}
+	}
+	if fd < 0 {
+		var err error
+		if fd, err = unix.PidfdOpen(pid, 0); err != nil {
+			l.log.Warn("daemon vanished before it could be watched", "pid", pid, "error", err)
+			l.step(Exited{Status: ExitStatus{Unknown: true}})
+			return
+		}
+		if err := epollAdd(l.epfd, fd); err != nil {
+			unix.Close(fd)
+			l.fatal(err)
+			return
+		}
+	}
+	l.pid, l.pidfd = pid, fd
+	if l.opt.Adopt == nil || l.opt.Adopt.PID != pid {
+		l.log.Info("following daemon", "pid", pid)
+	}
+	l.saveState()
+}
+
+// saveState records the program's identity (pid, start time, process group)
+// so that a respawner started after this one was killed can adopt it.
+func (l *Loop) saveState() {
+	if l.opt.StatePath == "" || l.pid == 0 {
+		return
+	}
+	st, err := procStartTicks(l.pid)
 	if err != nil {
+		return
+	}
+	data := fmt.Sprintf("%d %d %d\n", l.pid, st, l.pgid)
+	tmp := l.opt.StatePath + ".tmp"
+	if err := os.WriteFile(tmp, []byte(data), 0o600); err == nil {
+		os.Rename(tmp, l.opt.StatePath)
+	}
+}
+
+// watchedExited handles the end of the watched process.
+func (l *Loop) watchedExited() {
+	st, err := waitPidfd(l.pidfd)
+	if errors.Is(err, unix.ECHILD) {
+		st = ExitStatus{Unknown: true} // adopted: not our child, status unknowable
+	} else if err != nil {
 		l.fatal(err)
 		return
 	}
@@ -312,21 +515,29 @@ func (l *Loop) childExited() {
 	pid := l.pid
 	unix.Close(l.pidfd) // closing also removes it from the epoll set
 	l.pid, l.pidfd = 0, -1
-	if st.Signal != 0 {
+	switch {
+	case st.Unknown:
+		l.log.Info("exited", "pid", pid, "status", "unknown (not our child)", "uptime", uptime)
+	case st.Signal != 0:
 		l.log.Info("killed by signal", "pid", pid, "signal", signalName(st.Signal), "uptime", uptime)
-	} else {
+	default:
 		l.log.Info("exited", "pid", pid, "status", st.Code, "uptime", uptime)
 	}
+	if l.collecting {
+		l.checkCollected()
+		return
+	}
 	leftovers := l.watchLeftovers()
-	if !leftovers {
+	if len(leftovers) == 0 {
 		l.pgid = 0
 	}
 	l.step(Exited{Status: st, Leftovers: leftovers})
 }
 
 // watchLeftovers opens a pidfd for each of our children that is not yet
-// watched: what the program left behind, reparented to us as subreaper.
-func (l *Loop) watchLeftovers() bool {
+// watched (what the run left behind, reparented to us as subreaper) and
+// returns the pids of all the run's processes being waited for.
+func (l *Loop) watchLeftovers() []int {
 	for _, pid := range children(os.Getpid(), nil) {
 		if l.watched(pid) {
 			continue
@@ -342,7 +553,14 @@ func (l *Loop) watchLeftovers() bool {
 		l.tree[fd] = pid
 		l.log.Debug("waiting for leftover process", "pid", pid)
 	}
-	return len(l.tree) > 0
+	if len(l.tree) == 0 {
+		return nil
+	}
+	pids := make([]int, 0, len(l.tree))
+	for _, p := range l.tree {
+		pids = append(pids, p)
+	}
+	return pids
 }
 
 func (l *Loop) watched(pid int) bool {
@@ -364,10 +582,21 @@ func (l *Loop) leftoverExited(fd, pid int) {
 	if err == nil {
 		l.log.Debug("leftover process ended", "pid", pid, "status", st.String())
 	}
-	if !l.watchLeftovers() {
-		l.pgid = 0
-		l.step(TreeEmpty{})
+	l.watchLeftovers() // its children, if any, are ours now
+	if l.collecting {
+		l.checkCollected()
 	}
+}
+
+// checkCollected raises TreeEmpty once the watched process and every other
+// process of the run are gone.
+func (l *Loop) checkCollected() {
+	if l.pidfd >= 0 || len(l.tree) > 0 {
+		return
+	}
+	l.collecting = false
+	l.pgid = 0
+	l.step(TreeEmpty{})
 }
 
 // reapOrphans collects zombies reparented to us while the program runs (a
@@ -384,10 +613,11 @@ func (l *Loop) reapOrphans() {
 	}
 }
 
-// signalTree sends sig to the process group of the run, then to every
-// descendant outside it (daemons that called setsid), so nothing the program
-// started outlives a stop. SIGTERM is followed by SIGCONT so that a stopped
-// (SIGSTOP) process can act on it.
+// signalTree sends sig to the process group of the run, to the watched
+// process when it left that group (a daemon, an adopted program), and to
+// every descendant outside the group (daemons that called setsid), so nothing
+// the program started outlives a stop. SIGTERM is followed by SIGCONT so that
+// a stopped (SIGSTOP) process can act on it.
 func (l *Loop) signalTree(sig syscall.Signal) {
 	send := func(target int) {
 		err := ignoreESRCH(unix.Kill(target, sig))
@@ -401,8 +631,15 @@ func (l *Loop) signalTree(sig syscall.Signal) {
 	if l.pgid > 0 {
 		send(-l.pgid)
 	}
-	self := os.Getpid()
-	for _, pid := range descendants(self, nil) {
+	if l.pidfd >= 0 {
+		if pgid, err := unix.Getpgid(l.pid); err == nil && pgid != l.pgid {
+			unix.PidfdSendSignal(l.pidfd, sig, nil, 0)
+			if sig == unix.SIGTERM {
+				unix.PidfdSendSignal(l.pidfd, unix.SIGCONT, nil, 0)
+			}
+		}
+	}
+	for _, pid := range descendants(os.Getpid(), nil) {
 		if pgid, err := unix.Getpgid(pid); err == nil && (pgid != l.pgid || l.pgid == 0) {
 			send(pid)
 		}
@@ -415,4 +652,68 @@ func (l *Loop) signalTree(sig syscall.Signal) {
 	default:
 		l.log.Info("stopping", "signal", signalName(sig), "timeout", l.opt.Machine.StopTimeout)
 	}
+}
+
+// forward logs the program's output line by line (daemon mode).
+func (l *Loop) forward(o *output, stderr bool) {
+	for _, line := range o.read() {
+		if stderr {
+			l.opt.Output.Warn(line)
+		} else {
+			l.opt.Output.Info(line)
+		}
+	}
+}
+
+// checkPidfile reads the pidfile and, once it names a live descendant of
+// ours, follows that process.
+func (l *Loop) checkPidfile() {
+	if !l.m.awaiting {
+		l.pf.stop()
+		return
+	}
+	pid, err := readPidfile(l.opt.Pidfile)
+	switch {
+	case err != nil:
+		l.pf.problem = err // absent, partial or garbage: wait for the next write
+		return
+	case !processAlive(pid):
+		l.pf.problem = fmt.Errorf("pidfile %s names pid %d, which is not running", l.opt.Pidfile, pid)
+		return
+	case !isDescendant(pid, os.Getpid()):
+		l.pf.stop()
+		l.step(PidfileFailed{Err: fmt.Errorf("pidfile %s names pid %d, which respawner did not start: refusing to watch or signal it", l.opt.Pidfile, pid)})
+		return
+	}
+	l.pf.stop()
+	l.log.Info("pidfile read", "path", l.opt.Pidfile, "pid", pid)
+	l.step(PidfileRead{PID: pid})
+}
+
+// procStartTicks is the start time of pid in clock ticks since boot.
+func procStartTicks(pid int) (uint64, error) {
+	f, err := procStatFields(pid)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// procStatFields returns the fields of /proc/PID/stat after "(comm)": f[0]
+// is the state (field 3), f[1] the ppid (field 4), f[19] the start time.
+func procStatFields(pid int) ([]string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return nil, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return f, nil
 }

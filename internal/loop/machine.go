@@ -72,9 +72,15 @@ func ParsePolicy(s string) (Policy, error) {
 type ExitStatus struct {
 	Code   int            // exit code when Signal is 0
 	Signal syscall.Signal // killing signal, 0 for a normal exit
+	// Unknown: the process was not our child (adopted), so its status could
+	// not be collected. It counts as a failure.
+	Unknown bool
 }
 
 func (e ExitStatus) String() string {
+	if e.Unknown {
+		return "exit status unknown"
+	}
 	if e.Signal != 0 {
 		return "killed by signal " + signalName(e.Signal)
 	}
@@ -106,6 +112,13 @@ type Config struct {
 	Policy         Policy
 	Success        CodeSet       // clean exit codes besides those of cleanSignals; 0 must be added explicitly
 	StopTimeout    time.Duration // SIGTERM, then SIGKILL after this long
+	// Pidfile: the program daemonizes and names its daemon in a pidfile; each
+	// run waits up to StartTimeout for it, then follows the pid it names.
+	Pidfile      bool
+	StartTimeout time.Duration
+	// StartCheck: the first run must survive this long to count as started
+	// (daemonizing start reports it); 0 means started as soon as it runs.
+	StartCheck time.Duration
 	// Jitter returns a number in [0, 1); it shortens backoff delays by up to 10 %
 	// so that many instances do not restart in lockstep. Nil means no jitter.
 	Jitter func() float64
@@ -114,6 +127,9 @@ type Config struct {
 // Clean reports whether st counts as a clean exit: a code of the success set, or
 // death by SIGTERM, SIGINT, SIGHUP or SIGPIPE (as systemd counts them).
 func (c *Config) Clean(st ExitStatus) bool {
+	if st.Unknown {
+		return false
+	}
 	switch st.Signal {
 	case 0:
 		return c.Success.Has(st.Code)
@@ -131,6 +147,8 @@ const (
 	RespawnTimer TimerID = iota
 	// KillTimer escalates SIGTERM to SIGKILL.
 	KillTimer
+	// StartTimer bounds the wait for a pidfile, or times the start check.
+	StartTimer
 	numTimers
 )
 
@@ -143,14 +161,14 @@ type Started struct{ PID int }
 // SpawnFailed: the program could not be executed.
 type SpawnFailed struct{ Err error }
 
-// Exited: the program's process ended and was reaped. Leftovers says whether
-// processes it started are still alive (the loop watches them until TreeEmpty).
+// Exited: the watched process ended and was reaped. Leftovers are the pids of
+// processes of its tree still alive (reparented to us); the loop watches them.
 type Exited struct {
 	Status    ExitStatus
-	Leftovers bool
+	Leftovers []int
 }
 
-// TreeEmpty: the last leftover process of the program's tree is gone.
+// TreeEmpty: after CollectTree, the last process of the run's tree is gone.
 type TreeEmpty struct{}
 
 // TimerFired: the timer ID expired.
@@ -159,12 +177,20 @@ type TimerFired struct{ ID TimerID }
 // StopRequested: an operator asked to stop (SIGTERM/SIGINT to respawner, or `stop`).
 type StopRequested struct{}
 
+// PidfileRead: the pidfile names PID, a live descendant of respawner.
+type PidfileRead struct{ PID int }
+
+// PidfileFailed: the pidfile cannot be trusted or never came.
+type PidfileFailed struct{ Err error }
+
 func (Started) event()       {}
 func (SpawnFailed) event()   {}
 func (Exited) event()        {}
 func (TreeEmpty) event()     {}
 func (TimerFired) event()    {}
 func (StopRequested) event() {}
+func (PidfileRead) event()   {}
+func (PidfileFailed) event() {}
 
 // Action is something the loop must do.
 type Action interface{ action() }
@@ -182,8 +208,21 @@ type ArmTimer struct {
 type DisarmTimer struct{ ID TimerID }
 
 // SignalTree sends Sig to the program's process group and to every process it
-// left behind (descendants that called setsid included).
+// started (descendants that called setsid included).
 type SignalTree struct{ Sig syscall.Signal }
+
+// CollectTree waits for the watched process and everything left of its tree;
+// the loop answers with TreeEmpty once all are gone (at once if none are).
+type CollectTree struct{}
+
+// WatchPidfile starts reading the pidfile, answered by PidfileRead or PidfileFailed.
+type WatchPidfile struct{}
+
+// Follow makes PID the watched process: a daemon that left its launcher.
+type Follow struct{ PID int }
+
+// Ready reports the first run as started (daemonizing `start` returns 0).
+type Ready struct{}
 
 // Exit ends supervision with the process exit Code; Reason says why.
 type Exit struct {
@@ -191,11 +230,15 @@ type Exit struct {
 	Reason string
 }
 
-func (Spawn) action()       {}
-func (ArmTimer) action()    {}
-func (DisarmTimer) action() {}
-func (SignalTree) action()  {}
-func (Exit) action()        {}
+func (Spawn) action()        {}
+func (ArmTimer) action()     {}
+func (DisarmTimer) action()  {}
+func (SignalTree) action()   {}
+func (CollectTree) action()  {}
+func (WatchPidfile) action() {}
+func (Follow) action()       {}
+func (Ready) action()        {}
+func (Exit) action()         {}
 
 // outcome is what follows once a run and its leftovers are gone.
 type outcome struct {
@@ -212,7 +255,7 @@ type Machine struct {
 	cfg Config
 
 	state     State
-	pid       int           // the running program's pid, 0 when none
+	pid       int           // the watched process (launcher or followed daemon), 0 when none
 	started   time.Time     // when the current run started
 	since     time.Time     // when state last changed
 	restarts  int           // restarts so far (total)
@@ -220,30 +263,39 @@ type Machine struct {
 	window    []time.Time   // times of restarts still counted by a windowed limit
 	lastExit  *ExitStatus   // how the last run ended, nil before the first exit
 	pending   outcome       // what Cleanup leads to
-	stopping  bool          // a stop was requested while Starting
+	stopping  bool          // a stop was requested while Starting, before Started
 	delayUsed time.Duration // the delay of the current Backoff
+	following bool          // pid is a daemon followed after its launcher exited
+	awaiting  bool          // waiting for the pidfile (Starting)
+	checking  bool          // the start check of the first run is timing
+	ready     bool          // the first run has been reported started
 }
 
-// NewMachine returns a machine in Idle. Call Start to begin.
+// NewMachine returns a machine in Idle. Call Start (or Adopt) to begin.
 func NewMachine(cfg Config) *Machine {
 	return &Machine{cfg: cfg}
 }
 
 // Snapshot is the machine's externally visible state.
 type Snapshot struct {
-	State    State
-	PID      int
-	Restarts int
-	LastExit *ExitStatus
-	Since    time.Time // when the current state began
-	Started  time.Time // when the current run started (valid while Running)
-	Delay    time.Duration
+	State     State
+	PID       int
+	Restarts  int
+	LastExit  *ExitStatus
+	Since     time.Time     // when the current state began
+	Started   time.Time     // when the current run started
+	Delay     time.Duration // the delay of the current Backoff
+	Following bool          // PID is a daemon followed after its launcher exited
+	Awaiting  bool          // waiting for the pidfile
+	Ready     bool          // the first run has been reported started
+	Reason    string        // why supervision ended, in a final state
 }
 
 // Snapshot reports the current state for status output and logging.
 func (m *Machine) Snapshot() Snapshot {
 	return Snapshot{State: m.state, PID: m.pid, Restarts: m.restarts, LastExit: m.lastExit,
-		Since: m.since, Started: m.started, Delay: m.delayUsed}
+		Since: m.since, Started: m.started, Delay: m.delayUsed, Following: m.following,
+		Awaiting: m.awaiting, Ready: m.ready, Reason: m.pending.reason}
 }
 
 // State returns the current state.
@@ -258,6 +310,17 @@ func (m *Machine) Start(now time.Time) []Action {
 	return []Action{Spawn{Restart: 0, Limit: m.cfg.Limit}}
 }
 
+// Adopt begins supervision of a program that is already running as pid, left
+// by a respawner that was killed. It counts as started.
+func (m *Machine) Adopt(now time.Time, pid int, started time.Time) []Action {
+	if m.state != Idle {
+		return nil
+	}
+	m.pid, m.started, m.following, m.ready = pid, started, true, true
+	m.set(Running, now)
+	return []Action{Follow{PID: pid}, Ready{}}
+}
+
 func (m *Machine) set(s State, now time.Time) {
 	m.state = s
 	m.since = now
@@ -267,112 +330,198 @@ func (m *Machine) set(s State, now time.Time) {
 func (m *Machine) Step(now time.Time, ev Event) []Action {
 	switch ev := ev.(type) {
 	case Started:
-		if m.state != Starting {
+		if m.state != Starting || m.pid != 0 {
 			return nil
 		}
-		m.pid = ev.PID
-		m.started = now
-		m.set(Running, now)
-		if m.stopping {
-			return m.stop(now)
-		}
-		return nil
-
+		return m.runStarted(now, ev.PID)
 	case SpawnFailed:
-		if m.state != Starting {
+		if m.state != Starting || m.pid != 0 {
 			return nil
 		}
-		if m.restarts == 0 || m.stopping {
+		if !m.ready || m.stopping {
 			m.set(Failed, now)
 			return []Action{Exit{Code: 1, Reason: ev.Err.Error()}}
 		}
 		// A restart that cannot exec (binary replaced mid-deploy) counts as a
 		// failed run, so backoff and the limit apply instead of a tight loop.
 		m.started = now
-		return m.exited(now, ExitStatus{Code: 127}, false)
-
+		m.lastExit = &ExitStatus{Code: 127}
+		return m.finish(now, m.decide(now, false, "cannot start"), false)
 	case Exited:
-		switch m.state {
-		case Running:
-			return m.exited(now, ev.Status, ev.Leftovers)
-		case Stopping:
-			m.lastExit = &ev.Status
-			m.pid = 0
-			if ev.Leftovers {
-				return nil // wait for TreeEmpty, the kill timer is armed
-			}
-			return m.finish(now, outcome{exit: true, reason: "stopped"}, true)
-		}
-		return nil
-
+		return m.exited(now, ev)
 	case TreeEmpty:
 		switch m.state {
 		case Cleanup:
 			return m.finish(now, m.pending, true)
 		case Stopping:
-			if m.pid == 0 {
-				return m.finish(now, outcome{exit: true, reason: "stopped"}, true)
-			}
+			return m.finish(now, outcome{exit: true, reason: "stopped"}, true)
 		}
-		return nil
-
 	case TimerFired:
-		switch {
-		case ev.ID == RespawnTimer && m.state == Backoff:
-			return m.respawn(now)
-		case ev.ID == KillTimer && (m.state == Stopping || m.state == Cleanup):
-			return []Action{SignalTree{Sig: syscall.SIGKILL}}
+		return m.timer(now, ev.ID)
+	case PidfileRead:
+		if !m.awaiting {
+			return nil
 		}
-		return nil
-
+		m.awaiting, m.pid, m.following = false, ev.PID, true
+		m.set(Running, now)
+		acts := []Action{DisarmTimer{ID: StartTimer}, Follow{PID: ev.PID}}
+		return append(acts, m.markReady()...)
+	case PidfileFailed:
+		if !m.awaiting {
+			return nil
+		}
+		m.awaiting = false
+		m.lastExit = nil
+		return append([]Action{DisarmTimer{ID: StartTimer}}, m.failRun(now, ev.Err.Error())...)
 	case StopRequested:
-		switch m.state {
-		case Idle:
-			m.set(Stopped, now)
-			return []Action{Exit{Code: 0, Reason: "stopped"}}
-		case Starting:
-			m.stopping = true
-		case Running:
-			return m.stop(now)
-		case Backoff:
-			m.set(Stopped, now)
-			return []Action{DisarmTimer{ID: RespawnTimer}, Exit{Code: 0, Reason: "stopped"}}
-		case Cleanup:
-			// Leftovers already have SIGTERM and the kill timer runs; end when they are gone.
-			m.set(Stopping, now)
-		case Stopping:
-			// A second request means "now": no more waiting for a graceful exit.
-			return []Action{DisarmTimer{ID: KillTimer}, SignalTree{Sig: syscall.SIGKILL}}
-		}
+		return m.stopRequested(now)
+	}
+	return nil
+}
+
+func (m *Machine) runStarted(now time.Time, pid int) []Action {
+	m.pid, m.started, m.following = pid, now, false
+	var acts []Action
+	switch {
+	case m.cfg.Pidfile:
+		m.awaiting = true
+		acts = append(acts, WatchPidfile{}, ArmTimer{ID: StartTimer, After: m.cfg.StartTimeout})
+	case !m.ready && m.cfg.StartCheck > 0:
+		m.set(Running, now)
+		m.checking = true
+		acts = append(acts, ArmTimer{ID: StartTimer, After: m.cfg.StartCheck})
+	default:
+		m.set(Running, now)
+		acts = append(acts, m.markReady()...)
+	}
+	if m.stopping {
+		return append(acts, m.stop(now)...)
+	}
+	return acts
+}
+
+func (m *Machine) markReady() []Action {
+	if m.ready {
 		return nil
+	}
+	m.ready = true
+	return []Action{Ready{}}
+}
+
+func (m *Machine) timer(now time.Time, id TimerID) []Action {
+	switch {
+	case id == RespawnTimer && m.state == Backoff:
+		return m.respawn(now)
+	case id == KillTimer && (m.state == Stopping || m.state == Cleanup):
+		return []Action{SignalTree{Sig: syscall.SIGKILL}}
+	case id == StartTimer && m.checking:
+		m.checking = false
+		return m.markReady()
+	case id == StartTimer && m.awaiting:
+		m.awaiting = false
+		m.lastExit = nil
+		return m.failRun(now, fmt.Sprintf("no pidfile within %s", m.cfg.StartTimeout))
+	}
+	return nil
+}
+
+func (m *Machine) stopRequested(now time.Time) []Action {
+	switch m.state {
+	case Idle:
+		m.set(Stopped, now)
+		return []Action{Exit{Code: 0, Reason: "stopped"}}
+	case Starting:
+		if m.pid == 0 && !m.awaiting {
+			m.stopping = true // Started or SpawnFailed comes next
+			return nil
+		}
+		return m.stop(now)
+	case Running:
+		return m.stop(now)
+	case Backoff:
+		m.set(Stopped, now)
+		return []Action{DisarmTimer{ID: RespawnTimer}, Exit{Code: 0, Reason: "stopped"}}
+	case Cleanup:
+		// Leftovers already have SIGTERM and the kill timer runs; end when they are gone.
+		m.set(Stopping, now)
+	case Stopping:
+		// A second request means "now": no more waiting for a graceful exit.
+		return []Action{DisarmTimer{ID: KillTimer}, SignalTree{Sig: syscall.SIGKILL}}
 	}
 	return nil
 }
 
 func (m *Machine) stop(now time.Time) []Action {
+	var acts []Action
+	if m.awaiting || m.checking {
+		m.awaiting, m.checking = false, false
+		acts = append(acts, DisarmTimer{ID: StartTimer})
+	}
 	m.set(Stopping, now)
-	return []Action{SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}}
+	return append(acts, SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
 }
 
-// exited decides what follows the end of a run.
-func (m *Machine) exited(now time.Time, st ExitStatus, leftovers bool) []Action {
+// exited decides what follows the end of the watched process.
+func (m *Machine) exited(now time.Time, ev Exited) []Action {
+	st := ev.Status
+	switch {
+	case m.state == Starting && m.awaiting:
+		// The launcher of a daemonizing program ended before its pidfile named
+		// the daemon: normal when clean, a failed start otherwise.
+		m.pid = 0
+		if m.cfg.Clean(st) {
+			return nil
+		}
+		m.awaiting = false
+		m.lastExit = &st
+		return append([]Action{DisarmTimer{ID: StartTimer}},
+			m.failRun(now, fmt.Sprintf("%s before writing its pidfile", st))...)
+	case m.state != Running:
+		return nil
+	case !m.following && !m.cfg.Pidfile && m.cfg.Clean(st) && len(ev.Leftovers) == 1:
+		// A launcher that exits cleanly leaving exactly one process behind has
+		// daemonized: follow the daemon (systemd's GuessMainPID).
+		m.pid, m.following = ev.Leftovers[0], true
+		return []Action{Follow{PID: m.pid}}
+	}
 	m.lastExit = &st
 	m.pid = 0
+	if m.checking {
+		m.checking = false
+		o := outcome{exit: true, code: 1, reason: fmt.Sprintf("%s during the start check", st)}
+		return m.endRun(now, o, ev.Leftovers, DisarmTimer{ID: StartTimer})
+	}
 	if now.Sub(m.started) >= m.cfg.Reset {
 		m.streak = 0
 		m.window = m.window[:0]
 	}
-	o := m.decide(now, st)
-	if leftovers {
-		m.pending = o
-		m.set(Cleanup, now)
-		return []Action{SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}}
-	}
-	return m.finish(now, o, false)
+	return m.endRun(now, m.decide(now, m.cfg.Clean(st), ""), ev.Leftovers)
 }
 
-func (m *Machine) decide(now time.Time, st ExitStatus) outcome {
-	clean := m.cfg.Clean(st)
+// failRun ends a run that went wrong without a usable exit (bad pidfile):
+// everything of it is terminated, then the outcome follows.
+func (m *Machine) failRun(now time.Time, reason string) []Action {
+	m.pid = 0
+	o := outcome{exit: true, code: 1, reason: reason}
+	if m.ready {
+		o = m.decide(now, false, reason)
+	}
+	m.pending = o
+	m.set(Cleanup, now)
+	return []Action{SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{}}
+}
+
+// endRun carries out o at once, or after the run's leftovers are gone.
+func (m *Machine) endRun(now time.Time, o outcome, leftovers []int, pre ...Action) []Action {
+	if len(leftovers) == 0 {
+		return append(pre, m.finish(now, o, false)...)
+	}
+	m.pending = o
+	m.set(Cleanup, now)
+	return append(pre, SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
+}
+
+func (m *Machine) decide(now time.Time, clean bool, why string) outcome {
 	switch {
 	case m.cfg.Policy == Never:
 		if clean {
@@ -385,7 +534,7 @@ func (m *Machine) decide(now time.Time, st ExitStatus) outcome {
 	if m.cfg.Limit > 0 && m.counted(now) >= m.cfg.Limit {
 		return outcome{exit: true, code: 1, reason: "gave up: respawn limit reached"}
 	}
-	return outcome{delay: m.nextDelay()}
+	return outcome{delay: m.nextDelay(), reason: why}
 }
 
 // counted is the number of restarts that count against the limit.
@@ -435,6 +584,7 @@ func (m *Machine) finish(now time.Time, o outcome, disarmKill bool) []Action {
 	if disarmKill {
 		acts = append(acts, DisarmTimer{ID: KillTimer})
 	}
+	m.pending = o
 	switch {
 	case o.exit:
 		if o.code == 0 {
@@ -458,6 +608,7 @@ func (m *Machine) respawn(now time.Time) []Action {
 	if m.cfg.Window > 0 {
 		m.window = append(m.window, now)
 	}
+	m.pid = 0
 	m.set(Starting, now)
 	return []Action{Spawn{Restart: m.restarts, Limit: m.cfg.Limit}}
 }

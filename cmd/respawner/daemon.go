@@ -1,0 +1,145 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/respawner/respawner/internal/control"
+	"github.com/respawner/respawner/internal/loop"
+	"github.com/spf13/cobra"
+)
+
+// reportEnv names the descriptor through which a daemonized respawner tells
+// the `start` that launched it whether the program started.
+const reportEnv = "RESPAWNER_DAEMON_REPORT_FD"
+
+// daemonize re-executes respawner detached (new session, stdio on /dev/null)
+// with the same command line, and waits on a pipe for the daemon's verdict:
+// "ok", or "error" and the reason. A Go program cannot fork without exec, so
+// the re-exec is the daemon.
+func daemonize(c *cobra.Command) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("pipe: %w", err)
+	}
+	defer r.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find own executable: %w", err)
+	}
+	cmd := exec.Command(exe, os.Args[1:]...)
+	cmd.Env = append(os.Environ(), reportEnv+"=3")
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return fmt.Errorf("start daemon: %w", err)
+	}
+	w.Close()
+	msg, _ := io.ReadAll(r) // until the daemon reports and closes its end
+	status, reason, _ := strings.Cut(string(msg), "\n")
+	if status == "ok" {
+		cmd.Process.Release()
+		return nil
+	}
+	// The daemon failed, so it exits now: reap it rather than leave a zombie
+	// to whoever runs us.
+	cmd.Wait()
+	if status == "error" {
+		return errors.New(strings.TrimRight(reason, "\n"))
+	}
+	return errors.New("the respawner daemon exited before reporting; see its log")
+}
+
+// daemonReportFile returns the report pipe when this process is the daemon.
+func daemonReportFile() (*os.File, bool) {
+	s := os.Getenv(reportEnv)
+	if s == "" {
+		return nil, false
+	}
+	fd, err := strconv.Atoi(s)
+	if err != nil || fd < 3 {
+		return nil, false
+	}
+	return os.NewFile(uintptr(fd), "report"), true
+}
+
+func sendReport(f *os.File, err error) {
+	if err == nil {
+		f.WriteString("ok\n")
+	} else {
+		f.WriteString("error\n" + err.Error() + "\n")
+	}
+	f.Close()
+}
+
+// programEnv is respawner's environment without its own internals.
+func programEnv() []string {
+	env := os.Environ()
+	out := env[:0]
+	for _, e := range env {
+		if !strings.HasPrefix(e, reportEnv+"=") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// adoptable returns the program a killed respawner of this name left running,
+// when the state file names a live process with the recorded start time (so a
+// recycled pid is never adopted).
+func adoptable(dir, name string) *loop.Adoption {
+	path := control.StatePath(dir, name)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var pid, pgid int
+	var ticks uint64
+	if _, err := fmt.Sscan(string(b), &pid, &ticks, &pgid); err != nil || pid <= 1 {
+		os.Remove(path)
+		return nil
+	}
+	now, err := control.ProcStartTime(pid)
+	if err != nil || now != ticks || !alive(pid) {
+		os.Remove(path)
+		return nil
+	}
+	return &loop.Adoption{PID: pid, PGID: pgid, Started: bootTime().Add(time.Duration(ticks) * time.Second / clockTicks)}
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
+const clockTicks = 100
+
+func bootTime() time.Time {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return time.Time{}
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "btime "); ok {
+			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+				return time.Unix(n, 0)
+			}
+		}
+	}
+	return time.Time{}
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
+}

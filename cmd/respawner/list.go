@@ -1,0 +1,53 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/respawner/respawner/internal/control"
+	"github.com/spf13/cobra"
+)
+
+func newListCmd() *cobra.Command {
+	var asJSON bool
+	var runtimeDir string
+	cmd := &cobra.Command{
+		Use:   "list [flags]",
+		Short: "List every instance in the runtime dir, one line each",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			names := control.Names(runtimeDir)
+			sort.Strings(names)
+			all := []*control.Status{}
+			for _, n := range names {
+				st, err := control.QueryStatus(runtimeDir, n, 5*time.Second)
+				switch {
+				case errors.Is(err, control.ErrNotRunning):
+					continue // stale files, cleaned by the query
+				case err != nil:
+					st = &control.Status{Name: n, State: "unknown", Reason: err.Error()}
+				}
+				all = append(all, st)
+			}
+			out := c.OutOrStdout()
+			if asJSON {
+				return json.NewEncoder(out).Encode(all)
+			}
+			now := time.Now()
+			for _, st := range all {
+				if st.State == "unknown" {
+					fmt.Fprintf(out, "%s: state unknown (%s)\n", st.Name, st.Reason)
+					continue
+				}
+				fmt.Fprintln(out, describe(st, now))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of status objects")
+	cmd.Flags().StringVar(&runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
+	return cmd
+}

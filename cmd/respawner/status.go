@@ -1,0 +1,112 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/respawner/respawner/internal/control"
+	"github.com/spf13/cobra"
+)
+
+type statusOptions struct {
+	json       bool
+	runtimeDir string
+}
+
+func newStatusCmd() *cobra.Command {
+	opts := &statusOptions{}
+	cmd := &cobra.Command{
+		Use:   "status [flags] NAME|PROGRAM",
+		Short: "Tell whether an instance's program is running",
+		Long: `Tell whether an instance's program is running.
+
+Exit status (LSB): 0 running; 3 not running (no such instance, or the program
+is down: starting, in backoff, stopping); 4 unknown (the instance does not answer).`,
+		Args: exactlyOne("NAME|PROGRAM"),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runStatus(c.OutOrStdout(), opts, instanceName(args[0]))
+		},
+	}
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON object (name, state, pid, restarts, last_exit, health, since, plugins)")
+	cmd.Flags().StringVar(&opts.runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
+	return cmd
+}
+
+// instanceName matches NAME|PROGRAM against instance names: a path such as
+// ./test/forever.sh means the instance forever.sh.
+func instanceName(arg string) string { return filepath.Base(arg) }
+
+func exactlyOne(what string) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) != 1 {
+			return usageErrorf("want exactly one %s (usage: %s)", what, c.UseLine())
+		}
+		return nil
+	}
+}
+
+func runStatus(out io.Writer, o *statusOptions, name string) error {
+	st, err := control.QueryStatus(o.runtimeDir, name, 5*time.Second)
+	switch {
+	case errors.Is(err, control.ErrNotRunning):
+		st = &control.Status{Name: name, State: "stopped", Health: "unknown", Plugins: []string{}, Args: []string{}}
+	case err != nil:
+		if o.json {
+			json.NewEncoder(out).Encode(map[string]string{"name": name, "state": "unknown", "error": err.Error()})
+		}
+		return &codeError{code: exitUnknown, err: fmt.Errorf("%s: state unknown: %w", name, err)}
+	}
+	if o.json {
+		enc := json.NewEncoder(out)
+		if err := enc.Encode(st); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(out, describe(st, time.Now()))
+	}
+	if st.State != "running" {
+		return silentExit(exitNotRunning)
+	}
+	return nil
+}
+
+// describe is the line a person reads, e.g.
+// "lighttpd is running (pid 4242, up 3m12s, restarts 1)".
+func describe(st *control.Status, now time.Time) string {
+	if st.State == "running" {
+		parts := []string{fmt.Sprintf("pid %d", st.PID)}
+		if !st.Started.IsZero() {
+			parts = append(parts, "up "+now.Sub(st.Started).Truncate(time.Second).String())
+		}
+		parts = append(parts, fmt.Sprintf("restarts %d", st.Restarts))
+		switch st.Health {
+		case "healthy":
+			parts = append(parts, "health ok")
+		case "unhealthy":
+			parts = append(parts, "health failing")
+		}
+		return fmt.Sprintf("%s is running (%s)", st.Name, strings.Join(parts, ", "))
+	}
+	if st.RespawnerPID == 0 {
+		return st.Name + " is not running"
+	}
+	parts := []string{st.State}
+	if !st.NextRestart.IsZero() {
+		parts = append(parts, "restart in "+max(st.NextRestart.Sub(now), 0).Round(100*time.Millisecond).String())
+	}
+	parts = append(parts, fmt.Sprintf("restarts %d", st.Restarts))
+	if e := st.LastExit; e != nil {
+		switch {
+		case e.Signal != "":
+			parts = append(parts, "last exit: killed by "+e.Signal)
+		case e.Code != nil:
+			parts = append(parts, fmt.Sprintf("last exit: status %d", *e.Code))
+		}
+	}
+	return fmt.Sprintf("%s is not running (%s)", st.Name, strings.Join(parts, ", "))
+}

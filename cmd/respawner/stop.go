@@ -1,0 +1,40 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/respawner/respawner/internal/control"
+	"github.com/spf13/cobra"
+)
+
+type stopOptions struct {
+	runtimeDir string
+	timeout    durationValue
+}
+
+func newStopCmd() *cobra.Command {
+	opts := &stopOptions{timeout: durationValue(2 * time.Minute)}
+	cmd := &cobra.Command{
+		Use:   "stop [flags] NAME|PROGRAM",
+		Short: "Stop an instance: its program, everything it started, and respawner",
+		Long: `Stop an instance: its program, everything it started, and respawner.
+
+The program gets SIGTERM (and SIGCONT), SIGKILL after the instance's
+--stop-timeout. stop waits until the program and respawner are gone.
+Exit status: 0 stopped; 3 no such instance runs.`,
+		Args: exactlyOne("NAME|PROGRAM"),
+		RunE: func(c *cobra.Command, args []string) error {
+			name := instanceName(args[0])
+			err := control.Stop(opts.runtimeDir, name, time.Duration(opts.timeout))
+			if errors.Is(err, control.ErrNotRunning) {
+				return &codeError{code: exitNotRunning, err: fmt.Errorf("%s is not running", name)}
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&opts.runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
+	cmd.Flags().Var(&opts.timeout, "timeout", "give up waiting after this long")
+	return cmd
+}

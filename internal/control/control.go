@@ -1,0 +1,217 @@
+// Package control is respawner's control plane: the runtime directory where
+// instances live (NAME.pid, NAME.sock, NAME.state, NAME.log), the lock that
+// makes an instance unique and detects stale files, and the small line
+// protocol spoken over NAME.sock.
+//
+// Protocol: the client sends one request line, "status" or "stop". The server
+// answers one JSON line: a Status for "status"; {"ok":true} for "stop", after
+// which it keeps the connection open until the instance has stopped and exited,
+// so the client learns of the end by EOF. Requests from a peer that is neither
+// root nor of the instance's uid (SO_PEERCRED) get {"error":"..."}.
+package control
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotRunning means no live instance of that name exists.
+var ErrNotRunning = errors.New("not running")
+
+// DefaultDir is /run/respawner for root, else $XDG_RUNTIME_DIR/respawner, else
+// /tmp/respawner-UID; $RESPAWNER_RUNTIME_DIR overrides all of them.
+func DefaultDir() string {
+	if d := os.Getenv("RESPAWNER_RUNTIME_DIR"); d != "" {
+		return d
+	}
+	if os.Geteuid() == 0 {
+		return "/run/respawner"
+	}
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "respawner")
+	}
+	return fmt.Sprintf("/tmp/respawner-%d", os.Geteuid())
+}
+
+// Prepare creates dir with mode 0700, or checks that an existing one belongs
+// to us and is closed to others: the sockets in it are the control plane.
+func Prepare(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("runtime dir: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return fmt.Errorf("runtime dir %s: %w", dir, err)
+	}
+	if int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("runtime dir %s belongs to uid %d, not to us (%d): use --runtime-dir", dir, st.Uid, os.Geteuid())
+	}
+	if st.Mode&0o077 != 0 {
+		return fmt.Errorf("runtime dir %s is open to other users (mode %o): chmod 700 %s", dir, st.Mode&0o777, dir)
+	}
+	return nil
+}
+
+// Paths of an instance's files.
+func SockPath(dir, name string) string  { return filepath.Join(dir, name+".sock") }
+func PidPath(dir, name string) string   { return filepath.Join(dir, name+".pid") }
+func StatePath(dir, name string) string { return filepath.Join(dir, name+".state") }
+func LogPath(dir, name string) string   { return filepath.Join(dir, name+".log") }
+
+// Lock is held by a running instance for its whole life: an exclusive flock on
+// NAME.pid, which holds respawner's pid. The kernel drops it when the process
+// dies however it dies, so a lock that can be taken means every file of that
+// name is stale.
+type Lock struct {
+	dir, name string
+	f         *os.File
+}
+
+// RunningError says that another live instance holds the name.
+type RunningError struct {
+	Name string
+	PID  int
+}
+
+func (e *RunningError) Error() string {
+	if e.PID > 0 {
+		return fmt.Sprintf("%s is already running (respawner pid %d): stop it first, or choose another --name", e.Name, e.PID)
+	}
+	return fmt.Sprintf("%s is already running: stop it first, or choose another --name", e.Name)
+}
+
+// Acquire takes the instance lock for name and writes our pid into NAME.pid.
+// Stale files of a dead instance (NAME.sock) are removed; NAME.state is left
+// for the caller to read (adoption).
+func Acquire(dir, name string) (*Lock, error) {
+	f, err := os.OpenFile(PidPath(dir, name), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", name, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		pid := readPid(f)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, &RunningError{Name: name, PID: pid}
+		}
+		return nil, fmt.Errorf("flock %s: %w", PidPath(dir, name), err)
+	}
+	os.Remove(SockPath(dir, name)) // stale: its owner is dead
+	if err := f.Truncate(0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write %s: %w", PidPath(dir, name), err)
+	}
+	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write %s: %w", PidPath(dir, name), err)
+	}
+	return &Lock{dir: dir, name: name, f: f}, nil
+}
+
+// Release removes the instance's files and drops the lock.
+func (l *Lock) Release() {
+	os.Remove(SockPath(l.dir, l.name))
+	os.Remove(StatePath(l.dir, l.name))
+	os.Remove(PidPath(l.dir, l.name))
+	l.f.Close()
+}
+
+func readPid(f *os.File) int {
+	var buf [32]byte
+	n, _ := f.ReadAt(buf[:], 0)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(buf[:n])))
+	return pid
+}
+
+// Live reports whether an instance of name holds its lock, and its pid.
+func Live(dir, name string) (pid int, live bool) {
+	f, err := os.Open(PidPath(dir, name))
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err == nil {
+		return 0, false // nobody holds it: stale
+	}
+	return readPid(f), true
+}
+
+// CleanStale removes the files of name when no live instance holds them and no
+// adoptable state is left. It reports whether anything was stale.
+func CleanStale(dir, name string) bool {
+	if _, live := Live(dir, name); live {
+		return false
+	}
+	removed := false
+	for _, p := range []string{SockPath(dir, name), PidPath(dir, name)} {
+		if os.Remove(p) == nil {
+			removed = true
+		}
+	}
+	return removed
+}
+
+// Names lists the instance names found in dir (from NAME.pid files).
+func Names(dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, e := range ents {
+		if n, ok := strings.CutSuffix(e.Name(), ".pid"); ok {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// ProcStartTime returns the start time of pid in clock ticks since boot
+// (/proc/PID/stat field 22): with the pid it names one process for ever,
+// since a recycled pid has a later start time.
+func ProcStartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// After "comm)": state is field 3, so starttime (field 22) is f[19].
+	if len(f) < 20 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// WaitGone blocks until process pid has exited or timeout passes.
+func WaitGone(pid int, timeout time.Duration) bool {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return errors.Is(err, unix.ESRCH)
+	}
+	defer unix.Close(fd)
+	deadline := time.Now().Add(timeout)
+	for {
+		ms := int(time.Until(deadline) / time.Millisecond)
+		if ms <= 0 {
+			return false
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, ms)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n == 1
+	}
+}

@@ -1,0 +1,152 @@
+package loop
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+
+	"github.com/respawner/respawner/internal/control"
+	"golang.org/x/sys/unix"
+)
+
+// ctlSocket is the loop's side of the control socket: a listening socket and
+// the connections accepted from it, all non-blocking and in the epoll set.
+type ctlSocket struct {
+	listen int
+	conns  map[int]*conn
+}
+
+type conn struct {
+	buf     []byte
+	stopped bool // asked to stop: kept open until we exit, its EOF says "done"
+}
+
+func (c *ctlSocket) closeAll() {
+	for fd := range c.conns {
+		unix.Close(fd)
+	}
+	if c.listen >= 0 {
+		unix.Close(c.listen)
+	}
+}
+
+func (l *Loop) accept() {
+	for {
+		fd, _, err := unix.Accept4(l.ctl.listen, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			return // EAGAIN: nothing more to accept
+		}
+		if uid, ok := control.PeerAllowed(fd); !ok {
+			l.log.Warn("control request refused", "uid", uid)
+			writeReply(fd, control.Reply{Error: "permission denied: only root or the instance's own user may control it"})
+			unix.Close(fd)
+			continue
+		}
+		if err := epollAdd(l.epfd, fd); err != nil {
+			unix.Close(fd)
+			continue
+		}
+		l.ctl.conns[fd] = &conn{}
+	}
+}
+
+func (l *Loop) closeConn(fd int) {
+	unix.Close(fd)
+	delete(l.ctl.conns, fd)
+}
+
+func (l *Loop) serve(fd int, c *conn) {
+	var buf [256]byte
+	n, err := unix.Read(fd, buf[:])
+	if err == unix.EAGAIN {
+		return
+	}
+	if err != nil || n == 0 {
+		if !c.stopped || n == 0 {
+			l.closeConn(fd)
+		}
+		return
+	}
+	if c.stopped {
+		return
+	}
+	c.buf = append(c.buf, buf[:n]...)
+	i := bytes.IndexByte(c.buf, '\n')
+	if i < 0 {
+		if len(c.buf) > 128 {
+			writeReply(fd, control.Reply{Error: "request too long"})
+			l.closeConn(fd)
+		}
+		return
+	}
+	req, err := control.ParseRequest(string(c.buf[:i]))
+	if err != nil {
+		writeReply(fd, control.Reply{Error: err.Error()})
+		l.closeConn(fd)
+		return
+	}
+	switch req {
+	case control.ReqStatus:
+		writeReply(fd, l.status())
+		l.closeConn(fd)
+	case control.ReqStop:
+		writeReply(fd, control.Reply{OK: true})
+		c.stopped = true
+		l.log.Info("stop requested")
+		l.step(StopRequested{})
+	}
+}
+
+func writeReply(fd int, v any) {
+	b, _ := json.Marshal(v)
+	unix.Write(fd, append(b, '\n')) // a few hundred bytes: fits the socket buffer
+}
+
+// status reports the instance for `status`.
+func (l *Loop) status() control.Status {
+	s := l.m.Snapshot()
+	st := control.Status{
+		Name: l.opt.Name, State: statusState(s), Restarts: s.Restarts,
+		Health: "unknown", Since: s.Since.UTC().Truncate(time.Second), Plugins: []string{},
+		Program: l.opt.Path, Args: l.opt.Argv[1:], RespawnerPID: unix.Getpid(),
+	}
+	if st.Args == nil {
+		st.Args = []string{}
+	}
+	if s.State == Running {
+		st.PID = s.PID
+		st.Started = s.Started.UTC().Truncate(time.Second)
+	}
+	if s.State == Backoff {
+		st.NextRestart = s.Since.Add(s.Delay).UTC().Truncate(time.Millisecond)
+	}
+	if e := s.LastExit; e != nil {
+		switch {
+		case e.Unknown:
+			st.LastExit = &control.Exit{}
+		case e.Signal != 0:
+			st.LastExit = &control.Exit{Signal: signalName(e.Signal)}
+		default:
+			code := e.Code
+			st.LastExit = &control.Exit{Code: &code}
+		}
+	}
+	return st
+}
+
+// statusState maps machine states to the states of SPEC §2.
+func statusState(s Snapshot) string {
+	switch s.State {
+	case Idle, Starting:
+		return "starting"
+	case Running:
+		return "running"
+	case Cleanup, Backoff:
+		return "backoff"
+	case Stopping:
+		return "stopping"
+	case Stopped:
+		return "stopped"
+	}
+	return "failed"
+}

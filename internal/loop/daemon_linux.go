@@ -1,0 +1,190 @@
+package loop
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// output is one of the program's output pipes (daemon mode): the write end
+// is the program's fd 1 or 2 for every run, the read end sits in the epoll set.
+type output struct {
+	r, w    int
+	partial []byte
+	tail    []string // last lines, for the report of a failed start
+}
+
+func (o *output) open(epfd int) error {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return fmt.Errorf("pipe2: %w", err)
+	}
+	o.r, o.w = p[0], p[1]
+	if err := unix.SetNonblock(o.r, true); err != nil {
+		return fmt.Errorf("set nonblock: %w", err)
+	}
+	return epollAdd(epfd, o.r)
+}
+
+func (o *output) close() {
+	for _, fd := range []int{o.r, o.w} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+	o.r, o.w = -1, -1
+}
+
+// maxLine bounds a line; longer output is cut into pieces of this size.
+const maxLine = 4096
+
+// read drains the pipe and returns the complete lines in it.
+func (o *output) read() []string {
+	if o.r < 0 {
+		return nil
+	}
+	var lines []string
+	var buf [16384]byte
+	for {
+		n, err := unix.Read(o.r, buf[:])
+		if n <= 0 || err != nil {
+			break
+		}
+		o.partial = append(o.partial, buf[:n]...)
+		for {
+			i := strings.IndexByte(string(o.partial), '\n')
+			if i < 0 {
+				if len(o.partial) >= maxLine {
+					i = maxLine
+				} else {
+					break
+				}
+			}
+			line := strings.TrimRight(string(o.partial[:i]), "\r")
+			o.partial = o.partial[min(i+1, len(o.partial)):]
+			lines = append(lines, line)
+		}
+	}
+	for _, ln := range lines {
+		o.tail = append(o.tail, ln)
+		if len(o.tail) > stderrTail {
+			o.tail = o.tail[1:]
+		}
+	}
+	return lines
+}
+
+func (o *output) tailText() string {
+	return strings.Join(o.tail, "\n")
+}
+
+// pidfileWatch is an inotify descriptor on the pidfile's directory.
+type pidfileWatch struct {
+	fd      int
+	problem error // what was wrong with the pidfile at the last look
+}
+
+func (w *pidfileWatch) start(epfd int, path string) error {
+	w.stop()
+	w.problem = nil
+	fd, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("inotify_init1: %w", err)
+	}
+	mask := uint32(unix.IN_CLOSE_WRITE | unix.IN_MOVED_TO | unix.IN_CREATE | unix.IN_MODIFY)
+	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(path), mask); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("watch pidfile directory %s: %w", filepath.Dir(path), err)
+	}
+	if err := epollAdd(epfd, fd); err != nil {
+		unix.Close(fd)
+		return err
+	}
+	w.fd = fd
+	return nil
+}
+
+func (w *pidfileWatch) drain() {
+	var buf [4096]byte
+	for {
+		if n, err := unix.Read(w.fd, buf[:]); n <= 0 || err != nil {
+			return
+		}
+	}
+}
+
+func (w *pidfileWatch) stop() {
+	if w.fd >= 0 {
+		unix.Close(w.fd)
+		w.fd = -1
+	}
+}
+
+func (w *pidfileWatch) timeoutError(path string, d time.Duration) error {
+	if w.problem != nil && !errors.Is(w.problem, os.ErrNotExist) {
+		return fmt.Errorf("%w (gave up after --start-timeout %s)", w.problem, d)
+	}
+	return fmt.Errorf("pidfile %s was not written within --start-timeout %s", path, d)
+}
+
+// readPidfile parses a pidfile: a positive decimal pid and a newline.
+func readPidfile(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	s := strings.TrimSpace(string(b))
+	pid, err := strconv.Atoi(s)
+	if err != nil || pid <= 0 {
+		if len(s) > 40 {
+			s = s[:40] + "..."
+		}
+		return 0, fmt.Errorf("pidfile %s holds %q, not a pid", path, s)
+	}
+	return pid, nil
+}
+
+// clearStalePidfile removes a pidfile left by an earlier run before a new one
+// starts, so that only what the new daemon writes counts. A pidfile naming a
+// live process that is not ours means another copy runs: that is an error.
+func clearStalePidfile(path string) error {
+	pid, err := readPidfile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err == nil && processAlive(pid) && !isDescendant(pid, os.Getpid()) {
+		return fmt.Errorf("pidfile %s names running pid %d, which respawner did not start: is another copy running?", path, pid)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale pidfile: %w", err)
+	}
+	return nil
+}
+
+// processAlive reports whether pid exists and is not a zombie.
+func processAlive(pid int) bool {
+	f, err := procStatFields(pid)
+	return err == nil && f[0] != "Z"
+}
+
+// isDescendant reports whether pid is below ancestor in the process tree.
+func isDescendant(pid, ancestor int) bool {
+	for i := 0; i < 128 && pid > 1; i++ {
+		f, err := procStatFields(pid)
+		if err != nil {
+			return false
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		if ppid == ancestor {
+			return true
+		}
+		pid = ppid
+	}
+	return false
+}
