@@ -50,6 +50,8 @@ func runHelper(name string, args []string) {
 	switch name {
 	case "hostile-parent":
 		hostileParent(args)
+	case "control-request":
+		controlRequest(args)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown helper %q\n", name)
 		os.Exit(2)

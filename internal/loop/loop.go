@@ -542,6 +542,11 @@ func (l *Loop) watchLeftovers() []int {
 		if l.watched(pid) {
 			continue
 		}
+		if st, dead := reapIfDead(pid); dead {
+			// Already a zombie: an intermediate of a double fork, say.
+			l.log.Debug("reaped leftover process", "pid", pid, "status", st.String())
+			continue
+		}
 		fd, err := unix.PidfdOpen(pid, 0)
 		if err != nil {
 			continue // gone already

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/respawner/respawner/internal/control"
+)
+
+// startDaemon runs a daemonizing `respawner start ARGS` and registers cleanup.
+func startDaemon(t *testing.T, dir, name string, args ...string) {
+	t.Helper()
+	cleanupInstance(t, dir, name)
+	if r := respawner(t, dir, append([]string{"start", "--name", name}, args...)...); r.code != 0 {
+		t.Fatalf("start: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+func TestDuplicateStartRefused(t *testing.T) {
+	dir := runtimeDir(t)
+	startDaemon(t, dir, "dup", "/bin/sleep", "--", "1000")
+	st, _ := statusOf(t, dir, "dup")
+	r := respawner(t, dir, "start", "--name", "dup", "/bin/sleep", "--", "1000")
+	if r.code != 1 || !strings.Contains(r.stderr, "dup is already running") {
+		t.Fatalf("second start: exit %d %q, want 1 and already running", r.code, r.stderr)
+	}
+	r = respawner(t, dir, "start", "-D", "--name", "dup", "/bin/sleep", "--", "1000")
+	if r.code != 1 || !strings.Contains(r.stderr, "already running") {
+		t.Fatalf("second start -D: exit %d %q, want 1", r.code, r.stderr)
+	}
+	if st2, code := statusOf(t, dir, "dup"); code != 0 || st2.PID != st.PID {
+		t.Fatalf("first instance disturbed: %+v", st2)
+	}
+	if r := respawner(t, dir, "stop", "dup"); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+	if r := respawner(t, dir, "stop", "dup"); r.code != 3 || !strings.Contains(r.stderr, "dup is not running") {
+		t.Fatalf("second stop: exit %d %q, want 3", r.code, r.stderr)
+	}
+}
+
+// stop and status take the program's path too: they match its base name.
+func TestStopByProgramPath(t *testing.T) {
+	dir := runtimeDir(t)
+	prog := script(t, t.TempDir(), "forever.sh", "while :; do sleep 1; done")
+	cleanupInstance(t, dir, "forever.sh")
+	if r := respawner(t, dir, "start", prog); r.code != 0 {
+		t.Fatalf("start: %d %s", r.code, r.stderr)
+	}
+	if r := respawner(t, dir, "status", "./test/forever.sh"); r.code != 0 {
+		t.Fatalf("status by path: exit %d %q", r.code, r.stdout)
+	}
+	r := respawner(t, dir, "list")
+	if !strings.HasPrefix(r.stdout, "forever.sh is running (pid ") || strings.Count(r.stdout, "\n") != 1 {
+		t.Fatalf("list: %q", r.stdout)
+	}
+	if r := respawner(t, dir, "stop", prog); r.code != 0 {
+		t.Fatalf("stop by path: exit %d %s", r.code, r.stderr)
+	}
+	if r := respawner(t, dir, "list"); r.stdout != "" {
+		t.Fatalf("list after stop: %q", r.stdout)
+	}
+}
+
+// A respawner killed with SIGKILL leaves its program running; the next start
+// of that name adopts it instead of starting a second copy.
+func TestAdoption(t *testing.T) {
+	dir := runtimeDir(t)
+	// A unique argument tells this test's sleep from any other.
+	mark := fmt.Sprintf("0.%09d", time.Now().UnixNano()%1e9)
+	prog := script(t, t.TempDir(), "svc.sh", "exec sleep 1000 "+mark)
+	startDaemon(t, dir, "svc", prog)
+	st, _ := statusOf(t, dir, "svc")
+	syscall.Kill(st.RespawnerPID, syscall.SIGKILL)
+	if !control.WaitGone(st.RespawnerPID, 5*time.Second) {
+		t.Fatal("respawner survived SIGKILL")
+	}
+	if !alive(st.PID) {
+		t.Fatal("program died with its respawner")
+	}
+	defer syscall.Kill(st.PID, syscall.SIGKILL) // if adoption fails
+	if r := respawner(t, dir, "status", "svc"); r.code != 3 {
+		t.Fatalf("status with respawner dead: exit %d %q, want 3", r.code, r.stdout)
+	}
+	if r := respawner(t, dir, "start", "--name", "svc", prog); r.code != 0 {
+		t.Fatalf("start again: %d %s", r.code, r.stderr)
+	}
+	st2, code := statusOf(t, dir, "svc")
+	if code != 0 || st2.PID != st.PID {
+		t.Fatalf("after the new start: %+v, want the adopted pid %d running", st2, st.PID)
+	}
+	if n := countProcs("1000\x00" + mark); n != 1 {
+		t.Fatalf("%d copies of the program run, want 1", n)
+	}
+	log, _ := os.ReadFile(control.LogPath(dir, "svc"))
+	if !strings.Contains(string(log), "adopting running program") {
+		t.Fatalf("no adoption in the log:\n%s", log)
+	}
+	fd := watchPID(t, st.PID)
+	if r := respawner(t, dir, "stop", "svc"); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+	if !gone(fd, 5*time.Second) {
+		t.Fatal("adopted program survived stop")
+	}
+}
+
+// A recycled pid is never adopted: the state file must match the start time.
+func TestAdoptionRefusesReusedPID(t *testing.T) {
+	dir := runtimeDir(t)
+	other := exec.Command("/bin/sleep", "1000")
+	other.Start()
+	defer func() { other.Process.Kill(); other.Wait() }()
+	ticks, _ := control.ProcStartTime(other.Process.Pid)
+	os.WriteFile(control.StatePath(dir, "svc"), fmt.Appendf(nil, "%d %d %d\n", other.Process.Pid, ticks+1, other.Process.Pid), 0o600)
+	startDaemon(t, dir, "svc", "/bin/sleep", "--", "1000")
+	st, _ := statusOf(t, dir, "svc")
+	if st.PID == other.Process.Pid {
+		t.Fatal("adopted an unrelated process whose pid matched")
+	}
+	respawner(t, dir, "stop", "svc")
+	if !alive(other.Process.Pid) {
+		t.Fatal("the unrelated process was killed")
+	}
+}
+
+// countProcs counts the live processes whose command line mentions s.
+func countProcs(s string) int {
+	n := 0
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if strings.Contains(string(b), s) && alive(pid) {
+			n++
+		}
+	}
+	return n
+}
+
+// Files of a dead respawner (killed with its program) are detected as stale,
+// cleaned, and never trusted.
+func TestStaleFiles(t *testing.T) {
+	dir := runtimeDir(t)
+	startDaemon(t, dir, "stale", "/bin/sleep", "--", "1000")
+	st, _ := statusOf(t, dir, "stale")
+	syscall.Kill(st.RespawnerPID, syscall.SIGKILL)
+	syscall.Kill(st.PID, syscall.SIGKILL)
+	control.WaitGone(st.RespawnerPID, 5*time.Second)
+	control.WaitGone(st.PID, 5*time.Second)
+	for _, f := range []string{"stale.sock", "stale.pid"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatalf("%s not left behind by SIGKILL: %v", f, err)
+		}
+	}
+	if r := respawner(t, dir, "status", "stale"); r.code != 3 || r.stdout != "stale is not running\n" {
+		t.Fatalf("status of a dead instance: exit %d %q", r.code, r.stdout)
+	}
+	for _, f := range []string{"stale.sock", "stale.pid"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			t.Errorf("stale %s not cleaned", f)
+		}
+	}
+	// A pidfile of garbage and a socket nobody listens on do not block a start.
+	os.WriteFile(filepath.Join(dir, "stale.pid"), []byte("garbage\n"), 0o600)
+	l, _ := net.Listen("unix", filepath.Join(dir, "stale.sock"))
+	l.Close()
+	if r := respawner(t, dir, "stop", "stale"); r.code != 3 {
+		t.Fatalf("stop of a stale instance: exit %d, want 3", r.code)
+	}
+	startDaemon(t, dir, "stale", "/bin/sleep", "--", "1000")
+	if _, code := statusOf(t, dir, "stale"); code != 0 {
+		t.Fatal("start over stale files did not run")
+	}
+	respawner(t, dir, "stop", "stale")
+	assertRuntimeDirEmpty(t, dir)
+}
+
+func assertRuntimeDirEmpty(t *testing.T, dir string) {
+	t.Helper()
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".log") {
+			t.Errorf("runtime dir still holds %s", e.Name())
+		}
+	}
+}
+
+// SO_PEERCRED: a request from another uid is refused even when the file
+// permissions were opened up by mistake, and the instance keeps running.
+func TestPeerCredentialsRefused(t *testing.T) {
+	dir := runtimeDir(t)
+	startDaemon(t, dir, "guarded", "/bin/sleep", "--", "1000")
+	st, _ := statusOf(t, dir, "guarded")
+	// Open the path for uid 65534 so that only SO_PEERCRED stands in its way.
+	for p := dir; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+		os.Chmod(p, 0o755)
+	}
+	os.Chmod(control.SockPath(dir, "guarded"), 0o666)
+	// The test binary sits in a private build dir: give uid 65534 a copy.
+	helper := filepath.Join(t.TempDir(), "helper")
+	os.Chmod(filepath.Dir(helper), 0o755)
+	if b, err := os.ReadFile(os.Args[0]); err != nil || os.WriteFile(helper, b, 0o755) != nil {
+		t.Fatalf("copy test binary: %v", err)
+	}
+	for _, req := range []string{"stop", "status"} {
+		cmd := exec.Command(helper, control.SockPath(dir, "guarded"), req)
+		cmd.Env = append(os.Environ(), "RESPAWNER_TEST_HELPER=control-request")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("request as uid 65534: %v: %s", err, out)
+		}
+		if !strings.Contains(string(out), "permission denied") {
+			t.Fatalf("%s as uid 65534 answered %q, want a refusal", req, out)
+		}
+	}
+	os.Chmod(dir, 0o700)
+	if st2, code := statusOf(t, dir, "guarded"); code != 0 || st2.PID != st.PID {
+		t.Fatalf("instance disturbed by the refused requests: %+v", st2)
+	}
+	log, _ := os.ReadFile(control.LogPath(dir, "guarded"))
+	if !strings.Contains(string(log), "control request refused: uid=65534") {
+		t.Fatalf("refusal not logged:\n%s", log)
+	}
+	respawner(t, dir, "stop", "guarded")
+}
+
+// controlRequest is a helper process: connect to args[0], send args[1], print the reply.
+func controlRequest(args []string) {
+	c, err := net.Dial("unix", args[0])
+	if err != nil {
+		fmt.Println("dial:", err)
+		os.Exit(0)
+	}
+	fmt.Fprintln(c, args[1])
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	fmt.Print(line)
+	os.Exit(0)
+}
+
+func TestStopOfStoppedProgram(t *testing.T) {
+	dir := runtimeDir(t)
+	startDaemon(t, dir, "frozen", "/bin/sleep", "--", "1000")
+	st, _ := statusOf(t, dir, "frozen")
+	syscall.Kill(st.PID, syscall.SIGSTOP)
+	fd := watchPID(t, st.PID)
+	begun := time.Now()
+	if r := respawner(t, dir, "stop", "frozen"); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+	if !gone(fd, time.Second) {
+		t.Fatal("SIGSTOPped program survived stop")
+	}
+	if d := time.Since(begun); d > 5*time.Second {
+		t.Fatalf("stop took %s: SIGTERM did not reach the stopped program (SIGCONT missing?)", d)
+	}
+	log, _ := os.ReadFile(control.LogPath(dir, "frozen"))
+	if strings.Contains(string(log), "killing") {
+		t.Fatalf("stop needed SIGKILL:\n%s", log)
+	}
+}
+
+// Daemonized, the program's output lands in the log with its name.
+func TestDaemonLogsProgramOutput(t *testing.T) {
+	dir := runtimeDir(t)
+	prog := script(t, t.TempDir(), "chatty.sh", "echo hello from stdout\necho trouble on stderr >&2\nexec sleep 1000")
+	startDaemon(t, dir, "chatty", prog)
+	respawner(t, dir, "stop", "chatty")
+	log, _ := os.ReadFile(control.LogPath(dir, "chatty"))
+	for _, want := range []string{"[INFO]  chatty: hello from stdout", "[WARN]  chatty: trouble on stderr", "respawner.chatty: started: pid="} {
+		if !strings.Contains(string(log), want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+}
+
+// With /dev/log present (here: a socket the test owns), a daemon logs to syslog, facility daemon.
+func TestDaemonLogsToSyslog(t *testing.T) {
+	dir := runtimeDir(t)
+	sock := filepath.Join(t.TempDir(), "log")
+	pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	t.Setenv("RESPAWNER_SYSLOG_SOCKET", sock)
+	startDaemon(t, dir, "sl", "/bin/sleep", "--", "1000")
+	pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := pc.Read(buf)
+	if err != nil {
+		t.Fatalf("nothing reached syslog: %v", err)
+	}
+	msg := string(buf[:n])
+	// <30> is facility daemon (3) * 8 + severity info (6).
+	if !strings.HasPrefix(msg, "<30>") || !strings.Contains(msg, "respawner.sl: started: pid=") {
+		t.Fatalf("syslog message %q", msg)
+	}
+	if _, err := os.Stat(control.LogPath(dir, "sl")); err == nil {
+		t.Fatal("logged to a file although syslog is there")
+	}
+	respawner(t, dir, "stop", "sl")
+}
