@@ -8,9 +8,12 @@ BIN     := bin
 
 all: build
 
+# respawner itself, the host that runs hook plugins (kept out of respawner so
+# that it does not link gRPC), and the plugins shipped with it.
 build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/respawner ./cmd/respawner
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/respawner-hookhost ./cmd/respawner-hookhost
 
 # The main job: supervise a real program in the foreground, kill it once, watch
 # the restart, then stop cleanly.

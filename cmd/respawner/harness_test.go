@@ -21,8 +21,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// respawnerBin is the real binary under test, built once by TestMain.
-var respawnerBin string
+// respawnerBin is the real binary under test, built once by TestMain with
+// respawner-hookhost beside it; pluginDir holds the test plugins.
+var respawnerBin, pluginDir string
 
 func TestMain(m *testing.M) {
 	if h := os.Getenv("RESPAWNER_TEST_HELPER"); h != "" {
@@ -35,10 +36,20 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	respawnerBin = filepath.Join(dir, "respawner")
-	out, err := exec.Command("go", "build", "-o", respawnerBin, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.Exit(1)
+	pluginDir = filepath.Join(dir, "plugins")
+	builds := [][2]string{
+		{respawnerBin, "."},
+		{filepath.Join(dir, "respawner-hookhost"), "../respawner-hookhost"},
+		{filepath.Join(pluginDir, "respawner-plugin-testhook"), "../../internal/hooktest/testhook"},
+		{filepath.Join(pluginDir, "respawner-plugin-oldproto"), "../../internal/hooktest/oldproto"},
+		{filepath.Join(pluginDir, "respawner-plugin-maintenance"), "../../examples/hooks/maintenance"},
+	}
+	for _, b := range builds {
+		out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", b[1], err, out)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -360,3 +371,5 @@ func waitFile(t *testing.T, path string, timeout time.Duration) string {
 		}
 	}
 }
+
+func pidfdOpen(pid int) (int, error) { return unix.PidfdOpen(pid, 0) }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/respawner/respawner/internal/control"
+	"github.com/respawner/respawner/internal/hookwire"
 	"github.com/respawner/respawner/internal/loop"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -27,6 +29,8 @@ type startOptions struct {
 	startCheck     durationValue
 	pidfile        string
 	runtimeDir     string
+	plugins        []string
+	pluginDir      string
 	log            logOptions
 
 	program string
@@ -86,6 +90,8 @@ reopens --log-file and never ends supervision.`,
 	f.Var(&opts.startTimeout, "start-timeout", "how long a daemonizing program may take to write its pidfile")
 	f.Var(&opts.startCheck, "start-check", "daemonizing start only: the first run must survive this long (0: no check)")
 	f.StringVar(&opts.runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
+	f.StringArrayVar(&opts.plugins, "plugin", nil, "hook plugin `NAME` or NAME:key=value,...; repeatable (options sha256=HEX and timeout=DUR are respawner's)")
+	f.StringVar(&opts.pluginDir, "plugin-dir", "", "directory searched first for plugin binaries")
 	f.Var(&opts.log.level, "log-level", "trace, debug, info, warn or error")
 	f.Var(&opts.log.format, "log-format", "text or json")
 	f.StringVar(&opts.log.file, "log-file", "", "log to this file (reopened on SIGHUP); default: stderr with -D, else syslog, else NAME.log in the runtime dir")
@@ -163,6 +169,10 @@ func runStart(c *cobra.Command, o *startOptions) error {
 	if err != nil {
 		return err
 	}
+	hookOpts, err := o.hooks()
+	if err != nil {
+		return err
+	}
 	if err := control.Prepare(o.runtimeDir); err != nil {
 		return err
 	}
@@ -178,7 +188,7 @@ func runStart(c *cobra.Command, o *startOptions) error {
 		return err
 	}
 	loop.ResetIgnoredSignals()
-	code, err := supervise(c, o, path, report)
+	code, err := supervise(c, o, path, report, hookOpts)
 	if err != nil {
 		return err
 	}
@@ -190,7 +200,7 @@ func runStart(c *cobra.Command, o *startOptions) error {
 
 // supervise runs one instance in this process: the foreground of -D, or the
 // daemon that `start` re-executed. report is nil in the foreground.
-func supervise(c *cobra.Command, o *startOptions, path string, report *os.File) (int, error) {
+func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, hookOpts *loop.HookOptions) (int, error) {
 	fail := func(err error) (int, error) {
 		if report != nil {
 			sendReport(report, err)
@@ -233,9 +243,65 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File) 
 		ControlFD: ctl,
 		StatePath: control.StatePath(o.runtimeDir, o.name),
 		Adopt:     adoptable(o.runtimeDir, o.name),
+		Hooks:     hookOpts,
 	}
 	if report != nil {
 		opts.Report = func(err error) { sendReport(report, err) }
 	}
 	return loop.New(opts).Run()
+}
+
+// hooks resolves the --plugin flags: each name to a safe binary in the search
+// path, its options parsed. Nil when there are none: then no plugin host runs.
+func (o *startOptions) hooks() (*loop.HookOptions, error) {
+	if len(o.plugins) == 0 {
+		return nil, nil
+	}
+	dirs := hookwire.SearchDirs(o.pluginDir, exeDir())
+	ho := &loop.HookOptions{StartTimeout: 30 * time.Second}
+	seen := map[string]bool{}
+	for _, s := range o.plugins {
+		sp, err := hookwire.ParseSpec(s)
+		if err != nil {
+			return nil, usageErrorf("%v", err)
+		}
+		if seen[sp.Name] {
+			return nil, usageErrorf("--plugin %s given twice: give all its options in one --plugin", sp.Name)
+		}
+		seen[sp.Name] = true
+		if sp.Path, err = hookwire.Find(sp.Name, dirs); err != nil {
+			return nil, err
+		}
+		ho.Plugins = append(ho.Plugins, sp)
+	}
+	host, err := hostPath()
+	if err != nil {
+		return nil, err
+	}
+	ho.HostPath = host
+	return ho, nil
+}
+
+// exeDir is the directory of the respawner binary.
+func exeDir() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return filepath.Dir(exe)
+}
+
+// hostBinary runs the plugins; it is installed next to respawner.
+const hostBinary = "respawner-hookhost"
+
+func hostPath() (string, error) {
+	for _, d := range []string{exeDir(), "/usr/lib/respawner"} {
+		p := filepath.Join(d, hostBinary)
+		if err := hookwire.CheckSafe(p); err == nil {
+			return p, nil
+		} else if _, serr := os.Stat(p); serr == nil {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("%s not found next to respawner (%s) or in /usr/lib/respawner: it runs the plugins; install it (make build puts it in bin/)", hostBinary, exeDir())
 }

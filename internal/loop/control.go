@@ -107,7 +107,7 @@ func (l *Loop) status() control.Status {
 	s := l.m.Snapshot()
 	st := control.Status{
 		Name: l.opt.Name, State: statusState(s), Restarts: s.Restarts,
-		Health: "unknown", Since: s.Since.UTC().Truncate(time.Second), Plugins: []string{},
+		Health: "unknown", Since: s.Since.UTC().Truncate(time.Second), Plugins: l.pluginNames(),
 		Program: l.opt.Path, Args: l.opt.Argv[1:], RespawnerPID: unix.Getpid(),
 	}
 	if st.Args == nil {
@@ -119,6 +119,9 @@ func (l *Loop) status() control.Status {
 	}
 	if s.State == Backoff {
 		st.NextRestart = s.Since.Add(s.Delay).UTC().Truncate(time.Millisecond)
+	}
+	if s.State == Held {
+		st.Reason = s.Reason
 	}
 	if e := s.LastExit; e != nil {
 		switch {
@@ -147,6 +150,8 @@ func statusState(s Snapshot) string {
 		return "stopping"
 	case Stopped:
 		return "stopped"
+	case Held:
+		return "held"
 	}
 	return "failed"
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/respawner/respawner/internal/hookwire"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,6 +42,9 @@ type Options struct {
 	// Report is called once: with nil when the first run counts as started,
 	// or with the reason when supervision ends before that.
 	Report func(error)
+	// Hooks, when set, runs hook plugins; nil means no plugin process,
+	// goroutine or timer exists at all.
+	Hooks *HookOptions
 }
 
 // Adoption identifies a running program to take over.
@@ -86,6 +90,9 @@ type Loop struct {
 	out   [2]output // stdout, stderr of the program (daemon mode)
 	files []uintptr // fds 0, 1, 2 of the program
 
+	host      hookHost
+	hostTimer int // timerfd that brings a dead hook host back, -1 without hooks
+
 	reported bool
 	exit     *Exit
 }
@@ -97,7 +104,8 @@ func New(opt Options) *Loop {
 	}
 	l := &Loop{
 		opt: opt, log: opt.Log, m: NewMachine(opt.Machine),
-		epfd: -1, evfd: -1, pidfd: -1, timers: [numTimers]int{-1, -1, -1},
+		epfd: -1, evfd: -1, pidfd: -1, hostTimer: -1,
+		host: hookHost{pidfd: -1, sock: -1},
 		tree: map[int]int{}, ready: make(chan struct{}),
 		ctl: ctlSocket{listen: opt.ControlFD, conns: map[int]*conn{}},
 		pf:  pidfileWatch{fd: -1},
@@ -105,6 +113,9 @@ func New(opt Options) *Loop {
 	}
 	if opt.ControlFD <= 0 {
 		l.ctl.listen = -1
+	}
+	for i := range l.timers {
+		l.timers[i] = -1
 	}
 	return l
 }
@@ -187,18 +198,31 @@ func (l *Loop) setup() error {
 	if err := epollAdd(l.epfd, l.evfd); err != nil {
 		return err
 	}
-	for i := range l.timers {
-		if l.timers[i], err = newTimerfd(); err != nil {
-			return err
-		}
-		if err := epollAdd(l.epfd, l.timers[i]); err != nil {
-			return err
-		}
-	}
 	if l.ctl.listen >= 0 {
 		if err := epollAdd(l.epfd, l.ctl.listen); err != nil {
 			return err
 		}
+	}
+	if l.opt.Hooks != nil {
+		if l.hostTimer, err = newTimerfd(); err != nil {
+			return err
+		}
+		if err := epollAdd(l.epfd, l.hostTimer); err != nil {
+			return err
+		}
+		if err := l.startHost(); err != nil {
+			return err
+		}
+		var deadline time.Duration
+		for _, p := range l.opt.Hooks.Plugins {
+			deadline = max(deadline, p.Timeout)
+		}
+		for _, in := range l.host.infos {
+			l.m.cfg.Ask = l.m.cfg.Ask || in.Veto
+		}
+		// The host enforces each plugin's deadline; ours only guards against
+		// a host that answers nothing at all.
+		l.m.cfg.AskDeadline = deadline + 500*time.Millisecond
 	}
 	l.files = []uintptr{l.opt.Stdin, 1, 2}
 	if l.opt.Output != nil {
@@ -213,7 +237,8 @@ func (l *Loop) setup() error {
 }
 
 func (l *Loop) closeAll() {
-	for _, fd := range append([]int{l.epfd, l.evfd, l.pidfd, l.pf.fd}, l.timers[:]...) {
+	l.stopHost()
+	for _, fd := range append([]int{l.epfd, l.evfd, l.pidfd, l.pf.fd, l.hostTimer}, l.timers[:]...) {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
@@ -248,11 +273,19 @@ func (l *Loop) dispatch(fd int) {
 		l.signals(l.pending.Swap(0))
 	case fd == l.pidfd:
 		l.watchedExited()
-	case fd == l.timers[RespawnTimer], fd == l.timers[KillTimer], fd == l.timers[StartTimer]:
+	case fd >= 0 && (fd == l.timers[RespawnTimer] || fd == l.timers[KillTimer] || fd == l.timers[StartTimer] || fd == l.timers[AskTimer]):
 		if !readCounter(fd) {
 			return // disarmed after it became ready
 		}
 		l.timerFired(fd)
+	case fd == l.host.sock && fd >= 0:
+		l.hostReadable()
+	case fd == l.host.pidfd && fd >= 0:
+		l.hostExited()
+	case fd == l.hostTimer && fd >= 0:
+		if readCounter(fd) {
+			l.restartHost()
+		}
 	case fd == l.pf.fd:
 		l.pf.drain()
 		l.checkPidfile()
@@ -342,13 +375,19 @@ func (l *Loop) act(acts []Action) {
 		case Spawn:
 			l.spawn(a)
 		case ArmTimer:
-			if a.ID == RespawnTimer {
+			switch {
+			case a.ID == RespawnTimer && l.m.State() == Held:
+				l.log.Info("restart held by a hook", "reason", l.m.held, "ask_again_in", a.After)
+			case a.ID == RespawnTimer:
 				l.log.Info("respawn scheduled", "delay", a.After)
 			}
-			if err := armTimerfd(l.timers[a.ID], a.After); err != nil {
+			if err := l.armTimer(a.ID, a.After); err != nil {
 				l.fatal(err)
 			}
 		case DisarmTimer:
+			if l.timers[a.ID] < 0 {
+				continue // never armed
+			}
 			if err := disarmTimerfd(l.timers[a.ID]); err != nil {
 				l.fatal(err)
 			}
@@ -368,10 +407,29 @@ func (l *Loop) act(acts []Action) {
 			l.follow(a.PID)
 		case Ready:
 			l.report(nil)
+		case Ask:
+			l.askHooks(a)
 		case Exit:
 			l.finish(a)
 		}
 	}
+}
+
+// armTimer arms timer id, creating its timerfd on first use: a timer that is
+// never needed (the hooks' deadline without plugins) never exists.
+func (l *Loop) armTimer(id TimerID, d time.Duration) error {
+	if l.timers[id] < 0 {
+		fd, err := newTimerfd()
+		if err != nil {
+			return err
+		}
+		if err := epollAdd(l.epfd, fd); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		l.timers[id] = fd
+	}
+	return armTimerfd(l.timers[id], d)
 }
 
 func (l *Loop) fatal(err error) {
@@ -390,8 +448,10 @@ func (l *Loop) finish(a Exit) {
 	switch {
 	case a.Code != 0:
 		l.log.Error(a.Reason, "restarts", l.m.restarts)
+		l.notify("gave-up", hookwire.Event{Reason: a.Reason})
 	default:
 		l.log.Info(a.Reason)
+		l.notify("stopped", hookwire.Event{Reason: a.Reason})
 	}
 	if !l.reported {
 		reason := a.Reason
@@ -420,6 +480,11 @@ func (l *Loop) spawn(a Spawn) {
 			return
 		}
 	}
+	if a.Restart == 0 {
+		l.notify("starting", hookwire.Event{})
+	} else {
+		l.notify("restarting", hookwire.Event{Attempt: a.Restart, Limit: a.Limit})
+	}
 	pid, pidfd, err := spawn(l.opt.Path, l.opt.Argv, l.opt.Env, l.files)
 	if err != nil {
 		l.log.Error("cannot start program", "error", err)
@@ -439,6 +504,7 @@ func (l *Loop) spawn(a Spawn) {
 		l.log.Info("restarted", "restart", restartOf(a), "pid", pid)
 	}
 	l.saveState()
+	l.notify("started", hookwire.Event{PID: pid, Attempt: a.Restart})
 	l.step(Started{PID: pid})
 }
 
@@ -523,6 +589,11 @@ func (l *Loop) watchedExited() {
 	default:
 		l.log.Info("exited", "pid", pid, "status", st.Code, "uptime", uptime)
 	}
+	ev := hookwire.Event{PID: pid, Uptime: uptime, ExitCode: st.Code, Signal: sigString(st.Signal)}
+	if st.Unknown {
+		ev.Reason = "exit status unknown (adopted process)"
+	}
+	l.notify("exited", ev)
 	if l.collecting {
 		l.checkCollected()
 		return
@@ -569,8 +640,8 @@ func (l *Loop) watchLeftovers() []int {
 }
 
 func (l *Loop) watched(pid int) bool {
-	if pid == l.pid {
-		return true
+	if pid == l.pid || pid == l.host.pid && pid != 0 {
+		return true // the hook host is reaped through its own pidfd
 	}
 	for _, p := range l.tree {
 		if p == pid {
@@ -644,7 +715,7 @@ func (l *Loop) signalTree(sig syscall.Signal) {
 			}
 		}
 	}
-	for _, pid := range descendants(os.Getpid(), nil) {
+	for _, pid := range descendants(os.Getpid(), l.isHost) {
 		if pgid, err := unix.Getpgid(pid); err == nil && (pgid != l.pgid || l.pgid == 0) {
 			send(pid)
 		}
@@ -656,8 +727,13 @@ func (l *Loop) signalTree(sig syscall.Signal) {
 		l.log.Info("terminating processes left behind", "signal", signalName(sig), "timeout", l.opt.Machine.StopTimeout)
 	default:
 		l.log.Info("stopping", "signal", signalName(sig), "timeout", l.opt.Machine.StopTimeout)
+		l.notify("stopping", hookwire.Event{PID: l.pid})
 	}
 }
+
+// isHost tells the hook host (and so its plugins, below it) from the
+// program's processes: they are never signalled as part of the program.
+func (l *Loop) isHost(pid int) bool { return pid == l.host.pid && pid != 0 }
 
 // forward logs the program's output line by line (daemon mode).
 func (l *Loop) forward(o *output, stderr bool) {

@@ -28,9 +28,12 @@ const (
 	Stopped
 	// Failed: final; supervision ended after giving up or a fatal error.
 	Failed
+	// Held: the program is down and a hook denied its restart; the respawn
+	// timer is armed to ask again.
+	Held
 )
 
-var stateNames = [...]string{"idle", "starting", "running", "cleanup", "backoff", "stopping", "stopped", "failed"}
+var stateNames = [...]string{"idle", "starting", "running", "cleanup", "backoff", "stopping", "stopped", "failed", "held"}
 
 func (s State) String() string {
 	if int(s) < len(stateNames) {
@@ -119,6 +122,10 @@ type Config struct {
 	// StartCheck: the first run must survive this long to count as started
 	// (daemonizing start reports it); 0 means started as soon as it runs.
 	StartCheck time.Duration
+	// Ask: hook plugins answer restart-pending before every restart; an
+	// answer that has not come within AskDeadline counts as allow.
+	Ask         bool
+	AskDeadline time.Duration
 	// Jitter returns a number in [0, 1); it shortens backoff delays by up to 10 %
 	// so that many instances do not restart in lockstep. Nil means no jitter.
 	Jitter func() float64
@@ -149,6 +156,8 @@ const (
 	KillTimer
 	// StartTimer bounds the wait for a pidfile, or times the start check.
 	StartTimer
+	// AskTimer bounds the wait for the hooks' answer to restart-pending.
+	AskTimer
 	numTimers
 )
 
@@ -182,6 +191,25 @@ type PidfileRead struct{ PID int }
 
 // PidfileFailed: the pidfile cannot be trusted or never came.
 type PidfileFailed struct{ Err error }
+
+// Decision is a hook's answer to restart-pending, weakest first.
+type Decision uint8
+
+const (
+	Allow Decision = iota
+	Delay
+	Deny
+	GiveUp
+)
+
+// Verdict: the hooks answered restart-pending (the strictest answer of all).
+type Verdict struct {
+	Decision Decision
+	Delay    time.Duration // with Delay: added before the restart
+	Reason   string
+}
+
+func (Verdict) event() {}
 
 func (Started) event()       {}
 func (SpawnFailed) event()   {}
@@ -223,6 +251,11 @@ type Follow struct{ PID int }
 
 // Ready reports the first run as started (daemonizing `start` returns 0).
 type Ready struct{}
+
+// Ask puts restart-pending to the hooks; a Verdict answers it.
+type Ask struct{ Restart, Limit int }
+
+func (Ask) action() {}
 
 // Exit ends supervision with the process exit Code; Reason says why.
 type Exit struct {
@@ -269,6 +302,10 @@ type Machine struct {
 	awaiting  bool          // waiting for the pidfile (Starting)
 	checking  bool          // the start check of the first run is timing
 	ready     bool          // the first run has been reported started
+	asking    bool          // restart-pending is out, AskTimer armed
+	due       bool          // the respawn delay has passed: act on the verdict when it comes
+	verdict   *Verdict      // the answer to act on when the delay passes
+	held      string        // why a hook holds the restart (Held)
 }
 
 // NewMachine returns a machine in Idle. Call Start (or Adopt) to begin.
@@ -288,14 +325,21 @@ type Snapshot struct {
 	Following bool          // PID is a daemon followed after its launcher exited
 	Awaiting  bool          // waiting for the pidfile
 	Ready     bool          // the first run has been reported started
-	Reason    string        // why supervision ended, in a final state
+	Reason    string        // why supervision ended (final), or why it is held (Held)
 }
 
 // Snapshot reports the current state for status output and logging.
 func (m *Machine) Snapshot() Snapshot {
 	return Snapshot{State: m.state, PID: m.pid, Restarts: m.restarts, LastExit: m.lastExit,
 		Since: m.since, Started: m.started, Delay: m.delayUsed, Following: m.following,
-		Awaiting: m.awaiting, Ready: m.ready, Reason: m.pending.reason}
+		Awaiting: m.awaiting, Ready: m.ready, Reason: m.reason()}
+}
+
+func (m *Machine) reason() string {
+	if m.state == Held {
+		return m.held
+	}
+	return m.pending.reason
 }
 
 // State returns the current state.
@@ -375,8 +419,71 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 		return append([]Action{DisarmTimer{ID: StartTimer}}, m.failRun(now, ev.Err.Error())...)
 	case StopRequested:
 		return m.stopRequested(now)
+	case Verdict:
+		if !m.asking {
+			return nil
+		}
+		return append([]Action{DisarmTimer{ID: AskTimer}}, m.answered(now, ev)...)
 	}
 	return nil
+}
+
+// delayPassed: the respawn delay is over. Without hooks that means restart;
+// with hooks, act on their answer, waiting for it if it is not in yet.
+func (m *Machine) delayPassed(now time.Time) []Action {
+	if !m.cfg.Ask {
+		return m.respawn(now)
+	}
+	m.due = true
+	switch {
+	case m.asking:
+		return nil // the Verdict or the AskTimer comes next
+	case m.verdict != nil:
+		v := *m.verdict
+		m.verdict = nil
+		return m.apply(now, v)
+	}
+	return m.ask(now) // held: ask again
+}
+
+func (m *Machine) ask(now time.Time) []Action {
+	m.asking, m.verdict = true, nil
+	return []Action{Ask{Restart: m.restarts + 1, Limit: m.cfg.Limit}, ArmTimer{ID: AskTimer, After: m.cfg.AskDeadline}}
+}
+
+func (m *Machine) answered(now time.Time, v Verdict) []Action {
+	m.asking = false
+	if !m.due {
+		m.verdict = &v // acted on when the respawn delay has passed
+		return nil
+	}
+	return m.apply(now, v)
+}
+
+// minHold is the shortest interval between two restart-pending questions
+// while a hook holds the restart, so that -t 0 does not turn into a busy loop.
+const minHold = time.Second
+
+func (m *Machine) apply(now time.Time, v Verdict) []Action {
+	m.due = false
+	switch v.Decision {
+	case Delay:
+		m.verdict = &Verdict{Decision: Allow} // no second question after the delay
+		m.delayUsed = v.Delay
+		m.set(Backoff, now)
+		return []Action{ArmTimer{ID: RespawnTimer, After: v.Delay}}
+	case Deny:
+		m.held = v.Reason
+		if m.state != Held {
+			m.set(Held, now)
+		}
+		return []Action{ArmTimer{ID: RespawnTimer, After: max(m.cfg.RespawnTimeout, minHold)}}
+	case GiveUp:
+		m.pending = outcome{exit: true, code: 1, reason: "gave up: " + v.Reason}
+		m.set(Failed, now)
+		return []Action{Exit{Code: 1, Reason: m.pending.reason}}
+	}
+	return m.respawn(now)
 }
 
 func (m *Machine) runStarted(now time.Time, pid int) []Action {
@@ -410,8 +517,11 @@ func (m *Machine) markReady() []Action {
 
 func (m *Machine) timer(now time.Time, id TimerID) []Action {
 	switch {
-	case id == RespawnTimer && m.state == Backoff:
-		return m.respawn(now)
+	case id == RespawnTimer && (m.state == Backoff || m.state == Held):
+		return m.delayPassed(now)
+	case id == AskTimer && m.asking:
+		// A hook host that does not answer in time must not hold restarts.
+		return m.answered(now, Verdict{Decision: Allow, Reason: "no answer within the deadline"})
 	case id == KillTimer && (m.state == Stopping || m.state == Cleanup):
 		return []Action{SignalTree{Sig: syscall.SIGKILL}}
 	case id == StartTimer && m.checking:
@@ -438,9 +548,15 @@ func (m *Machine) stopRequested(now time.Time) []Action {
 		return m.stop(now)
 	case Running:
 		return m.stop(now)
-	case Backoff:
+	case Backoff, Held:
 		m.set(Stopped, now)
-		return []Action{DisarmTimer{ID: RespawnTimer}, Exit{Code: 0, Reason: "stopped"}}
+		acts := []Action{DisarmTimer{ID: RespawnTimer}}
+		if m.asking {
+			m.asking = false
+			acts = append(acts, DisarmTimer{ID: AskTimer})
+		}
+		m.pending = outcome{exit: true, reason: "stopped"}
+		return append(acts, Exit{Code: 0, Reason: "stopped"})
 	case Cleanup:
 		// Leftovers already have SIGTERM and the kill timer runs; end when they are gone.
 		m.set(Stopping, now)
@@ -593,6 +709,16 @@ func (m *Machine) finish(now time.Time, o outcome, disarmKill bool) []Action {
 			m.set(Failed, now)
 		}
 		return append(acts, Exit{Code: o.code, Reason: o.reason})
+	case m.cfg.Ask:
+		// Ask the hooks while the delay runs; act when both are done.
+		m.delayUsed = o.delay
+		m.set(Backoff, now)
+		m.due = o.delay <= 0
+		acts = append(acts, m.ask(now)...)
+		if o.delay > 0 {
+			acts = append(acts, ArmTimer{ID: RespawnTimer, After: o.delay})
+		}
+		return acts
 	case o.delay <= 0:
 		m.delayUsed = 0
 		return append(acts, m.respawn(now)...)
@@ -604,6 +730,7 @@ func (m *Machine) finish(now time.Time, o outcome, disarmKill bool) []Action {
 }
 
 func (m *Machine) respawn(now time.Time) []Action {
+	m.held, m.verdict, m.due = "", nil, false
 	m.restarts++
 	if m.cfg.Window > 0 {
 		m.window = append(m.window, now)

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/pkg/hooks"
+	"golang.org/x/sys/unix"
+)
+
+// host talks to respawner over one SOCK_SEQPACKET socket.
+type host struct {
+	sock    int
+	sendMu  sync.Mutex
+	log     hclog.Logger
+	plugins []*plugin
+	asks    sync.WaitGroup
+}
+
+func newHost(fd int) (*host, error) {
+	if _, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil {
+		return nil, fmt.Errorf("fd %d is not respawner's socket: %w", fd, err)
+	}
+	unix.CloseOnExec(fd) // plugins must not inherit it
+	h := &host{sock: fd}
+	h.log = hclog.New(&hclog.LoggerOptions{
+		Name:       "hooks",
+		Level:      hclog.Info,
+		JSONFormat: true,
+		Output:     logWriter{h},
+	})
+	return h, nil
+}
+
+// logWriter turns each JSON log line into a TLog message for respawner's log.
+type logWriter struct{ h *host }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	line := string(p)
+	for len(line) > 0 && line[len(line)-1] == '\n' {
+		line = line[:len(line)-1]
+	}
+	w.h.send(hookwire.Msg{T: hookwire.TLog, Line: line})
+	return len(p), nil
+}
+
+func (h *host) send(m hookwire.Msg) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return
+	}
+	h.sendMu.Lock()
+	defer h.sendMu.Unlock()
+	for {
+		err := unix.Send(h.sock, b, 0)
+		if err != unix.EINTR {
+			return
+		}
+	}
+}
+
+func (h *host) recv(buf []byte) (hookwire.Msg, error) {
+	var m hookwire.Msg
+	for {
+		n, _, err := unix.Recvfrom(h.sock, buf, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return m, err
+		}
+		if n == 0 {
+			return m, errors.New("respawner closed the socket")
+		}
+		return m, json.Unmarshal(buf[:n], &m)
+	}
+}
+
+// run serves respawner until it says shutdown or goes away.
+func (h *host) run() int {
+	buf := make([]byte, 1<<20)
+	m, err := h.recv(buf)
+	if err != nil || m.T != hookwire.TConfig {
+		h.send(hookwire.Msg{T: hookwire.TError, Error: fmt.Sprintf("hook host: no configuration (%v)", err)})
+		return 1
+	}
+	infos := make([]hookwire.PluginInfo, 0, len(m.Plugins))
+	for _, spec := range m.Plugins {
+		p := &plugin{spec: spec, h: h, log: h.log.Named(spec.Name)}
+		if err := p.start(); err != nil {
+			h.send(hookwire.Msg{T: hookwire.TError, Error: fmt.Sprintf("plugin %s: %v", spec.Name, err)})
+			h.shutdown()
+			return 1
+		}
+		h.plugins = append(h.plugins, p)
+		infos = append(infos, p.infoMsg())
+		go p.deliver()
+	}
+	h.send(hookwire.Msg{T: hookwire.TReady, Infos: infos})
+	for {
+		m, err := h.recv(buf)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			break // respawner is gone
+		}
+		switch m.T {
+		case hookwire.TEvent:
+			if m.Event != nil {
+				h.event(eventOf(m.Event))
+			}
+		case hookwire.TAsk:
+			if m.Event != nil {
+				ev := eventOf(m.Event)
+				for _, p := range h.plugins {
+					// A plugin that can veto gets the question itself; the
+					// others may still want to hear of it.
+					if !p.canVeto() && p.wants(ev.Kind) {
+						p.enqueue(ev)
+					}
+				}
+				h.asks.Add(1)
+				go h.ask(m.ID, ev)
+			}
+		case hookwire.TProbe:
+			go h.probe(m.ID, m.Plugin)
+		case hookwire.TShutdown:
+			h.shutdown()
+			return 0
+		}
+	}
+	h.shutdown()
+	return 0
+}
+
+func eventOf(e *hookwire.Event) hooks.Event {
+	return hooks.Event{Kind: hooks.Kind(e.Kind), Instance: e.Instance, Program: e.Program, Args: e.Args,
+		PID: e.PID, Time: e.Time, ExitCode: e.ExitCode, Signal: e.Signal, Uptime: e.Uptime,
+		Attempt: e.Attempt, Limit: e.Limit, Reason: e.Reason}
+}
+
+func (h *host) event(ev hooks.Event) {
+	for _, p := range h.plugins {
+		if p.wants(ev.Kind) {
+			p.enqueue(ev)
+		}
+	}
+}
+
+// ask puts restart-pending to every plugin that can veto, all at once, each
+// under its own deadline, and answers with the strictest verdict. No answer,
+// an error, a panic or a crash counts as allow.
+func (h *host) ask(id uint64, ev hooks.Event) {
+	defer h.asks.Done()
+	type answer struct {
+		p *plugin
+		v hooks.Verdict
+	}
+	var mu sync.Mutex
+	var answers []answer
+	var wg sync.WaitGroup
+	for _, p := range h.plugins {
+		if !p.canVeto() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v, err := p.restartPending(ev)
+			if err != nil {
+				p.log.Warn("restart-pending failed; counted as allow", "error", err)
+				return
+			}
+			mu.Lock()
+			answers = append(answers, answer{p, v})
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	best, from := hooks.Allow(), ""
+	for _, a := range answers {
+		if s := hooks.Strictest(best, a.v); s != best {
+			best, from = s, a.p.spec.Name
+		}
+	}
+	reason := best.Reason
+	if from != "" && best.Decision != hooks.DecisionAllow {
+		reason = from + ": " + reason
+	}
+	h.send(hookwire.Msg{T: hookwire.TVerdict, ID: id, Plugin: from,
+		Verdict: &hookwire.Verdict{Decision: best.Decision.String(), Delay: best.Delay, Reason: reason}})
+}
+
+func (h *host) probe(id uint64, name string) {
+	for _, p := range h.plugins {
+		if p.spec.Name == name {
+			res := p.probe()
+			h.send(hookwire.Msg{T: hookwire.TProbed, ID: id, Plugin: name, Probe: &hookwire.ProbeOutcome{Healthy: res.Healthy, Reason: res.Reason}})
+			return
+		}
+	}
+	h.send(hookwire.Msg{T: hookwire.TProbed, ID: id, Plugin: name, Probe: &hookwire.ProbeOutcome{Reason: "no such plugin"}})
+}
+
+// shutdown delivers what is queued (bounded by each plugin's deadline) and
+// stops every plugin process.
+func (h *host) shutdown() {
+	var wg sync.WaitGroup
+	for _, p := range h.plugins {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.stop() }()
+	}
+	wg.Wait()
+}
+
+// pinOf decodes a --plugin sha256 option.
+func pinOf(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	b, _ := hex.DecodeString(s)
+	return b
+}
+
+// callCtx bounds one plugin call by the plugin's deadline.
+func callCtx(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}

@@ -1,0 +1,86 @@
+// Command respawner-hookhost runs respawner's hook plugins. respawner starts
+// it only when --plugin is given, with a SOCK_SEQPACKET socket on fd 3, so
+// that the supervisor itself never links go-plugin and gRPC. It launches each
+// plugin (go-plugin owns and reaps those processes), configures it, delivers
+// events through a bounded queue per plugin, asks the veto question of all of
+// them at once under their deadlines, restarts a plugin that dies, and stops
+// them all when respawner says so or goes away.
+//
+//	respawner-hookhost               host mode (fd 3 is the socket to respawner)
+//	respawner-hookhost describe PATH  print a plugin's version and capabilities as JSON
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/pkg/hooks"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "describe" {
+		os.Exit(describe(os.Args[2:]))
+	}
+	if len(os.Args) > 1 {
+		fmt.Fprintln(os.Stderr, "respawner-hookhost: respawner starts this program itself; run 'respawner plugins' instead")
+		os.Exit(2)
+	}
+	h, err := newHost(3)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "respawner-hookhost:", err)
+		os.Exit(1)
+	}
+	os.Exit(h.run())
+}
+
+// description is one line of `describe`.
+type description struct {
+	Path  string `json:"path"`
+	Error string `json:"error,omitempty"`
+	hookwire.PluginInfo
+}
+
+// describe launches each plugin just long enough to ask what it is.
+func describe(paths []string) int {
+	enc := json.NewEncoder(os.Stdout)
+	for _, p := range paths {
+		d := description{Path: p}
+		if err := hookwire.CheckSafe(p); err != nil {
+			d.Error = err.Error()
+			enc.Encode(d)
+			continue
+		}
+		c, err := hooks.Launch(p, hooks.LaunchOptions{Logger: hclog.NewNullLogger()})
+		if err != nil {
+			d.Error = err.Error()
+			enc.Encode(d)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), hookwire.DefaultTimeout)
+		in, err := c.Info(ctx)
+		cancel()
+		c.Kill()
+		if err != nil {
+			d.Error = err.Error()
+		}
+		d.PluginInfo = infoOf("", in, nil)
+		enc.Encode(d)
+	}
+	return 0
+}
+
+func infoOf(name string, in hooks.Info, sched *hooks.ProbeConfig) hookwire.PluginInfo {
+	pi := hookwire.PluginInfo{Name: name, Version: in.Version, Notify: in.Notify, Veto: in.Veto, Probe: in.Probe}
+	for _, k := range in.Events {
+		pi.Events = append(pi.Events, string(k))
+	}
+	if sched != nil {
+		pi.Sched = &hookwire.ProbeSchedule{Interval: sched.Interval, Timeout: sched.Timeout,
+			InitialDelay: sched.InitialDelay, Failures: sched.FailureThreshold, Successes: sched.SuccessThreshold}
+	}
+	return pi
+}

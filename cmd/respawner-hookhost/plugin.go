@@ -1,0 +1,240 @@
+package main
+
+import (
+	"fmt"
+
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/pkg/hooks"
+	"golang.org/x/sys/unix"
+)
+
+// queueSize bounds each plugin's backlog of notifications. When it is full
+// the oldest is dropped: a slow plugin loses history, never the loop's time.
+const queueSize = 64
+
+// plugin is one configured plugin process and its delivery queue.
+type plugin struct {
+	spec hookwire.PluginSpec
+	h    *host
+	log  hclog.Logger
+
+	mu       sync.Mutex
+	c        *hooks.Client // nil while restarting
+	info     hooks.Info
+	sched    *hooks.ProbeConfig
+	stopping bool
+	restarts int // consecutive crashes, for backoff
+
+	queue   chan hooks.Event
+	dropped int
+	done    chan struct{} // closed when deliver has returned
+}
+
+// start launches and configures the plugin; a bad option is an error that
+// names it, and fails respawner's start.
+func (p *plugin) start() error {
+	c, in, sched, err := p.launch()
+	if err != nil {
+		return err
+	}
+	p.c, p.info, p.sched = c, in, sched
+	p.queue = make(chan hooks.Event, queueSize)
+	p.done = make(chan struct{})
+	go p.watch(c)
+	return nil
+}
+
+func (p *plugin) launch() (*hooks.Client, hooks.Info, *hooks.ProbeConfig, error) {
+	c, err := hooks.Launch(p.spec.Path, hooks.LaunchOptions{Logger: p.h.log, SHA256: pinOf(p.spec.SHA256)})
+	if err != nil {
+		return nil, hooks.Info{}, nil, err
+	}
+	ctx, cancel := callCtx(p.spec.Timeout)
+	sched, err := c.Configure(ctx, p.spec.Options)
+	cancel()
+	if err != nil {
+		c.Kill()
+		return nil, hooks.Info{}, nil, err
+	}
+	ctx, cancel = callCtx(p.spec.Timeout)
+	in, err := c.Info(ctx)
+	cancel()
+	if err != nil {
+		c.Kill()
+		return nil, hooks.Info{}, nil, fmt.Errorf("info: %w", err)
+	}
+	return c, in, sched, nil
+}
+
+func (p *plugin) infoMsg() hookwire.PluginInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pi := infoOf(p.spec.Name, p.info, p.sched)
+	pi.Path = p.spec.Path
+	return pi
+}
+
+func (p *plugin) client() *hooks.Client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.c
+}
+
+func (p *plugin) wants(k hooks.Kind) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.info.Wants(k)
+}
+
+func (p *plugin) canVeto() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.info.Veto
+}
+
+// enqueue never blocks: when the queue is full the oldest event goes.
+func (p *plugin) enqueue(ev hooks.Event) {
+	for {
+		select {
+		case p.queue <- ev:
+			return
+		default:
+		}
+		select {
+		case <-p.queue:
+			p.dropped++
+			p.log.Warn("event queue full; dropped the oldest event", "dropped", p.dropped)
+		default:
+		}
+	}
+}
+
+// deliver sends queued events one by one, each under the plugin's deadline.
+func (p *plugin) deliver() {
+	defer close(p.done)
+	for ev := range p.queue {
+		c := p.client()
+		if c == nil {
+			p.log.Warn("plugin restarting; event not delivered", "event", ev.Kind)
+			continue
+		}
+		ctx, cancel := callCtx(p.spec.Timeout)
+		err := c.Notify(ctx, ev)
+		cancel()
+		if err != nil {
+			p.log.Warn("notify failed", "event", ev.Kind, "error", err)
+		}
+	}
+}
+
+func (p *plugin) restartPending(ev hooks.Event) (hooks.Verdict, error) {
+	c := p.client()
+	if c == nil {
+		return hooks.Allow(), fmt.Errorf("plugin is restarting")
+	}
+	ctx, cancel := callCtx(p.spec.Timeout)
+	defer cancel()
+	return c.RestartPending(ctx, ev)
+}
+
+func (p *plugin) probe() hooks.ProbeResult {
+	c := p.client()
+	if c == nil {
+		return hooks.ProbeResult{Reason: "probe plugin is restarting"}
+	}
+	d := p.spec.Timeout
+	if p.sched != nil && p.sched.Timeout > 0 {
+		d = p.sched.Timeout + 250*time.Millisecond // the probe bounds itself; this is a guard
+	}
+	ctx, cancel := callCtx(d)
+	defer cancel()
+	res, err := c.Probe(ctx)
+	if err != nil && res.Reason == "" {
+		res.Reason = err.Error()
+	}
+	return res
+}
+
+// watch waits on the plugin process's pidfd (no polling) and, when it dies
+// unasked, launches and configures a new one after a backoff.
+func (p *plugin) watch(c *hooks.Client) {
+	fd, err := unix.PidfdOpen(c.PID(), 0)
+	if err != nil {
+		return // gone already, or in process: nothing to watch
+	}
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(fds, -1); err != unix.EINTR {
+			break
+		}
+	}
+	unix.Close(fd)
+	p.mu.Lock()
+	if p.stopping || p.c != c {
+		p.mu.Unlock()
+		return
+	}
+	p.c = nil
+	delay := min(time.Second<<min(p.restarts, 5), 30*time.Second)
+	p.restarts++
+	p.mu.Unlock()
+	c.Kill() // lets go-plugin reap it and release its resources
+	p.log.Error("plugin exited; restarting it", "pid", c.PID(), "in", delay)
+	time.AfterFunc(delay, p.relaunch)
+}
+
+func (p *plugin) relaunch() {
+	p.mu.Lock()
+	stopping := p.stopping
+	p.mu.Unlock()
+	if stopping {
+		return
+	}
+	c, in, sched, err := p.launch()
+	if err != nil {
+		p.mu.Lock()
+		delay := min(time.Second<<min(p.restarts, 5), 30*time.Second)
+		p.restarts++
+		p.mu.Unlock()
+		p.log.Error("plugin restart failed", "error", err, "retry_in", delay)
+		time.AfterFunc(delay, p.relaunch)
+		return
+	}
+	p.mu.Lock()
+	if p.stopping {
+		p.mu.Unlock()
+		c.Kill()
+		return
+	}
+	p.c, p.info, p.sched = c, in, sched
+	p.restarts = 0
+	p.mu.Unlock()
+	p.log.Info("plugin restarted", "pid", c.PID())
+	go p.watch(c)
+}
+
+// stop delivers what is queued, within the plugin's deadline, then ends it.
+func (p *plugin) stop() {
+	p.mu.Lock()
+	if p.stopping {
+		p.mu.Unlock()
+		return
+	}
+	p.stopping = true
+	p.mu.Unlock()
+	if p.queue != nil {
+		close(p.queue)
+		select {
+		case <-p.done:
+		case <-time.After(p.spec.Timeout):
+			p.log.Warn("plugin did not take its last events in time")
+		}
+	}
+	if c := p.client(); c != nil {
+		c.Kill()
+	}
+}

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// hookArgs runs respawner -D with plugins from the test plugin dir.
+func hookArgs(args ...string) []string {
+	return append([]string{"--plugin-dir", pluginDir}, args...)
+}
+
+// pluginProcs returns the pids of the hook host and plugin processes below pid.
+func pluginProcs(pid int) []int {
+	var out []int
+	for _, p := range descendantsOf(pid) {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p))
+		if strings.Contains(exe, "respawner-plugin-") || strings.Contains(exe, "respawner-hookhost") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// assertPluginsGone waits for each pid in pids to be gone.
+func assertPluginsGone(t *testing.T, pids []int) {
+	t.Helper()
+	for _, p := range pids {
+		fd, err := pidfdOpen(p)
+		if err != nil {
+			continue // gone already
+		}
+		if !gone(fd, 5*time.Second) {
+			t.Errorf("plugin process %d left behind", p)
+		}
+		syscall.Close(fd)
+	}
+}
+
+// The shipped example: a maintenance file holds restarts; removing it lets the
+// restart through.
+func TestHookDenyHoldsRestart(t *testing.T) {
+	maint := filepath.Join(t.TempDir(), "maintenance")
+	os.WriteFile(maint, nil, 0o644)
+	in := startRespawner(t, hookArgs("--plugin", "maintenance:file="+maint, "-t", "200ms", "-n", "1", "/bin/sh", "--", "-c", "exit 3")...)
+	in.waitFor("hook plugin ready", 10*time.Second)
+	plugins := pluginProcs(in.cmd.Process.Pid)
+	if len(plugins) != 2 {
+		t.Fatalf("want the hook host and one plugin below respawner, got %v", plugins)
+	}
+	in.waitFor("exited", 5*time.Second)
+	held := in.waitFor("restart held by a hook", 5*time.Second)
+	if !strings.Contains(held.str("reason"), "maintenance: "+maint+" exists") {
+		t.Fatalf("held for %q", held.str("reason"))
+	}
+	st, code := statusOf(t, in.dir, "sh")
+	if code != 3 || st.State != "held" || !strings.Contains(st.Reason, "maintenance") || st.Restarts != 0 {
+		t.Fatalf("status while held: exit %d %+v", code, st)
+	}
+	in.waitFor("restart held by a hook", 5*time.Second) // asked again, still held
+	os.Remove(maint)
+	in.waitFor("restarted", 5*time.Second)
+	in.waitFor("gave up: respawn limit reached", 5*time.Second)
+	if code := in.wait(10 * time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	assertPluginsGone(t, plugins)
+}
+
+func TestHookDelay(t *testing.T) {
+	in := startRespawner(t, hookArgs("--plugin", "testhook:decision=delay,delay=1s", "-t", "0", "-n", "1", "/bin/sh", "--", "-c", "exit 3")...)
+	in.waitFor("exited", 10*time.Second)
+	died := time.Now()
+	in.waitFor("restart-pending answered", 5*time.Second)
+	in.waitFor("restarted", 5*time.Second)
+	if d := time.Since(died); d < 900*time.Millisecond || d > 4*time.Second {
+		t.Fatalf("restart %s after the exit, want about the 1s delay", d)
+	}
+	if code := in.wait(10 * time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+}
+
+func TestHookGiveUp(t *testing.T) {
+	runs := filepath.Join(t.TempDir(), "runs")
+	in := startRespawner(t, hookArgs("--plugin", "testhook:decision=give-up,reason=enough", "-t", "0", "/bin/sh", "--", "-c", "echo run >> "+runs+"; exit 3")...)
+	in.waitFor("gave up: testhook: enough", 10*time.Second)
+	if code := in.wait(10 * time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	if n := lines(t, runs); n != 1 {
+		t.Fatalf("program ran %d times, want 1", n)
+	}
+}
+
+// A plugin that does not answer within its deadline costs that deadline, and
+// counts as allow.
+func TestHookPastDeadline(t *testing.T) {
+	in := startRespawner(t, hookArgs("--plugin", "testhook:decision=deny,sleep=5s,timeout=300ms", "-t", "0", "-n", "1", "/bin/sh", "--", "-c", "exit 3")...)
+	in.waitFor("exited", 10*time.Second)
+	died := time.Now()
+	in.waitFor("restart-pending failed; counted as allow", 5*time.Second)
+	in.waitFor("restarted", 5*time.Second)
+	if d := time.Since(died); d > 3*time.Second {
+		t.Fatalf("restart %s after the exit: the hung plugin held it past its 300ms deadline", d)
+	}
+	if code := in.wait(15 * time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+}
+
+// A plugin that panics answers allow (the SDK recovers) and stays up.
+func TestHookPanics(t *testing.T) {
+	in := startRespawner(t, hookArgs("--plugin", "testhook:decision=deny,panic=true", "-t", "0", "-n", "2", "/bin/sh", "--", "-c", "exit 3")...)
+	in.waitFor("hook plugin ready", 10*time.Second)
+	plugins := pluginProcs(in.cmd.Process.Pid)
+	in.waitFor("restart-pending failed; counted as allow", 10*time.Second)
+	in.waitFor("restarted", 5*time.Second)
+	in.waitFor("restart-pending failed; counted as allow", 10*time.Second)
+	in.waitFor("restarted", 5*time.Second)
+	in.waitFor("gave up: respawn limit reached", 5*time.Second)
+	if strings.Contains(in.log(), "plugin exited") {
+		t.Fatalf("the plugin died of its panic:\n%s", in.log())
+	}
+	if code := in.wait(10 * time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	assertPluginsGone(t, plugins)
+}
+
+// A plugin killed mid-run is restarted by the host; the program is untouched.
+func TestHookKilledIsRestarted(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "events")
+	in := startRespawner(t, hookArgs("--plugin", "testhook:record="+rec, "/bin/sleep", "--", "1000")...)
+	in.waitFor("hook plugin ready", 10*time.Second)
+	prog := in.waitFor("started", 5*time.Second).int("pid")
+	var victim int
+	for _, p := range pluginProcs(in.cmd.Process.Pid) {
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p)); strings.HasSuffix(exe, "respawner-plugin-testhook") {
+			victim = p
+		}
+	}
+	if victim == 0 {
+		t.Fatal("no plugin process found")
+	}
+	syscall.Kill(victim, syscall.SIGKILL)
+	in.waitFor("plugin exited; restarting it", 5*time.Second)
+	in.waitFor("plugin restarted", 10*time.Second)
+	if !alive(prog) {
+		t.Fatal("the program died with the plugin")
+	}
+	plugins := pluginProcs(in.cmd.Process.Pid)
+	if len(plugins) != 2 {
+		t.Fatalf("after the restart: %v, want host and one plugin", plugins)
+	}
+	// The new plugin is configured and hears events.
+	in.signal(syscall.SIGTERM)
+	if code := in.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(readFile(t, rec), "stopping") {
+		t.Fatalf("restarted plugin did not get the stopping event:\n%s", readFile(t, rec))
+	}
+	assertPluginsGone(t, plugins)
+}
+
+func TestHookStartErrors(t *testing.T) {
+	openDir := t.TempDir()
+	os.Chmod(openDir, 0o777)
+	b, _ := os.ReadFile(filepath.Join(pluginDir, "respawner-plugin-testhook"))
+	os.WriteFile(filepath.Join(openDir, "respawner-plugin-loose"), b, 0o755)
+	sum := sha256.Sum256(b)
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"unknown plugin", []string{"--plugin", "nosuch"}, []string{"plugin nosuch: plugin not found"}},
+		{"bad option", []string{"--plugin", "testhook:colour=red"}, []string{"plugin testhook", `"colour"`}},
+		{"bad option value", []string{"--plugin", "testhook:sleep=soon"}, []string{"plugin testhook", "sleep"}},
+		{"wrong protocol version", []string{"--plugin", "oldproto"}, []string{"plugin oldproto", "protocol"}},
+		{"world-writable directory", []string{"--plugin-dir", openDir, "--plugin", "loose"}, []string{"world-writable"}},
+		{"wrong sha256 pin", []string{"--plugin", "testhook:sha256=" + strings.Repeat("0", 64)}, []string{"plugin testhook", "checksum"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := runtimeDir(t)
+			args := append(append([]string{"start", "-D", "--plugin-dir", pluginDir}, tt.args...), "/bin/sleep", "--", "1000")
+			r := respawner(t, dir, args...)
+			if r.code != 1 {
+				t.Fatalf("exit %d, want 1: %s", r.code, r.stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr %q lacks %q", r.stderr, w)
+				}
+			}
+			if strings.Contains(r.stderr, "started: pid") {
+				t.Errorf("the program was started: %s", r.stderr)
+			}
+			assertRuntimeDirEmpty(t, dir)
+		})
+	}
+	t.Run("right sha256 pin", func(t *testing.T) {
+		in := startRespawner(t, hookArgs("--plugin", "testhook:sha256="+hex.EncodeToString(sum[:]), "/bin/sleep", "--", "1000")...)
+		in.waitFor("hook plugin ready", 10*time.Second)
+		in.signal(syscall.SIGTERM)
+		if code := in.wait(10 * time.Second); code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+	})
+}
+
+// Without --plugin nothing of the plugin system exists: no host process, no
+// timerfd beyond what supervision arms.
+func TestNoPluginsNoCost(t *testing.T) {
+	in := startRespawner(t, "/bin/sleep", "--", "1000")
+	pid := in.waitFor("started", 5*time.Second).int("pid")
+	kids := descendantsOf(in.cmd.Process.Pid)
+	if len(kids) != 1 || kids[0] != pid {
+		t.Fatalf("processes below respawner: %v, want only the program %d", kids, pid)
+	}
+	ents, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", in.cmd.Process.Pid))
+	for _, e := range ents {
+		l, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", in.cmd.Process.Pid, e.Name()))
+		if strings.Contains(l, "timerfd") {
+			t.Errorf("a timerfd exists while the program just runs: fd %s", e.Name())
+		}
+	}
+	in.signal(syscall.SIGTERM)
+	in.wait(10 * time.Second)
+}
+
+func TestPluginsCommand(t *testing.T) {
+	r := respawner(t, runtimeDir(t), "plugins", "--plugin-dir", pluginDir)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	for _, want := range []string{"testhook     test     events,veto", "maintenance  -        veto", "oldproto     -        unusable"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("plugins output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if !strings.Contains(r.stdout, "oldproto: launch") || !strings.Contains(r.stdout, "hook protocol 2, respawner speaks 1") {
+		t.Errorf("oldproto's refusal not shown:\n%s", r.stdout)
+	}
+}

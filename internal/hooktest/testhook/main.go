@@ -1,0 +1,157 @@
+// Command testhook is a configurable hook plugin (Notifier, Vetoer,
+// Subscriber, Versioner) for respawner's integration tests. Build it as
+// respawner-plugin-testhook. Options:
+//
+//	decision=allow|delay|deny|give-up   the verdict of RestartPending (allow)
+//	delay=DUR                           the delay of decision=delay (1s)
+//	reason=TEXT                         the reason of the verdict
+//	sleep=DUR                           sleep this long in RestartPending and Notify
+//	                                    before answering, deaf to the deadline, as a
+//	                                    stuck plugin
+//	panic=true                          panic inside RestartPending
+//	crash-on=KIND                       exit 2 when an event of KIND arrives
+//	record=PATH                         append each event kind received as a line
+//	deny-while=PATH                     deny while PATH exists, whatever decision says
+//	events=KIND,KIND                    subscribe to these kinds only (all)
+//	version=STRING                      what Info reports as the version (test)
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/respawner/respawner/pkg/hooks"
+)
+
+type testhook struct {
+	log hclog.Logger
+
+	mu        sync.Mutex // guards the fields below, set by Configure
+	verdict   hooks.Verdict
+	sleep     time.Duration
+	panics    bool
+	crashOn   hooks.Kind
+	record    string
+	denyWhile string
+	events    []hooks.Kind
+	version   string
+}
+
+func (h *testhook) Configure(ctx context.Context, opts *hooks.Options) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	decision := opts.OneOf("decision", "allow", "allow", "delay", "deny", "give-up")
+	delay := opts.Duration("delay", time.Second)
+	reason := opts.String("reason", "")
+	switch decision {
+	case "allow":
+		h.verdict = hooks.Allow()
+	case "delay":
+		if delay == 0 {
+			opts.Errorf("delay", "must be more than 0 with decision=delay")
+		}
+		h.verdict = hooks.DelayBy(delay)
+	case "deny":
+		h.verdict = hooks.Deny(reason)
+	case "give-up":
+		h.verdict = hooks.GiveUp(reason)
+	}
+	h.verdict.Reason = reason
+	h.sleep = opts.Duration("sleep", 0)
+	h.panics = opts.Bool("panic", false)
+	if k := hooks.Kind(opts.String("crash-on", "")); k != "" {
+		if !k.Valid() {
+			opts.Errorf("crash-on", "unknown event %q", k)
+		}
+		h.crashOn = k
+	}
+	h.record = opts.String("record", "")
+	h.denyWhile = opts.String("deny-while", "")
+	h.events = opts.Kinds("events", nil)
+	h.version = opts.String("version", "test")
+	return opts.Err()
+}
+
+func (h *testhook) Events() []hooks.Kind {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.events
+}
+
+func (h *testhook) Version() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.version == "" {
+		return "test"
+	}
+	return h.version
+}
+
+// receive does what both Notify and RestartPending do first: record the
+// event, sleep, crash.
+func (h *testhook) receive(ev hooks.Event) error {
+	h.mu.Lock()
+	record, sleep, crashOn := h.record, h.sleep, h.crashOn
+	h.mu.Unlock()
+	h.log.Debug("event", "kind", ev.Kind, "instance", ev.Instance, "pid", ev.PID)
+	if record != "" {
+		f, err := os.OpenFile(record, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("record: %w", err)
+		}
+		_, err = fmt.Fprintln(f, ev.Kind)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("record: %w", err)
+		}
+	}
+	if sleep > 0 {
+		time.Sleep(sleep)
+	}
+	if crashOn != "" && ev.Kind == crashOn {
+		h.log.Error("crashing on purpose", "kind", ev.Kind)
+		os.Exit(2)
+	}
+	return nil
+}
+
+func (h *testhook) Notify(ctx context.Context, ev hooks.Event) error {
+	return h.receive(ev)
+}
+
+func (h *testhook) RestartPending(ctx context.Context, ev hooks.Event) (hooks.Verdict, error) {
+	if err := h.receive(ev); err != nil {
+		return hooks.Allow(), err
+	}
+	h.mu.Lock()
+	v, panics, denyWhile := h.verdict, h.panics, h.denyWhile
+	h.mu.Unlock()
+	if panics {
+		panic("testhook: panic=true")
+	}
+	if denyWhile != "" {
+		if _, err := os.Stat(denyWhile); err == nil {
+			reason := v.Reason
+			if reason == "" {
+				reason = denyWhile + " exists"
+			}
+			return hooks.Deny(reason), nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return hooks.Allow(), err
+		}
+	}
+	return v, nil
+}
+
+func main() {
+	log := hooks.NewLogger()
+	hooks.ServeWithLogger(&testhook{log: log}, log)
+}

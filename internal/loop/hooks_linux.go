@@ -1,0 +1,332 @@
+package loop
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/respawner/respawner/internal/hookwire"
+	"golang.org/x/sys/unix"
+)
+
+// HookOptions configure hook plugins. The plugins run under a separate host
+// process (respawner-hookhost) that links go-plugin and gRPC, so the core
+// never pays for them when no --plugin is given.
+type HookOptions struct {
+	HostPath string                // the respawner-hookhost binary
+	Plugins  []hookwire.PluginSpec // resolved --plugin flags
+	// StartTimeout bounds launching and configuring every plugin.
+	StartTimeout time.Duration
+}
+
+// hookHost is the loop's side of the host process: its pid and pidfd, and
+// the SOCK_SEQPACKET socket it talks over (one JSON message per packet).
+type hookHost struct {
+	pid, pidfd, sock int
+	infos            []hookwire.PluginInfo
+	nextID           uint64
+	askID            uint64 // the restart-pending question out, 0 when none
+	dropped          int    // notifications lost because the host was not reading
+	restarts         int    // host restarts, for backoff
+}
+
+// hostMaxPacket bounds one message; a log line or an event is far smaller.
+const hostMaxPacket = 64 << 10
+
+// startHost launches the hook host, sends it the plugins and waits for its
+// verdict on them: every plugin launched and configured, or the error (an
+// unknown plugin option fails start naming plugin and option). Waiting here
+// blocks the loop, but only before supervision begins.
+func (l *Loop) startHost() error {
+	h := &l.host
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socketpair: %w", err)
+	}
+	null, err := unix.Open(os.DevNull, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return fmt.Errorf("open %s: %w", os.DevNull, err)
+	}
+	pidfd := -1
+	attr := &syscall.ProcAttr{
+		Env:   l.opt.Env,
+		Files: []uintptr{uintptr(null), uintptr(null), 2, uintptr(fds[1])},
+		Sys:   &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd},
+	}
+	pid, err := syscall.ForkExec(l.opt.Hooks.HostPath, []string{"respawner-hookhost"}, attr)
+	unix.Close(null)
+	unix.Close(fds[1])
+	if err != nil {
+		unix.Close(fds[0])
+		return fmt.Errorf("start hook host %s: %w", l.opt.Hooks.HostPath, err)
+	}
+	h.pid, h.pidfd, h.sock = pid, pidfd, fds[0]
+	if err := l.hostSend(hookwire.Msg{T: hookwire.TConfig, Plugins: l.opt.Hooks.Plugins}); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(l.opt.Hooks.StartTimeout)
+	for {
+		ms := int(time.Until(deadline) / time.Millisecond)
+		if ms <= 0 {
+			return errors.New("hook plugins did not start within " + l.opt.Hooks.StartTimeout.String())
+		}
+		fds := []unix.PollFd{{Fd: int32(h.sock), Events: unix.POLLIN}, {Fd: int32(h.pidfd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, ms); err != nil && err != unix.EINTR {
+			return fmt.Errorf("poll hook host: %w", err)
+		}
+		if fds[0].Revents&unix.POLLIN == 0 && fds[1].Revents != 0 {
+			return errors.New("hook host exited during start-up")
+		}
+		if fds[0].Revents == 0 {
+			continue
+		}
+		m, err := l.hostRecv()
+		if err != nil {
+			return err
+		}
+		switch m.T {
+		case hookwire.TLog:
+			l.hostLog(m.Line)
+		case hookwire.TError:
+			return errors.New(m.Error)
+		case hookwire.TReady:
+			h.infos = m.Infos
+			for _, fd := range []int{h.sock, h.pidfd} {
+				if err := epollAdd(l.epfd, fd); err != nil {
+					return err
+				}
+			}
+			for _, in := range m.Infos {
+				l.log.Info("hook plugin ready", "plugin", in.Name, "version", in.Version, "notify", in.Notify, "veto", in.Veto, "probe", in.Probe)
+			}
+			return nil
+		}
+	}
+}
+
+func (l *Loop) hostSend(m hookwire.Msg) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := unix.Send(l.host.sock, b, unix.MSG_DONTWAIT); err != nil {
+		return fmt.Errorf("send to hook host: %w", err)
+	}
+	return nil
+}
+
+func (l *Loop) hostRecv() (hookwire.Msg, error) {
+	var m hookwire.Msg
+	buf := make([]byte, hostMaxPacket)
+	n, _, err := unix.Recvfrom(l.host.sock, buf, unix.MSG_DONTWAIT)
+	if err != nil {
+		return m, err
+	}
+	if n == 0 {
+		return m, errors.New("hook host closed its socket")
+	}
+	if err := json.Unmarshal(buf[:n], &m); err != nil {
+		return m, fmt.Errorf("bad message from hook host: %w", err)
+	}
+	return m, nil
+}
+
+// hostReadable handles what the host sent: verdicts and log lines.
+func (l *Loop) hostReadable() {
+	for {
+		m, err := l.hostRecv()
+		if err != nil {
+			return // EAGAIN, or the host is gone (its pidfd tells)
+		}
+		switch m.T {
+		case hookwire.TLog:
+			l.hostLog(m.Line)
+		case hookwire.TVerdict:
+			if m.ID == 0 || m.ID != l.host.askID || m.Verdict == nil {
+				continue // the answer to a question already settled
+			}
+			l.host.askID = 0
+			v := verdictOf(m.Verdict)
+			l.log.Info("restart-pending answered", "decision", m.Verdict.Decision, "delay", v.Delay, "reason", v.Reason)
+			l.step(v)
+		}
+	}
+}
+
+func verdictOf(v *hookwire.Verdict) Verdict {
+	d := Allow
+	switch v.Decision {
+	case hookwire.Delay:
+		d = Delay
+	case hookwire.Deny:
+		d = Deny
+	case hookwire.GiveUp:
+		d = GiveUp
+	}
+	return Verdict{Decision: d, Delay: v.Delay, Reason: v.Reason}
+}
+
+// hostLog writes one of the host's (or a plugin's) JSON log lines to our log
+// at its level.
+func (l *Loop) hostLog(line string) {
+	var rec map[string]any
+	if json.Unmarshal([]byte(line), &rec) != nil {
+		l.log.Info(line)
+		return
+	}
+	msg, _ := rec["@message"].(string)
+	lvl, _ := rec["@level"].(string)
+	mod, _ := rec["@module"].(string)
+	args := make([]any, 0, 2*len(rec))
+	for k, v := range rec {
+		if k != "" && k[0] != '@' {
+			args = append(args, k, v)
+		}
+	}
+	log := l.log
+	if mod != "" {
+		log = log.ResetNamed(mod)
+	}
+	log.Log(hclog.LevelFromString(lvl), msg, args...)
+}
+
+// hostExited: the host process died (a bug, or it was killed). Plugins are
+// its children; their restarts are its business. Ours is the host itself.
+func (l *Loop) hostExited() {
+	h := &l.host
+	st, err := waitPidfd(h.pidfd)
+	unix.Close(h.pidfd)
+	unix.Close(h.sock)
+	h.pidfd, h.sock = -1, -1
+	if err == nil {
+		l.log.Error("hook host exited; plugins are unavailable until it is back", "pid", h.pid, "status", st.String())
+	}
+	h.pid = 0
+	if h.askID != 0 {
+		h.askID = 0
+		l.step(Verdict{Decision: Allow, Reason: "hook host died"})
+	}
+	if l.exit != nil {
+		return
+	}
+	delay := min(time.Second<<min(h.restarts, 5), 30*time.Second)
+	h.restarts++
+	if err := armTimerfd(l.hostTimer, delay); err != nil {
+		l.log.Error("cannot schedule hook host restart", "error", err)
+	}
+}
+
+// restartHost brings the host back after it died.
+func (l *Loop) restartHost() {
+	if err := l.startHost(); err != nil {
+		l.log.Error("hook host restart failed", "error", err)
+		l.stopHost()
+		delay := min(time.Second<<min(l.host.restarts, 5), 30*time.Second)
+		l.host.restarts++
+		armTimerfd(l.hostTimer, delay)
+		return
+	}
+	l.log.Info("hook host restarted", "pid", l.host.pid)
+}
+
+// stopHost asks the host to stop its plugins and waits for it (bounded), so
+// that no plugin process outlives respawner; then it kills what is left.
+func (l *Loop) stopHost() {
+	h := &l.host
+	if h.pid == 0 {
+		return
+	}
+	if h.sock >= 0 {
+		l.hostSend(hookwire.Msg{T: hookwire.TShutdown})
+	}
+	fds := []unix.PollFd{{Fd: int32(h.pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 5000)
+		if err == unix.EINTR {
+			continue
+		}
+		if n == 0 { // hung: kill the host and its plugins
+			for _, p := range descendants(h.pid, nil) {
+				unix.Kill(p, unix.SIGKILL)
+			}
+			unix.PidfdSendSignal(h.pidfd, unix.SIGKILL, nil, 0)
+			unix.Poll(fds, 1000)
+		}
+		break
+	}
+	waitPidfd(h.pidfd)
+	unix.Close(h.pidfd)
+	if h.sock >= 0 {
+		unix.Close(h.sock)
+	}
+	h.pid, h.pidfd, h.sock = 0, -1, -1
+}
+
+// notify sends a lifecycle event to the plugins. It never blocks: when the
+// host is not keeping up, the event is dropped and counted.
+func (l *Loop) notify(kind string, ev hookwire.Event) {
+	if l.opt.Hooks == nil || l.host.sock < 0 {
+		return
+	}
+	ev.Kind = kind
+	l.fillEvent(&ev)
+	if err := l.hostSend(hookwire.Msg{T: hookwire.TEvent, Event: &ev}); err != nil {
+		l.host.dropped++
+		l.log.Warn("hook event dropped", "event", kind, "dropped", l.host.dropped, "error", err)
+	}
+}
+
+func (l *Loop) fillEvent(ev *hookwire.Event) {
+	ev.Instance = l.opt.Name
+	ev.Program = l.opt.Path
+	ev.Args = l.opt.Argv[1:]
+	ev.Time = time.Now()
+	if ev.Limit == 0 {
+		ev.Limit = l.opt.Machine.Limit
+	}
+}
+
+// askHooks puts restart-pending to the plugins.
+func (l *Loop) askHooks(a Ask) {
+	h := &l.host
+	if h.sock < 0 {
+		l.step(Verdict{Decision: Allow, Reason: "hook host not running"})
+		return
+	}
+	h.nextID++
+	h.askID = h.nextID
+	ev := hookwire.Event{Kind: "restart-pending", Attempt: a.Restart, Limit: a.Limit}
+	if e := l.m.lastExit; e != nil {
+		ev.ExitCode, ev.Signal = e.Code, sigString(e.Signal)
+	}
+	l.fillEvent(&ev)
+	if err := l.hostSend(hookwire.Msg{T: hookwire.TAsk, ID: h.askID, Event: &ev}); err != nil {
+		l.log.Warn("restart-pending not delivered; restarting", "error", err)
+		h.askID = 0
+		l.step(Verdict{Decision: Allow, Reason: "not delivered"})
+	}
+}
+
+func sigString(s syscall.Signal) string {
+	if s == 0 {
+		return ""
+	}
+	return signalName(s)
+}
+
+// pluginNames lists the configured plugins for status.
+func (l *Loop) pluginNames() []string {
+	names := []string{}
+	if l.opt.Hooks != nil {
+		for _, p := range l.opt.Hooks.Plugins {
+			names = append(names, p.Name)
+		}
+	}
+	return names
+}

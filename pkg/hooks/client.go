@@ -1,0 +1,282 @@
+package hooks
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	pb "github.com/respawner/respawner/pkg/hooks/proto"
+)
+
+// DefaultStartTimeout is how long Launch waits for a plugin's handshake when
+// LaunchOptions.StartTimeout is zero.
+const DefaultStartTimeout = 10 * time.Second
+
+// LaunchOptions configure Launch. The zero value is usable.
+type LaunchOptions struct {
+	// Logger receives go-plugin's lifecycle lines and the plugin's own log
+	// lines, under Logger.Named(base name of the binary). nil discards them.
+	// Its level is passed to the plugin (LogLevelEnv).
+	Logger hclog.Logger
+	// SHA256, when set, pins the binary: Launch refuses to start it unless
+	// its SHA-256 is this 32-byte sum (ErrChecksum).
+	SHA256 []byte
+	// StartTimeout bounds the wait for the plugin's handshake;
+	// DefaultStartTimeout when zero.
+	StartTimeout time.Duration
+	// Env holds extra KEY=VALUE variables for the plugin, on top of
+	// respawner's own environment (which the plugin inherits, and through
+	// which secrets reach it rather than through argv).
+	Env []string
+}
+
+// Client is respawner's handle on one running hook plugin. Its methods are
+// safe for concurrent use. Each call takes the caller's context, whose
+// deadline bounds it; a Client adds none of its own.
+type Client struct {
+	g      *grpcClient
+	pc     *plugin.Client // nil for an InProcess client
+	pid    int
+	stop   func() // InProcess only, run once
+	once   sync.Once
+	killed atomic.Bool
+}
+
+// Info is what a plugin says about itself.
+type Info struct {
+	Version string // the plugin's own version (Versioner); may be empty
+	// Events are the kinds Notify wants: every kind unless the plugin is a
+	// Subscriber; nil when Notify is false.
+	Events    []Kind
+	Configure bool // the plugin takes options (Configurer)
+	Notify    bool // Notify is implemented (Notifier)
+	Veto      bool // RestartPending is implemented (Vetoer)
+	Probe     bool // Probe is implemented (Prober); Configure returns its schedule
+}
+
+// Wants reports whether an event of kind k should be sent to Notify.
+func (in Info) Wants(k Kind) bool { return in.Notify && slices.Contains(in.Events, k) }
+
+// Launch starts the plugin binary at path and connects to it: go-plugin over
+// gRPC with automatic mutual TLS, on a unix socket. go-plugin owns the child
+// process: it reaps it, and Kill ends it. The plugin is not configured yet;
+// the host calls Configure, then Info.
+//
+// A plugin built for another hook protocol is refused with an error wrapping
+// a *VersionError, a binary that does not match LaunchOptions.SHA256 with one
+// wrapping ErrChecksum.
+func Launch(path string, o LaunchOptions) (*Client, error) {
+	if o.Logger == nil {
+		o.Logger = hclog.NewNullLogger()
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = DefaultStartTimeout
+	}
+	cfg := &plugin.ClientConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: pluginSets(nil, nil),
+		Cmd:              exec.Command(path),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Logger:           o.Logger,
+		StartTimeout:     o.StartTimeout,
+		// go-plugin would append the host environment after ours, so that
+		// it overrode Env; we pass it first ourselves instead.
+		SkipHostEnv: true,
+		// See newGRPCServerFunc.
+		GRPCDialOptions: []grpc.DialOption{
+			grpc.WithInitialWindowSize(windowSize),
+			grpc.WithInitialConnWindowSize(windowSize),
+		},
+	}
+	level := o.Logger.GetLevel()
+	if level == hclog.NoLevel || level == hclog.Off {
+		level = hclog.Warn
+	}
+	cfg.Cmd.Env = append(os.Environ(), LogLevelEnv+"="+level.String())
+	cfg.Cmd.Env = append(cfg.Cmd.Env, o.Env...)
+	// What the plugin writes to os.Stdout or os.Stderr after Serve reaches
+	// us over go-plugin's stdio stream; log it rather than lose it.
+	named := o.Logger.Named(filepath.Base(path))
+	cfg.SyncStdout = named.StandardWriter(&hclog.StandardLoggerOptions{ForceLevel: hclog.Info})
+	cfg.SyncStderr = named.StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true})
+	if o.SHA256 != nil {
+		if len(o.SHA256) != sha256.Size {
+			return nil, fmt.Errorf("launch %s: SHA256 pin is %d bytes, want %d", path, len(o.SHA256), sha256.Size)
+		}
+		cfg.SecureConfig = &plugin.SecureConfig{Checksum: o.SHA256, Hash: sha256.New()}
+	}
+
+	pc := plugin.NewClient(cfg)
+	rpc, err := pc.Client()
+	if err != nil {
+		pc.Kill()
+		return nil, fmt.Errorf("launch %s: %w", path, launchError(path, o.SHA256, err))
+	}
+	raw, err := rpc.Dispense(PluginName)
+	if err != nil {
+		pc.Kill()
+		return nil, fmt.Errorf("launch %s: %w", path, err)
+	}
+	c := &Client{g: raw.(*grpcClient), pc: pc}
+	if rc := pc.ReattachConfig(); rc != nil {
+		c.pid = rc.Pid
+	}
+	return c, nil
+}
+
+// ErrChecksum: the plugin binary does not match LaunchOptions.SHA256.
+var ErrChecksum = errors.New("checksum mismatch")
+
+// VersionError is the error (wrapped) of Launch for a plugin built against
+// another hook protocol version.
+type VersionError struct {
+	Plugin int // the version the plugin speaks
+	Host   int // ProtocolVersion
+}
+
+// Error says what to do about it.
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("plugin speaks hook protocol %d, respawner speaks %d: rebuild it against this respawner's pkg/hooks", e.Plugin, e.Host)
+}
+
+// goPluginVersionMismatch matches the error go-plugin's Client.Start returns
+// when the plugin answered a protocol version we did not offer. go-plugin
+// has no typed error for it, and its handshake is read inside Start, so the
+// text is all there is; TestLaunchOldProtocol pins it.
+var goPluginVersionMismatch = regexp.MustCompile(`^incompatible API version with plugin\. Plugin version: (-?\d+),`)
+
+func launchError(path string, pin []byte, err error) error {
+	if errors.Is(err, plugin.ErrChecksumsDoNotMatch) {
+		if sum, herr := fileSHA256(path); herr == nil {
+			return fmt.Errorf("%w: sha256 is %x, want %x", ErrChecksum, sum, pin)
+		}
+		return fmt.Errorf("%w: want sha256 %x", ErrChecksum, pin)
+	}
+	if m := goPluginVersionMismatch.FindStringSubmatch(err.Error()); m != nil {
+		if v, aerr := strconv.Atoi(m[1]); aerr == nil {
+			return &VersionError{Plugin: v, Host: ProtocolVersion}
+		}
+	}
+	return err
+}
+
+func fileSHA256(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// InProcess serves impl inside this process and returns a Client connected
+// to it over a real gRPC connection (on a unix socket, without TLS), through
+// the same shims as a launched plugin. It is for tests: of a plugin's
+// implementation, and of host code that needs a plugin without building one.
+// Kill stops it; PID is 0. Panics in impl are recovered and logged through
+// hclog.Default().
+func InProcess(impl any) (*Client, error) {
+	if err := checkImpl(impl); err != nil {
+		return nil, fmt.Errorf("in-process hook: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "respawner-hook-")
+	if err != nil {
+		return nil, fmt.Errorf("in-process hook: %w", err)
+	}
+	sock := filepath.Join(dir, "hook.sock")
+	lis, err := net.Listen("unix", sock)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("in-process hook: %w", err)
+	}
+	srv := grpc.NewServer()
+	pb.RegisterHookServer(srv, newGRPCServer(impl, hclog.Default().Named("hook")))
+	go srv.Serve(lis) //nolint:errcheck // ends with Stop
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		srv.Stop()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("in-process hook: %w", err)
+	}
+	return &Client{
+		g: &grpcClient{c: pb.NewHookClient(conn)},
+		stop: func() {
+			conn.Close()
+			srv.Stop()
+			os.RemoveAll(dir)
+		},
+	}, nil
+}
+
+// Info asks the plugin for its version, events and capabilities. Call it
+// after Configure: the events a plugin wants may depend on its options.
+func (c *Client) Info(ctx context.Context) (Info, error) { return c.g.info(ctx) }
+
+// Configure passes the plugin its options (see ParseSpec) and, for a probe
+// plugin, returns its schedule with zero fields defaulted; the schedule is
+// nil when the plugin has no probe. A bad option is a *PluginError whose
+// message names it.
+func (c *Client) Configure(ctx context.Context, opts map[string][]string) (*ProbeConfig, error) {
+	return c.g.configure(ctx, opts)
+}
+
+// Notify tells the plugin about ev. Send only the kinds Info.Wants.
+func (c *Client) Notify(ctx context.Context, ev Event) error { return c.g.notify(ctx, ev) }
+
+// RestartPending asks the plugin whether the program may restart now. On any
+// error (ErrUnimplemented, ErrPanic, ErrUnavailable, ErrBadVerdict, the
+// context's deadline, a *PluginError) the verdict is Allow, so a caller may
+// log the error and use the verdict as it is.
+func (c *Client) RestartPending(ctx context.Context, ev Event) (Verdict, error) {
+	return c.g.restartPending(ctx, ev)
+}
+
+// Probe runs the plugin's health check once. On error the result is
+// unhealthy with the error as its reason.
+func (c *Client) Probe(ctx context.Context) (ProbeResult, error) { return c.g.probe(ctx) }
+
+// Kill ends the plugin: it asks it to shut down, kills it after two seconds,
+// and returns once the process has been reaped. It may be called more than
+// once, and after the plugin has exited by itself.
+func (c *Client) Kill() {
+	c.killed.Store(true)
+	if c.pc != nil {
+		c.pc.Kill()
+	} else if c.stop != nil {
+		c.once.Do(c.stop)
+	}
+}
+
+// Exited reports whether the plugin process has exited (or, in process, been
+// killed). A plugin that has exited by itself needs Kill, then a new Launch.
+func (c *Client) Exited() bool {
+	if c.pc != nil {
+		return c.pc.Exited()
+	}
+	return c.killed.Load()
+}
+
+// PID returns the plugin process's pid, 0 for an InProcess client.
+func (c *Client) PID() int { return c.pid }
