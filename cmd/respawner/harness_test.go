@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 		{filepath.Join(dir, "respawner-hookhost"), "../respawner-hookhost"},
 		{filepath.Join(pluginDir, "respawner-plugin-testhook"), "../../internal/hooktest/testhook"},
 		{filepath.Join(pluginDir, "respawner-plugin-oldproto"), "../../internal/hooktest/oldproto"},
+		{filepath.Join(pluginDir, "respawner-plugin-testprobe"), "../../internal/hooktest/testprobe"},
 		{filepath.Join(pluginDir, "respawner-plugin-maintenance"), "../../examples/hooks/maintenance"},
 	}
 	for _, b := range builds {

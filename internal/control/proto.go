@@ -29,6 +29,7 @@ type Status struct {
 	Started      time.Time `json:"started,omitzero"` // start of the current run, when running
 	NextRestart  time.Time `json:"next_restart,omitzero"`
 	Reason       string    `json:"reason,omitempty"`
+	LastProbe    string    `json:"last_probe,omitempty"` // result of the last health probe
 }
 
 // Exit is {"code": N} or {"signal": "SIGKILL"}.

@@ -123,6 +123,7 @@ func (l *Loop) status() control.Status {
 	if s.State == Held {
 		st.Reason = s.Reason
 	}
+	st.Health, st.LastProbe = l.health()
 	if e := s.LastExit; e != nil {
 		switch {
 		case e.Unknown:

@@ -164,3 +164,5 @@ func ignoreESRCH(err error) error {
 	}
 	return err
 }
+
+func closeFD(fd int) { unix.Close(fd) }

@@ -147,6 +147,8 @@ func (l *Loop) hostReadable() {
 		switch m.T {
 		case hookwire.TLog:
 			l.hostLog(m.Line)
+		case hookwire.TProbed:
+			l.probed(m)
 		case hookwire.TVerdict:
 			if m.ID == 0 || m.ID != l.host.askID || m.Verdict == nil {
 				continue // the answer to a question already settled

@@ -92,6 +92,7 @@ type Loop struct {
 
 	host      hookHost
 	hostTimer int // timerfd that brings a dead hook host back, -1 without hooks
+	probers   []*prober
 
 	reported bool
 	exit     *Exit
@@ -159,6 +160,9 @@ func (l *Loop) Run() (int, error) {
 	} else {
 		l.act(l.m.Start(time.Now()))
 	}
+	if l.probers != nil {
+		l.syncProbes()
+	}
 	var events [16]unix.EpollEvent
 	for l.exit == nil {
 		n, err := unix.EpollWait(l.epfd, events[:], -1)
@@ -223,6 +227,7 @@ func (l *Loop) setup() error {
 		// The host enforces each plugin's deadline; ours only guards against
 		// a host that answers nothing at all.
 		l.m.cfg.AskDeadline = deadline + 500*time.Millisecond
+		l.initProbers()
 	}
 	l.files = []uintptr{l.opt.Stdin, 1, 2}
 	if l.opt.Output != nil {
@@ -238,6 +243,7 @@ func (l *Loop) setup() error {
 
 func (l *Loop) closeAll() {
 	l.stopHost()
+	l.closeProbers()
 	for _, fd := range append([]int{l.epfd, l.evfd, l.pidfd, l.pf.fd, l.hostTimer}, l.timers[:]...) {
 		if fd >= 0 {
 			unix.Close(fd)
@@ -300,6 +306,12 @@ func (l *Loop) dispatch(fd int) {
 			l.leftoverExited(fd, pid)
 		} else if c, ok := l.ctl.conns[fd]; ok {
 			l.serve(fd, c)
+		} else {
+			for _, p := range l.probers {
+				if p.timer == fd && readCounter(fd) {
+					l.probeTimer(p)
+				}
+			}
 		}
 	}
 }
@@ -364,6 +376,9 @@ func (l *Loop) step(ev Event) {
 	}
 	l.queue = l.queue[:0]
 	l.stepping = false
+	if l.probers != nil && l.exit == nil {
+		l.syncProbes()
+	}
 }
 
 func (l *Loop) act(acts []Action) {

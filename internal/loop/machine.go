@@ -186,6 +186,12 @@ type TimerFired struct{ ID TimerID }
 // StopRequested: an operator asked to stop (SIGTERM/SIGINT to respawner, or `stop`).
 type StopRequested struct{}
 
+// Unhealthy: health probes failed past their threshold; the program is
+// restarted as if it had failed.
+type Unhealthy struct{ Reason string }
+
+func (Unhealthy) event() {}
+
 // PidfileRead: the pidfile names PID, a live descendant of respawner.
 type PidfileRead struct{ PID int }
 
@@ -419,6 +425,23 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 		return append([]Action{DisarmTimer{ID: StartTimer}}, m.failRun(now, ev.Err.Error())...)
 	case StopRequested:
 		return m.stopRequested(now)
+	case Unhealthy:
+		if m.state != Running {
+			return nil
+		}
+		m.pid = 0
+		if now.Sub(m.started) >= m.cfg.Reset {
+			m.streak = 0
+			m.window = m.window[:0]
+		}
+		var pre []Action
+		if m.checking {
+			m.checking = false
+			pre = append(pre, DisarmTimer{ID: StartTimer})
+		}
+		m.pending = m.decide(now, false, ev.Reason)
+		m.set(Cleanup, now)
+		return append(pre, SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
 	case Verdict:
 		if !m.asking {
 			return nil

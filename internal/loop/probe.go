@@ -1,0 +1,174 @@
+package loop
+
+import (
+	"time"
+
+	"github.com/respawner/respawner/internal/hookwire"
+)
+
+// prober schedules one plugin's health probe on its own timerfd, as a
+// Kubernetes liveness probe: the first after the initial delay (or one
+// interval), then one interval after each result, so probes never overlap.
+// It probes only while the program runs; the host bounds each probe by the
+// plugin's timeout, and the timer, re-armed as a guard while a probe is out,
+// covers a host that never answers.
+type prober struct {
+	plugin   string
+	sched    hookwire.ProbeSchedule
+	timer    int    // timerfd, -1 until first armed
+	inflight uint64 // id of the probe out, 0 when none
+	active   bool   // the program runs and probing is on
+	fails    int    // consecutive failures
+	oks      int    // consecutive successes
+	health   string // unknown, healthy, unhealthy
+	last     string // reason of the last result
+	lastAt   time.Time
+}
+
+// guardSlack is added to a probe's timeout before the loop gives up on an answer.
+const guardSlack = time.Second
+
+func (l *Loop) initProbers() {
+	for _, in := range l.host.infos {
+		if in.Probe && in.Sched != nil {
+			l.probers = append(l.probers, &prober{plugin: in.Name, sched: *in.Sched, timer: -1, health: "unknown"})
+		}
+	}
+}
+
+// syncProbes starts probing when the program has started running and stops
+// it when the program is no longer running (backoff, starting, stopping).
+func (l *Loop) syncProbes() {
+	running := l.m.State() == Running
+	for _, p := range l.probers {
+		switch {
+		case running && !p.active:
+			p.active, p.fails, p.oks, p.inflight, p.health = true, 0, 0, 0, "unknown"
+			first := p.sched.InitialDelay
+			if first <= 0 {
+				first = p.sched.Interval
+			}
+			l.armProbe(p, first)
+		case !running && p.active:
+			p.active, p.inflight = false, 0
+			if p.timer >= 0 {
+				disarmTimerfd(p.timer)
+			}
+		}
+	}
+}
+
+func (l *Loop) armProbe(p *prober, d time.Duration) {
+	if p.timer < 0 {
+		fd, err := newTimerfd()
+		if err != nil {
+			l.log.Error("probe timer", "plugin", p.plugin, "error", err)
+			return
+		}
+		if err := epollAdd(l.epfd, fd); err != nil {
+			l.log.Error("probe timer", "plugin", p.plugin, "error", err)
+			return
+		}
+		p.timer = fd
+	}
+	if err := armTimerfd(p.timer, d); err != nil {
+		l.log.Error("probe timer", "plugin", p.plugin, "error", err)
+	}
+}
+
+// probeTimer: time for a probe, or the guard of one that never came back.
+func (l *Loop) probeTimer(p *prober) {
+	if !p.active {
+		return
+	}
+	if p.inflight != 0 {
+		p.inflight = 0
+		l.probeResult(p, hookwire.ProbeOutcome{Reason: "no answer from the hook host"})
+		return
+	}
+	if l.host.sock < 0 {
+		l.probeResult(p, hookwire.ProbeOutcome{Reason: "hook host not running"})
+		return
+	}
+	l.host.nextID++
+	p.inflight = l.host.nextID
+	if err := l.hostSend(hookwire.Msg{T: hookwire.TProbe, ID: p.inflight, Plugin: p.plugin}); err != nil {
+		p.inflight = 0
+		l.probeResult(p, hookwire.ProbeOutcome{Reason: "probe not delivered: " + err.Error()})
+		return
+	}
+	l.armProbe(p, p.sched.Timeout+guardSlack)
+}
+
+// probed: the host's answer to a probe.
+func (l *Loop) probed(m hookwire.Msg) {
+	for _, p := range l.probers {
+		if p.plugin == m.Plugin && p.inflight != 0 && p.inflight == m.ID && m.Probe != nil {
+			p.inflight = 0
+			l.probeResult(p, *m.Probe)
+			return
+		}
+	}
+}
+
+// probeResult counts consecutive results; past a threshold the health changes,
+// the plugins hear of it, and an unhealthy program is restarted through the
+// Machine (so vetoes, limits and the respawn timeout apply).
+func (l *Loop) probeResult(p *prober, r hookwire.ProbeOutcome) {
+	p.last, p.lastAt = r.Reason, time.Now()
+	if r.Healthy {
+		p.oks, p.fails = p.oks+1, 0
+		l.log.Trace("probe ok", "plugin", p.plugin, "result", r.Reason)
+		if p.health != "healthy" && p.oks >= p.sched.Successes {
+			p.health = "healthy"
+			l.log.Info("healthy", "plugin", p.plugin, "result", r.Reason)
+			l.notify("healthy", hookwire.Event{PID: l.pid, Reason: r.Reason})
+		}
+	} else {
+		p.fails, p.oks = p.fails+1, 0
+		l.log.Warn("probe failed", "plugin", p.plugin, "result", r.Reason, "consecutive", p.fails, "threshold", p.sched.Failures)
+		if p.health != "unhealthy" && p.fails >= p.sched.Failures {
+			p.health = "unhealthy"
+			reason := p.plugin + ": " + r.Reason
+			l.log.Warn("unhealthy: restarting", "plugin", p.plugin, "reason", r.Reason)
+			l.notify("unhealthy", hookwire.Event{PID: l.pid, Reason: reason})
+			l.step(Unhealthy{Reason: reason})
+		}
+	}
+	if p.active {
+		l.armProbe(p, p.sched.Interval)
+	}
+}
+
+// health sums the probes up for status: unhealthy if any is, healthy if all
+// are, unknown otherwise (or without probes).
+func (l *Loop) health() (string, string) {
+	if len(l.probers) == 0 {
+		return "unknown", ""
+	}
+	all := true
+	last := ""
+	for _, p := range l.probers {
+		if p.health == "unhealthy" {
+			return "unhealthy", p.plugin + ": " + p.last
+		}
+		if p.health != "healthy" {
+			all = false
+		}
+		if p.last != "" {
+			last = p.plugin + ": " + p.last
+		}
+	}
+	if all {
+		return "healthy", last
+	}
+	return "unknown", last
+}
+
+func (l *Loop) closeProbers() {
+	for _, p := range l.probers {
+		if p.timer >= 0 {
+			closeFD(p.timer)
+		}
+	}
+}
