@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: all build demo test race vet lint fuzz bench clean
+.PHONY: all build demo test race vet lint fuzz bench proto clean
 
 all: build
 
@@ -14,6 +14,7 @@ build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/respawner ./cmd/respawner
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/respawner-hookhost ./cmd/respawner-hookhost
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/respawner-plugin-healthcheck-http ./plugins/healthcheck-http
 
 # The main job: supervise a real program in the foreground, kill it once, watch
 # the restart, then stop cleanly.
@@ -32,6 +33,12 @@ test: lint build
 
 fuzz:
 	$(GO) test ./internal/loop -run '^$$' -fuzz FuzzMachine -fuzztime 30s
+	$(GO) test ./pkg/hooks -run '^$$' -fuzz FuzzParseSpec -fuzztime 30s
+
+# Regenerate pkg/hooks/proto from hooks.proto (installs protoc and the Go
+# generators when missing).
+proto:
+	sh pkg/hooks/proto/gen.sh
 
 bench: build
 	$(GO) run ./bench -bin $(BIN)/respawner

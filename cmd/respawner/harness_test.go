@@ -237,7 +237,7 @@ func (in *instance) wait(timeout time.Duration) int {
 	select {
 	case <-in.done:
 	case <-time.After(timeout):
-		in.t.Fatalf("respawner still running after %s:\n%s", timeout, in.log())
+		in.t.Fatalf("respawner still running after %s:\n%s\nprocesses below it:\n%s", timeout, in.log(), treeDump(in.cmd.Process.Pid))
 	}
 	var ee *exec.ExitError
 	if errors.As(in.err, &ee) {
@@ -374,3 +374,29 @@ func waitFile(t *testing.T, path string, timeout time.Duration) string {
 }
 
 func pidfdOpen(pid int) (int, error) { return unix.PidfdOpen(pid, 0) }
+
+// treeDump describes the processes below pid, for failure messages.
+func treeDump(pid int) string {
+	var b strings.Builder
+	for _, p := range descendantsOf(pid) {
+		cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		st := map[string]string{}
+		if raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p)); err == nil {
+			for _, l := range strings.Split(string(raw), "\n") {
+				if k, v, ok := strings.Cut(l, ":"); ok {
+					st[k] = strings.TrimSpace(v)
+				}
+			}
+		}
+		pg, _ := syscall.Getpgid(p)
+		fmt.Fprintf(&b, "  pid %d pgid %d state %s ppid %s sigign %s sigblk %s: %q\n", p, pg, st["State"], st["PPid"], st["SigIgn"], st["SigBlk"], strings.ReplaceAll(string(cmd), "\x00", " "))
+	}
+	fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fdinfo/*", pid))
+	for _, f := range fds {
+		raw, _ := os.ReadFile(f)
+		if strings.Contains(string(raw), "Pid:") {
+			fmt.Fprintf(&b, "  pidfd %s: %s\n", filepath.Base(f), strings.ReplaceAll(string(raw), "\n", " "))
+		}
+	}
+	return b.String()
+}

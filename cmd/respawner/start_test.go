@@ -231,12 +231,13 @@ func procStatus(t *testing.T, pid int) map[string]string {
 func TestStopKillsWholeTree(t *testing.T) {
 	dir := t.TempDir()
 	prog := script(t, dir, "tree.sh", fmt.Sprintf(`
-sleep 1000 &
-echo $! > %[1]s/bg
-setsid sleep 1000 &
-echo $! > %[1]s/sid
+sh -c 'echo $$ > %[1]s/bg.tmp; mv %[1]s/bg.tmp %[1]s/bg; exec sleep 1000' &
+setsid sh -c 'echo $$ > %[1]s/sid.tmp; mv %[1]s/sid.tmp %[1]s/sid; exec sleep 1000' &
 exec sleep 1000`, dir))
-	in := startRespawner(t, "-t", "0", prog)
+	// Each process writes its own pid once it runs, so the stop comes after
+	// the forks (a signal racing a fork is a different matter: the stop
+	// timeout's SIGKILL covers it).
+	in := startRespawner(t, "--stop-timeout", "3s", "-t", "0", prog)
 	main := in.waitFor("started", 5*time.Second).int("pid")
 	bg, _ := strconv.Atoi(waitFile(t, filepath.Join(dir, "bg"), 5*time.Second))
 	sid, _ := strconv.Atoi(waitFile(t, filepath.Join(dir, "sid"), 5*time.Second))

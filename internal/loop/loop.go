@@ -610,6 +610,7 @@ func (l *Loop) watchedExited() {
 	}
 	l.notify("exited", ev)
 	if l.collecting {
+		l.watchLeftovers() // its children are ours now: wait for them too
 		l.checkCollected()
 		return
 	}
@@ -683,6 +684,7 @@ func (l *Loop) leftoverExited(fd, pid int) {
 // process of the run are gone.
 func (l *Loop) checkCollected() {
 	if l.pidfd >= 0 || len(l.tree) > 0 {
+		l.log.Debug("waiting for the run's processes", "watched", l.pid, "others", len(l.tree))
 		return
 	}
 	l.collecting = false
@@ -700,6 +702,27 @@ func (l *Loop) reapOrphans() {
 		}
 		if st, ok := reapIfDead(pid); ok {
 			l.log.Debug("reaped orphan", "pid", pid, "status", st.String())
+		}
+	}
+	if l.collecting {
+		l.pruneTree()
+		l.watchLeftovers()
+		l.checkCollected()
+	}
+}
+
+// pruneTree drops leftovers that are no longer our children to wait for
+// (waitid says ECHILD), so that a stop can never wait for a process that is
+// gone without its pidfd having said so.
+func (l *Loop) pruneTree() {
+	for fd, pid := range l.tree {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		if errors.Is(err, unix.ECHILD) {
+			l.log.Debug("leftover process no longer ours", "pid", pid)
+			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+			unix.Close(fd)
+			delete(l.tree, fd)
 		}
 	}
 }
@@ -738,6 +761,11 @@ func (l *Loop) signalTree(sig syscall.Signal) {
 	switch {
 	case sig == unix.SIGKILL:
 		l.log.Warn("killing", "signal", "SIGKILL")
+		if l.collecting {
+			l.pruneTree()
+			l.watchLeftovers()
+			defer l.checkCollected()
+		}
 	case l.m.State() == Cleanup:
 		l.log.Info("terminating processes left behind", "signal", signalName(sig), "timeout", l.opt.Machine.StopTimeout)
 	default:

@@ -380,23 +380,31 @@ func (m *Machine) set(s State, now time.Time) {
 func (m *Machine) Step(now time.Time, ev Event) []Action {
 	switch ev := ev.(type) {
 	case Started:
-		if m.state != Starting || m.pid != 0 {
+		if m.state != Starting || m.pid != 0 || m.awaiting {
 			return nil
 		}
 		return m.runStarted(now, ev.PID)
 	case SpawnFailed:
-		if m.state != Starting || m.pid != 0 {
+		if m.state != Starting || m.pid != 0 || m.awaiting {
 			return nil
 		}
-		if !m.ready || m.stopping {
-			m.set(Failed, now)
-			return []Action{Exit{Code: 1, Reason: ev.Err.Error()}}
+		switch {
+		case !m.ready: // the program cannot be run at all: a fatal error
+			return m.finish(now, outcome{exit: true, code: 1, reason: ev.Err.Error()}, false)
+		case m.stopping:
+			return m.finish(now, outcome{exit: true, reason: "stopped"}, false)
 		}
 		// A restart that cannot exec (binary replaced mid-deploy) counts as a
-		// failed run, so backoff and the limit apply instead of a tight loop.
+		// failed run, so backoff and the limit apply; and it waits at least
+		// minSpawnRetry, since with -t 0 it would otherwise never leave the
+		// loop's step (spawn, fail, spawn...) to read a stop request.
 		m.started = now
 		m.lastExit = &ExitStatus{Code: 127}
-		return m.finish(now, m.decide(now, false, "cannot start"), false)
+		o := m.decide(now, false, "cannot start")
+		if !o.exit {
+			o.delay = max(o.delay, minSpawnRetry)
+		}
+		return m.finish(now, o, false)
 	case Exited:
 		return m.exited(now, ev)
 	case TreeEmpty:
@@ -483,6 +491,9 @@ func (m *Machine) answered(now time.Time, v Verdict) []Action {
 	return m.apply(now, v)
 }
 
+// minSpawnRetry is the shortest delay after a restart that could not exec.
+const minSpawnRetry = time.Second
+
 // minHold is the shortest interval between two restart-pending questions
 // while a hook holds the restart, so that -t 0 does not turn into a busy loop.
 const minHold = time.Second
@@ -561,8 +572,7 @@ func (m *Machine) timer(now time.Time, id TimerID) []Action {
 func (m *Machine) stopRequested(now time.Time) []Action {
 	switch m.state {
 	case Idle:
-		m.set(Stopped, now)
-		return []Action{Exit{Code: 0, Reason: "stopped"}}
+		return m.finish(now, outcome{exit: true, reason: "stopped"}, false)
 	case Starting:
 		if m.pid == 0 && !m.awaiting {
 			m.stopping = true // Started or SpawnFailed comes next

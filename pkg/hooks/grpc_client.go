@@ -2,7 +2,6 @@ package hooks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -159,31 +158,3 @@ func callError(ctx context.Context, op string, err error) error {
 	}
 	return &PluginError{Op: op, Message: st.Message()}
 }
-
-// Errors returned by Client methods, to be checked with errors.Is. A method
-// may also return context.DeadlineExceeded or context.Canceled (wrapped) when
-// its context ended first.
-var (
-	// ErrUnimplemented: the plugin lacks the capability the method needs
-	// (see Info); RestartPending then returns Allow.
-	ErrUnimplemented = errors.New("not implemented by the plugin")
-	// ErrPanic: the plugin's method panicked; the plugin recovered and runs on.
-	ErrPanic = errors.New("the plugin panicked")
-	// ErrUnavailable: the plugin cannot be reached, usually because its
-	// process has exited (see Client.Exited).
-	ErrUnavailable = errors.New("plugin unavailable")
-	// ErrBadVerdict: RestartPending answered a verdict that makes no sense
-	// (an unknown decision, or a delay of zero or less).
-	ErrBadVerdict = errors.New("bad verdict")
-)
-
-// PluginError is an error the plugin's own method returned (or refused a
-// call with), as it said it: Configure's `unknown option "colour"`, a
-// Notify that could not send its mail.
-type PluginError struct {
-	Op      string // the call: "configure", "notify", "restart-pending", "probe", "info"
-	Message string
-}
-
-// Error returns "OP: MESSAGE".
-func (e *PluginError) Error() string { return e.Op + ": " + e.Message }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -333,7 +334,24 @@ func TestLaunchEnvAndLogLevel(t *testing.T) {
 	t.Setenv(LogLevelEnv, "trace")
 	logs := &syncBuffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: logs})
-	c := launch(t, "testhook", LaunchOptions{Logger: logger, Env: []string{LogLevelEnv + "=warn"}})
+	c := launch(t, "testhook", LaunchOptions{Logger: logger, Env: []string{LogLevelEnv + "=warn", "HOOKS_TEST=1"}})
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", c.PID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := strings.Split(string(b), "\x00")
+	want := []string{LogLevelEnv + "=warn", "HOOKS_TEST=1"}
+	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
+		want = append(want, "GOMAXPROCS=1")
+	}
+	for _, kv := range want {
+		if !slices.Contains(env, kv) {
+			t.Errorf("the plugin's environment lacks %s", kv)
+		}
+	}
+	if slices.Contains(env, LogLevelEnv+"=trace") {
+		t.Errorf("the plugin's environment has the host's %s=trace too", LogLevelEnv)
+	}
 	if err := c.Notify(ctx(t), Event{Kind: Exited}); err != nil {
 		t.Fatal(err)
 	}

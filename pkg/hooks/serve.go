@@ -45,9 +45,10 @@ func ServeWithLogger(impl any, logger hclog.Logger) {
 }
 
 // newGRPCServerFunc builds the plugin's gRPC server. Static flow-control
-// windows turn off gRPC's bandwidth-delay estimation, whose pings would
-// otherwise ride along with the small messages of a hook call and cost a
-// wake-up on each side; hook messages are far smaller than the window.
+// windows (on both sides) turn off gRPC's bandwidth-delay estimation, whose
+// pings otherwise ride along with the small messages of hook calls: under
+// strace a RestartPending round trip went from 3.5 write(2)s to 2.2. Hook
+// messages are far smaller than the window.
 func newGRPCServerFunc(opts []grpc.ServerOption) *grpc.Server {
 	return grpc.NewServer(append(opts,
 		grpc.InitialWindowSize(windowSize),
