@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -211,6 +214,27 @@ func threadSwitches(pid int) (map[int]ctxSwitches, error) {
 	return out, nil
 }
 
+// timespecAt reads the struct timespec at addr (hex) in pid's memory; root
+// (or ptrace rights over pid) is needed.
+func timespecAt(pid int, addr string) (time.Duration, bool) {
+	a, err := strconv.ParseUint(strings.TrimPrefix(addr, "0x"), 16, 64)
+	if err != nil {
+		return 0, false
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	var b [16]byte
+	if n, err := f.ReadAt(b[:], int64(a)); err != nil || n != 16 {
+		return 0, false
+	}
+	sec := int64(binary.LittleEndian.Uint64(b[0:]))
+	nsec := int64(binary.LittleEndian.Uint64(b[8:]))
+	return time.Duration(sec)*time.Second + time.Duration(nsec), true
+}
+
 // syscall numbers of x86-64 that the threads of a Go program sleep in.
 var syscallNames = map[int]string{
 	0: "read", 7: "poll", 23: "select", 34: "pause", 35: "nanosleep", 61: "wait4",
@@ -245,10 +269,18 @@ func blockedIn(pid, tid int) string {
 	}
 	switch name {
 	case "futex":
-		if arg(3) != "0x0" {
-			return "futex with timeout (a timed sleep: sysmon's or a timer's)"
+		if arg(3) == "0x0" {
+			return "futex, no timeout (an idle M of the Go runtime)"
 		}
-		return "futex, no timeout (parked M)"
+		d, ok := timespecAt(pid, arg(3))
+		switch {
+		case !ok:
+			return "futex with a timeout (a timed sleep)"
+		case d == 60*time.Second:
+			return "futex, timeout 60s: the Go runtime's sysmon in its idle sleep (forcegcperiod/2)"
+		default:
+			return fmt.Sprintf("futex, timeout %s (a timed sleep)", d)
+		}
 	case "epoll_wait", "epoll_pwait":
 		if arg(3) == "0xffffffffffffffff" {
 			return name + ", no timeout"
@@ -256,4 +288,64 @@ func blockedIn(pid, tid int) string {
 		return name + " timeout " + arg(3)
 	}
 	return name
+}
+
+// cpuProbe measures how much CPU other processes used while a part ran: all
+// busy time of the machine (/proc/stat, steal included) minus what the
+// harness and respawner (with the children it reaped) used. On two cores a
+// parallel build or test run makes latencies noisy and the crash loop slower.
+type cpuProbe struct {
+	at         time.Time
+	busy, ours int64 // clock ticks
+	pids       []int
+}
+
+const clockTicks = 100 // USER_HZ on Linux
+
+func newCPUProbe(pids ...int) cpuProbe {
+	p := cpuProbe{at: time.Now(), pids: append([]int{os.Getpid()}, pids...)}
+	p.busy, p.ours = cpuTicks(p.pids)
+	return p
+}
+
+// otherPercent is the share of all CPUs used by other processes since p.
+func (p cpuProbe) otherPercent() float64 {
+	busy, ours := cpuTicks(p.pids)
+	total := time.Since(p.at).Seconds() * clockTicks * float64(runtime.NumCPU())
+	if total <= 0 {
+		return 0
+	}
+	return max(0, float64((busy-p.busy)-(ours-p.ours))) / total * 100
+}
+
+func cpuTicks(pids []int) (busy, ours int64) {
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+		for i, v := range f {
+			if i == 0 || i == 4 || i == 5 || i > 8 {
+				continue
+			}
+			n, _ := strconv.ParseInt(v, 10, 64)
+			busy += n
+		}
+	}
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))      // f[0] is the state (field 3)
+		for _, k := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+			if k < len(f) {
+				n, _ := strconv.ParseInt(f[k], 10, 64)
+				ours += n
+			}
+		}
+	}
+	return busy, ours
 }

@@ -43,6 +43,7 @@ func TestMain(m *testing.M) {
 		{filepath.Join(pluginDir, "respawner-plugin-testhook"), "../../internal/hooktest/testhook"},
 		{filepath.Join(pluginDir, "respawner-plugin-oldproto"), "../../internal/hooktest/oldproto"},
 		{filepath.Join(pluginDir, "respawner-plugin-testprobe"), "../../internal/hooktest/testprobe"},
+		{filepath.Join(pluginDir, "respawner-plugin-healthcheck-http"), "../../plugins/healthcheck-http"},
 		{filepath.Join(pluginDir, "respawner-plugin-maintenance"), "../../examples/hooks/maintenance"},
 	}
 	for _, b := range builds {
@@ -64,6 +65,8 @@ func runHelper(name string, args []string) {
 		hostileParent(args)
 	case "control-request":
 		controlRequest(args)
+	case "http-server":
+		httpServer(args)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown helper %q\n", name)
 		os.Exit(2)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -116,60 +117,105 @@ type Verdict struct {
 // DefaultTimeout is a plugin call's deadline unless its option timeout says otherwise.
 const DefaultTimeout = 2 * time.Second
 
-// ParseSpec parses NAME or NAME:key=value,key=value. A piece without "="
-// continues the previous value (so values may hold commas). The options
-// sha256 and timeout are respawner's own and are not passed to the plugin.
+// ParseSpec parses a --plugin flag (see SplitSpec). Of the options, sha256
+// is respawner's alone (the binary's pin) and is not passed to the plugin;
+// timeout, the deadline of each call, is respawner's and is passed too (a
+// probe plugin uses it as its probe timeout).
 func ParseSpec(s string) (PluginSpec, error) {
-	name, rest, _ := strings.Cut(s, ":")
-	sp := PluginSpec{Name: name, Options: map[string][]string{}, Timeout: DefaultTimeout}
-	if err := CheckName(name); err != nil {
-		return sp, err
+	name, opts, err := SplitSpec(s)
+	sp := PluginSpec{Name: name, Options: opts, Timeout: DefaultTimeout}
+	if err != nil {
+		return sp, fmt.Errorf("--plugin %s: %w", s, err)
 	}
-	var last string
-	for piece := range strings.SplitSeq(rest, ",") {
-		if rest == "" {
-			break
+	if v, ok := opts["sha256"]; ok {
+		if b, err := hex.DecodeString(v[len(v)-1]); err != nil || len(b) != 32 {
+			return sp, fmt.Errorf("--plugin %s: sha256 wants 64 hex digits", name)
 		}
-		k, v, ok := strings.Cut(piece, "=")
-		if !ok {
-			if last == "" {
-				return sp, fmt.Errorf("--plugin %s: %q is not key=value", name, piece)
-			}
-			vals := sp.Options[last]
-			vals[len(vals)-1] += "," + piece
-			continue
+		sp.SHA256 = strings.ToLower(v[len(v)-1])
+		delete(opts, "sha256")
+	}
+	if v, ok := opts["timeout"]; ok {
+		d, err := parseDuration(v[len(v)-1])
+		if err != nil || d <= 0 {
+			return sp, fmt.Errorf("--plugin %s: timeout %q is not a positive duration", name, v[len(v)-1])
 		}
-		k = strings.TrimSpace(k)
-		if k == "" {
-			return sp, fmt.Errorf("--plugin %s: empty option name in %q", name, piece)
-		}
-		switch k {
-		case "sha256":
-			if b, err := hex.DecodeString(v); err != nil || len(b) != 32 {
-				return sp, fmt.Errorf("--plugin %s: sha256 wants 64 hex digits", name)
-			}
-			sp.SHA256 = strings.ToLower(v)
-			last = ""
-			continue
-		case "timeout":
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				return sp, fmt.Errorf("--plugin %s: timeout %q is not a positive duration", name, v)
-			}
-			sp.Timeout = d
-			last = ""
-			continue
-		}
-		sp.Options[k] = append(sp.Options[k], v)
-		last = k
+		sp.Timeout = d
 	}
 	return sp, nil
 }
 
+// parseDuration takes "1m30s", or a bare integer as seconds.
+func parseDuration(s string) (time.Duration, error) {
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	return time.ParseDuration(s)
+}
+
+// SplitSpec parses NAME or NAME:key=value,key=value. A key may be repeated
+// (header=A,header=B). A field without '=' continues the previous value, so
+// lists read naturally: events=exited,gave-up is events="exited,gave-up".
+// `\,` and `\\` stand for a comma and a backslash. NAME is made of letters,
+// digits, '.', '_' and '-' and starts with a letter or digit, so that it
+// cannot name a path outside the plugin directories.
+func SplitSpec(spec string) (name string, opts map[string][]string, err error) {
+	name, rest, _ := strings.Cut(spec, ":")
+	if err := CheckName(name); err != nil {
+		return "", nil, err
+	}
+	opts = map[string][]string{}
+	var field strings.Builder
+	var last string // the key the previous field set
+	flush := func() error {
+		f := field.String()
+		field.Reset()
+		if f == "" {
+			return nil
+		}
+		k, v, ok := strings.Cut(f, "=")
+		switch {
+		case !ok && last == "":
+			return fmt.Errorf("plugin %s: option %q has no value (key=value)", name, f)
+		case !ok:
+			vs := opts[last]
+			vs[len(vs)-1] += "," + f
+		case k == "":
+			return fmt.Errorf("plugin %s: option %q has no name", name, f)
+		default:
+			opts[k] = append(opts[k], v)
+			last = k
+		}
+		return nil
+	}
+	for i := 0; i < len(rest); i++ {
+		switch c := rest[i]; {
+		case c == '\\' && i+1 < len(rest) && (rest[i+1] == ',' || rest[i+1] == '\\'):
+			i++
+			field.WriteByte(rest[i])
+		case c == ',':
+			if err := flush(); err != nil {
+				return "", nil, err
+			}
+		default:
+			field.WriteByte(c)
+		}
+	}
+	if err := flush(); err != nil {
+		return "", nil, err
+	}
+	return name, opts, nil
+}
+
 // CheckName keeps plugin names to what makes a safe file name.
 func CheckName(name string) error {
-	if name == "" || strings.ContainsAny(name, "/\x00") || strings.HasPrefix(name, ".") {
-		return fmt.Errorf("--plugin %q: not a plugin name", name)
+	if name == "" {
+		return errors.New("empty plugin name")
+	}
+	for i, r := range name {
+		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		if !alnum && (i == 0 || (r != '.' && r != '_' && r != '-')) {
+			return fmt.Errorf("plugin name %q: only letters, digits, '.', '_' and '-', starting with a letter or digit", name)
+		}
 	}
 	return nil
 }

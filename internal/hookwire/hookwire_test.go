@@ -14,13 +14,18 @@ func TestParseSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string][]string{"url": {"http://127.0.0.1:8080/"}, "header": {"X-A: 1, 2", "X-B: 3"}}
+	// timeout is respawner's (the call deadline) and is passed on too.
+	want := map[string][]string{"url": {"http://127.0.0.1:8080/"}, "header": {"X-A: 1, 2", "X-B: 3"}, "timeout": {"500ms"}}
 	if sp.Name != "healthcheck-http" || !reflect.DeepEqual(sp.Options, want) || sp.Timeout != 500*time.Millisecond {
 		t.Fatalf("got %+v", sp)
 	}
 	sp, err = ParseSpec("notify-email")
 	if err != nil || sp.Name != "notify-email" || len(sp.Options) != 0 || sp.Timeout != DefaultTimeout {
 		t.Fatalf("bare name: %+v, %v", sp, err)
+	}
+	sp, err = ParseSpec("x:sha256=" + strings.Repeat("ab", 32))
+	if err != nil || sp.SHA256 != strings.Repeat("ab", 32) || len(sp.Options) != 0 {
+		t.Fatalf("sha256 must be respawner's alone: %+v, %v", sp, err)
 	}
 	for _, bad := range []string{"", "../x", "x:novalue", "x:=1", "x:timeout=soon", "x:sha256=abc"} {
 		if _, err := ParseSpec(bad); err == nil {

@@ -94,6 +94,9 @@ type Loop struct {
 	hostTimer int // timerfd that brings a dead hook host back, -1 without hooks
 	probers   []*prober
 
+	stateFD  int // NAME.state, kept open; -1 until first written
+	stateBuf [64]byte
+
 	reported bool
 	exit     *Exit
 }
@@ -105,7 +108,7 @@ func New(opt Options) *Loop {
 	}
 	l := &Loop{
 		opt: opt, log: opt.Log, m: NewMachine(opt.Machine),
-		epfd: -1, evfd: -1, pidfd: -1, hostTimer: -1,
+		epfd: -1, evfd: -1, pidfd: -1, hostTimer: -1, stateFD: -1,
 		host: hookHost{pidfd: -1, sock: -1},
 		tree: map[int]int{}, ready: make(chan struct{}),
 		ctl: ctlSocket{listen: opt.ControlFD, conns: map[int]*conn{}},
@@ -244,7 +247,7 @@ func (l *Loop) setup() error {
 func (l *Loop) closeAll() {
 	l.stopHost()
 	l.closeProbers()
-	for _, fd := range append([]int{l.epfd, l.evfd, l.pidfd, l.pf.fd, l.hostTimer}, l.timers[:]...) {
+	for _, fd := range append([]int{l.epfd, l.evfd, l.pidfd, l.pf.fd, l.hostTimer, l.stateFD}, l.timers[:]...) {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
@@ -567,19 +570,29 @@ func (l *Loop) follow(pid int) {
 }
 
 // saveState records the program's identity (pid, start time, process group)
-// so that a respawner started after this one was killed can adopt it.
+// so that a respawner started after this one was killed can adopt it. The
+// file stays open: one pwrite and one ftruncate per start, since a crash loop
+// restarts hundreds of times a second. A torn write cannot mislead the
+// reader, which adopts only a live pid whose start time matches.
 func (l *Loop) saveState() {
 	if l.opt.StatePath == "" || l.pid == 0 {
 		return
+	}
+	if l.stateFD < 0 {
+		fd, err := unix.Open(l.opt.StatePath, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			l.log.Warn("cannot record the program for adoption", "error", err)
+			return
+		}
+		l.stateFD = fd
 	}
 	st, err := procStartTicks(l.pid)
 	if err != nil {
 		return
 	}
-	data := fmt.Sprintf("%d %d %d\n", l.pid, st, l.pgid)
-	tmp := l.opt.StatePath + ".tmp"
-	if err := os.WriteFile(tmp, []byte(data), 0o600); err == nil {
-		os.Rename(tmp, l.opt.StatePath)
+	b := fmt.Appendf(l.stateBuf[:0], "%d %d %d\n", l.pid, st, l.pgid)
+	if _, err := unix.Pwrite(l.stateFD, b, 0); err == nil {
+		unix.Ftruncate(l.stateFD, int64(len(b)))
 	}
 }
 

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"github.com/respawner/respawner/internal/hookwire"
 	"slices"
 	"strings"
 	"testing"
@@ -305,7 +306,7 @@ func FuzzParseSpec(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if checkName(name) != nil || strings.ContainsAny(name, "/:") {
+		if hookwire.CheckName(name) != nil || strings.ContainsAny(name, "/:") {
 			t.Fatalf("ParseSpec(%q) accepted name %q", spec, name)
 		}
 		for k := range opts {

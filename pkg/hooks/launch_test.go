@@ -274,7 +274,7 @@ func TestLaunchSHA256(t *testing.T) {
 func TestLaunchNotAPlugin(t *testing.T) {
 	dir := t.TempDir()
 	script := filepath.Join(dir, "respawner-plugin-liar")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\necho hello\nsleep 30\n"), 0o755); err != nil {
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho hello\nexec sleep 30\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct{ path, want string }{

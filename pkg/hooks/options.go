@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/respawner/respawner/internal/hookwire"
 )
 
 // Options are the key=value options given to a plugin with
@@ -34,7 +36,9 @@ type Options struct {
 
 // NewOptions returns Options holding a copy of m.
 func NewOptions(m map[string][]string) *Options {
-	o := &Options{m: make(map[string][]string, len(m)), used: make(map[string]bool)}
+	// timeout is respawner's own option (the deadline of each call); a plugin
+	// may read it too, and one that does not must not fail on it.
+	o := &Options{m: make(map[string][]string, len(m)), used: map[string]bool{"timeout": true}}
 	for k, vs := range m {
 		o.m[k] = slices.Clone(vs)
 	}
@@ -279,66 +283,10 @@ func (o *Options) Err() error {
 // events=exited,gave-up is events="exited,gave-up" (see Options.List). `\,`
 // and `\\` stand for a comma and a backslash. NAME is made of letters,
 // digits, '.', '_' and '-' and starts with a letter or digit, so that it
-// cannot name a path outside the plugin directories.
+// cannot name a path outside the plugin directories. It is respawner's own
+// parser (internal/hookwire), exported for plugin tests.
 func ParseSpec(spec string) (name string, opts map[string][]string, err error) {
-	name, rest, _ := strings.Cut(spec, ":")
-	if err := checkName(name); err != nil {
-		return "", nil, err
-	}
-	opts = map[string][]string{}
-	var field strings.Builder
-	var last string // the key the previous field set
-	flush := func() error {
-		f := field.String()
-		field.Reset()
-		if f == "" {
-			return nil
-		}
-		k, v, ok := strings.Cut(f, "=")
-		switch {
-		case !ok && last == "":
-			return fmt.Errorf("plugin %s: option %q has no value (key=value)", name, f)
-		case !ok:
-			vs := opts[last]
-			vs[len(vs)-1] += "," + f
-		case k == "":
-			return fmt.Errorf("plugin %s: option %q has no name", name, f)
-		default:
-			opts[k] = append(opts[k], v)
-			last = k
-		}
-		return nil
-	}
-	for i := 0; i < len(rest); i++ {
-		switch c := rest[i]; {
-		case c == '\\' && i+1 < len(rest) && (rest[i+1] == ',' || rest[i+1] == '\\'):
-			i++
-			field.WriteByte(rest[i])
-		case c == ',':
-			if err := flush(); err != nil {
-				return "", nil, err
-			}
-		default:
-			field.WriteByte(c)
-		}
-	}
-	if err := flush(); err != nil {
-		return "", nil, err
-	}
-	return name, opts, nil
-}
-
-func checkName(name string) error {
-	if name == "" {
-		return errors.New("empty plugin name")
-	}
-	for i, r := range name {
-		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
-		if !alnum && (i == 0 || (r != '.' && r != '_' && r != '-')) {
-			return fmt.Errorf("plugin name %q: only letters, digits, '.', '_' and '-', starting with a letter or digit", name)
-		}
-	}
-	return nil
+	return hookwire.SplitSpec(spec)
 }
 
 // splitList splits a comma-separated list, dropping empty fields and spaces.

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// httpServer is a helper program: http-server PORT STATUS [listen-after=DUR]
+// [slow=DUR] [record=PATH]. It answers every request with STATUS; it starts
+// listening only after listen-after; each answer takes slow; with record it
+// writes the highest number of requests it ever had in flight at once.
+func httpServer(args []string) {
+	port, status := args[0], args[1]
+	code, _ := strconv.Atoi(status)
+	var listenAfter, slow time.Duration
+	var record string
+	for _, a := range args[2:] {
+		k, v, _ := strings.Cut(a, "=")
+		switch k {
+		case "listen-after":
+			listenAfter, _ = time.ParseDuration(v)
+		case "slow":
+			slow, _ = time.ParseDuration(v)
+		case "record":
+			record = v
+		}
+	}
+	time.Sleep(listenAfter) // the program under test is slow to come up, on purpose
+	var inflight, most atomic.Int32
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		defer inflight.Add(-1)
+		if n > most.Load() {
+			most.Store(n)
+			if record != "" {
+				os.WriteFile(record, []byte(strconv.Itoa(int(n))+"\n"), 0o644)
+			}
+		}
+		// A probe that gives up closes its connection: the request ends with
+		// it, so "in flight" counts probes, not abandoned handlers.
+		select {
+		case <-time.After(slow):
+		case <-r.Context().Done():
+			return
+		}
+		w.WriteHeader(code)
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:"+port)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	http.Serve(l, h)
+}
+
+// startHelperServer runs respawner -D on the http-server helper with the
+// healthcheck-http plugin.
+func startHelperServer(t *testing.T, port int, check string, serverArgs ...string) *instance {
+	t.Helper()
+	t.Setenv("RESPAWNER_TEST_HELPER", "http-server")
+	args := hookArgs("--plugin", "healthcheck-http:url=http://127.0.0.1:"+strconv.Itoa(port)+"/,"+check, "-t", "0", "--name", "srv", os.Args[0], "--", strconv.Itoa(port))
+	in := startRespawner(t, append(args, serverArgs...)...)
+	return in
+}
+
+// lighttpd, SIGSTOPped, is alive and useless: the probe notices and the
+// program is restarted (the stopped process killed, a new one serving).
+func TestHealthcheckRestartsStoppedLighttpd(t *testing.T) {
+	bin := lighttpdBin(t)
+	s := newSite(t, "")
+	in := startRespawner(t, hookArgs("--plugin", fmt.Sprintf("healthcheck-http:url=http://127.0.0.1:%d/,interval=500ms,timeout=300ms,failures=2", s.port),
+		"-t", "1", bin, "--", "-D", "-f", s.conf)...)
+	pid := in.waitFor("started", 10*time.Second).int("pid")
+	in.waitFor("healthy", 10*time.Second)
+	if st, _ := statusOf(t, in.dir, "lighttpd"); st.Health != "healthy" || !strings.Contains(st.LastProbe, "HTTP 200") {
+		t.Fatalf("status before the stop: %+v", st)
+	}
+	fd := watchPID(t, pid)
+	stopped := time.Now()
+	syscall.Kill(pid, syscall.SIGSTOP)
+	in.waitFor("probe failed", 5*time.Second)
+	in.waitFor("unhealthy: restarting", 5*time.Second)
+	// -t 1 leaves a second to see the state between kill and restart.
+	if st, _ := statusOf(t, in.dir, "lighttpd"); st.Health != "unhealthy" || st.State == "running" {
+		t.Fatalf("status while unhealthy: %+v", st)
+	}
+	re := in.waitFor("restarted", 10*time.Second)
+	// interval x failures + timeout + -t = 2.3s; a loose bound for a busy machine.
+	if d := time.Since(stopped); d > 7*time.Second {
+		t.Fatalf("restart came %s after SIGSTOP", d)
+	}
+	if !gone(fd, 5*time.Second) {
+		t.Fatal("the stopped lighttpd was not killed")
+	}
+	if re.int("pid") == pid {
+		t.Fatal("same pid after the restart")
+	}
+	in.waitFor("healthy", 10*time.Second)
+	if s.get() != 200 {
+		t.Fatal("new lighttpd does not serve")
+	}
+	st, _ := statusOf(t, in.dir, "lighttpd")
+	if st.Health != "healthy" || st.Restarts != 1 || st.PID != re.int("pid") {
+		t.Fatalf("status after recovery: %+v", st)
+	}
+	in.signal(syscall.SIGTERM)
+	if code := in.wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+func TestHealthcheckRestarts500(t *testing.T) {
+	port := freePort(t)
+	in := startHelperServer(t, port, "interval=400ms,timeout=300ms,failures=2", "500")
+	in.waitFor("started", 10*time.Second)
+	f := in.waitFor("probe failed", 10*time.Second)
+	if !strings.Contains(f.str("result"), "status 500") {
+		t.Fatalf("probe result %q, want status 500", f.str("result"))
+	}
+	in.waitFor("unhealthy: restarting", 5*time.Second)
+	in.waitFor("restarted", 10*time.Second)
+	in.signal(syscall.SIGTERM)
+	in.wait(15 * time.Second)
+}
+
+// A server that needs a while to come up is not restarted before
+// initial-delay has passed.
+func TestHealthcheckInitialDelay(t *testing.T) {
+	port := freePort(t)
+	in := startHelperServer(t, port, "interval=400ms,timeout=300ms,failures=1,initial-delay=1500ms", "200", "listen-after=800ms")
+	in.waitFor("started", 10*time.Second)
+	h := in.waitFor("healthy", 10*time.Second)
+	_ = h
+	if strings.Contains(in.log(), "probe failed") || strings.Contains(in.log(), "restarted") {
+		t.Fatalf("probed or restarted before the initial delay:\n%s", in.log())
+	}
+	in.signal(syscall.SIGTERM)
+	if code := in.wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// A slow server: every probe is cut at its timeout, and probes never overlap.
+func TestHealthcheckSlowProbeBoundedNoOverlap(t *testing.T) {
+	port := freePort(t)
+	rec := filepath.Join(t.TempDir(), "most")
+	in := startHelperServer(t, port, "interval=400ms,timeout=300ms,failures=1000", "200", "slow=2s", "record="+rec)
+	in.waitFor("started", 10*time.Second)
+	var times []time.Time
+	for range 4 {
+		f := in.waitFor("probe failed", 10*time.Second)
+		if !strings.Contains(f.str("result"), "timeout after 300ms") {
+			t.Fatalf("probe result %q, want a timeout after 300ms", f.str("result"))
+		}
+		ts, _ := time.Parse(time.RFC3339Nano, f.str("@timestamp"))
+		times = append(times, ts)
+	}
+	for i := 1; i < len(times); i++ {
+		// One interval after each result, plus the timeout of the next probe.
+		if d := times[i].Sub(times[i-1]); d < 650*time.Millisecond {
+			t.Fatalf("probes %s apart, want at least interval + timeout (700ms)", d)
+		}
+	}
+	if most := strings.TrimSpace(readFile(t, rec)); most != "1" {
+		t.Fatalf("the server had %s probes in flight at once", most)
+	}
+	in.signal(syscall.SIGTERM)
+	in.wait(15 * time.Second)
+}
