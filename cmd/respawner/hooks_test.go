@@ -243,9 +243,15 @@ func TestPluginsCommand(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	for _, want := range []string{"testhook     test     events,veto", "maintenance  -        veto", "oldproto     -        unusable"} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("plugins output lacks %q:\n%s", want, r.stdout)
+	rows := map[string]string{}
+	for _, l := range strings.Split(r.stdout, "\n") {
+		if f := strings.Fields(l); len(f) >= 4 && !strings.HasSuffix(f[0], ":") {
+			rows[f[0]] = strings.Join(f[1:3], " ")
+		}
+	}
+	for name, want := range map[string]string{"testhook": "test events,veto", "maintenance": "- veto", "testprobe": "- probe", "oldproto": "- unusable"} {
+		if rows[name] != want {
+			t.Errorf("plugins row %s = %q, want %q:\n%s", name, rows[name], want, r.stdout)
 		}
 	}
 	if !strings.Contains(r.stdout, "oldproto: launch") || !strings.Contains(r.stdout, "hook protocol 2, respawner speaks 1") {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"os"
 	"path/filepath"
 	"time"
@@ -188,6 +189,7 @@ func runStart(c *cobra.Command, o *startOptions) error {
 		return err
 	}
 	loop.ResetIgnoredSignals()
+	quietGC()
 	code, err := supervise(c, o, path, report, hookOpts)
 	if err != nil {
 		return err
@@ -305,3 +307,19 @@ func hostPath() (string, error) {
 	}
 	return "", fmt.Errorf("%s not found next to respawner (%s) or in /usr/lib/respawner: it runs the plugins; install it (make build puts it in bin/)", hostBinary, exeDir())
 }
+
+// quietGC turns the garbage collector's pacing off and bounds the heap by a
+// memory limit instead, unless GOGC or GOMEMLIMIT say otherwise. A supervisor
+// allocates almost nothing while idle, but the Go runtime forces a collection
+// every two minutes, waking threads for nothing; with a limit, collection
+// happens only when a crash loop's garbage (about 20 KB a restart) adds up.
+func quietGC() {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(gcMemoryLimit)
+	debug.SetGCPercent(-1)
+}
+
+// gcMemoryLimit bounds the Go heap and runtime memory of a supervisor.
+const gcMemoryLimit = 8 << 20

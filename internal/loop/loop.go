@@ -145,16 +145,21 @@ func (l *Loop) Run() (int, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer l.closeAll()
-	if err := l.setup(); err != nil {
+	if err := l.setupCore(); err != nil {
 		l.report(err)
 		return 1, err
 	}
-
+	// Signals are taken before anything slow (plugins) starts: a SIGTERM
+	// during start-up is a stop request, never a silent death.
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, handledSignals...)
 	done := make(chan struct{})
 	defer func() { signal.Stop(sigs); close(done) }()
 	go l.forwardSignals(sigs, done)
+	if err := l.setup(); err != nil {
+		l.report(err)
+		return 1, err
+	}
 
 	if a := l.opt.Adopt; a != nil {
 		l.pgid = a.PGID
@@ -185,7 +190,8 @@ func (l *Loop) Run() (int, error) {
 	return l.exit.Code, nil
 }
 
-func (l *Loop) setup() error {
+// setupCore prepares the thread and the descriptors signals need.
+func (l *Loop) setupCore() error {
 	defer close(l.ready)
 	if err := cleanThreadSigmask(); err != nil {
 		return err
@@ -202,9 +208,12 @@ func (l *Loop) setup() error {
 	if l.evfd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 		return fmt.Errorf("eventfd: %w", err)
 	}
-	if err := epollAdd(l.epfd, l.evfd); err != nil {
-		return err
-	}
+	return epollAdd(l.epfd, l.evfd)
+}
+
+// setup prepares the rest: control socket, hook host, output pipes.
+func (l *Loop) setup() error {
+	var err error
 	if l.ctl.listen >= 0 {
 		if err := epollAdd(l.epfd, l.ctl.listen); err != nil {
 			return err
