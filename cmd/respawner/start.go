@@ -3,9 +3,9 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
-	"runtime/debug"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/respawner/respawner/internal/control"
