@@ -115,6 +115,25 @@ func waitState(t *testing.T, dir, name, state string, notPID int, timeout time.D
 	}
 }
 
+// waitDaemon waits until the status names the pid lighttpd wrote to its
+// pidfile: without -p respawner reports the launcher as running until it
+// exits and the daemon it left is followed.
+func waitDaemon(t *testing.T, dir string, s *site, st control.Status, timeout time.Duration) control.Status {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		b, _ := os.ReadFile(s.pidfile)
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid == st.PID {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status never named the daemon of pidfile %s: %+v", s.pidfile, st)
+		}
+		time.Sleep(20 * time.Millisecond) // the test polls as an operator would
+		st, _ = statusOf(t, dir, "lighttpd")
+	}
+}
+
 // cleanupInstance stops whatever an instance left running, whatever the test did.
 func cleanupInstance(t *testing.T, dir, name string) {
 	t.Cleanup(func() {
@@ -142,12 +161,7 @@ func assertNothingLeft(t *testing.T, dir string, s *site) {
 			}
 		}
 	}
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".log") {
-			t.Errorf("runtime dir still holds %s", e.Name())
-		}
-	}
+	assertRuntimeDirEmpty(t, dir)
 }
 
 func TestLighttpdModes(t *testing.T) {
@@ -176,6 +190,7 @@ func TestLighttpdModes(t *testing.T) {
 			if code != 0 || st.State != "running" || st.PID == 0 {
 				t.Fatalf("status after start: exit %d, %+v", code, st)
 			}
+			st = waitDaemon(t, dir, s, st, 10*time.Second)
 			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", st.PID)); !strings.HasSuffix(exe, "lighttpd") {
 				t.Fatalf("status names pid %d, which is %q, not lighttpd", st.PID, exe)
 			}
@@ -184,6 +199,7 @@ func TestLighttpdModes(t *testing.T) {
 				t.Fatal(err)
 			}
 			st = waitState(t, dir, "lighttpd", "running", killed, 10*time.Second)
+			st = waitDaemon(t, dir, s, st, 10*time.Second)
 			if st.Restarts != 1 {
 				t.Fatalf("restarts = %d after one kill, want 1", st.Restarts)
 			}
@@ -264,10 +280,5 @@ func TestStartCheckReportsProgramError(t *testing.T) {
 	if _, live := control.Live(dir, "lighttpd"); live {
 		t.Fatal("an instance is left running")
 	}
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if !strings.HasSuffix(e.Name(), ".log") {
-			t.Errorf("runtime dir still holds %s", e.Name())
-		}
-	}
+	assertRuntimeDirEmpty(t, dir)
 }

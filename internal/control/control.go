@@ -177,21 +177,30 @@ func Names(dir string) []string {
 // (/proc/PID/stat field 22): with the pid it names one process for ever,
 // since a recycled pid has a later start time.
 func ProcStartTime(pid int) (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	f, err := ProcStat(pid)
 	if err != nil {
 		return 0, err
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// ProcStat returns the fields of /proc/PID/stat after "(comm)": f[0] is the
+// state (field 3), f[1] the ppid (field 4), f[19] the start time (field 22).
+func ProcStat(pid int) ([]string, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil, err
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+		return nil, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
 	f := strings.Fields(s[i+1:])
-	// After "comm)": state is field 3, so starttime (field 22) is f[19].
 	if len(f) < 20 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+		return nil, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
 	}
-	return strconv.ParseUint(f[19], 10, 64)
+	return f, nil
 }
 
 // WaitGone blocks until process pid has exited or timeout passes.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/respawner/respawner/internal/control"
 	"golang.org/x/sys/unix"
 )
 
@@ -169,14 +170,14 @@ func clearStalePidfile(path string) error {
 
 // processAlive reports whether pid exists and is not a zombie.
 func processAlive(pid int) bool {
-	f, err := procStatFields(pid)
+	f, err := control.ProcStat(pid)
 	return err == nil && f[0] != "Z"
 }
 
 // isDescendant reports whether pid is below ancestor in the process tree.
 func isDescendant(pid, ancestor int) bool {
 	for i := 0; i < 128 && pid > 1; i++ {
-		f, err := procStatFields(pid)
+		f, err := control.ProcStat(pid)
 		if err != nil {
 			return false
 		}

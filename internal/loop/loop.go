@@ -7,12 +7,12 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/respawner/respawner/internal/control"
 	"github.com/respawner/respawner/internal/hookwire"
 	"golang.org/x/sys/unix"
 )
@@ -595,7 +595,7 @@ func (l *Loop) saveState() {
 		}
 		l.stateFD = fd
 	}
-	st, err := procStartTicks(l.pid)
+	st, err := control.ProcStartTime(l.pid)
 	if err != nil {
 		return
 	}
@@ -834,32 +834,4 @@ func (l *Loop) checkPidfile() {
 	l.pf.stop()
 	l.log.Info("pidfile read", "path", l.opt.Pidfile, "pid", pid)
 	l.step(PidfileRead{PID: pid})
-}
-
-// procStartTicks is the start time of pid in clock ticks since boot.
-func procStartTicks(pid int) (uint64, error) {
-	f, err := procStatFields(pid)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseUint(f[19], 10, 64)
-}
-
-// procStatFields returns the fields of /proc/PID/stat after "(comm)": f[0]
-// is the state (field 3), f[1] the ppid (field 4), f[19] the start time.
-func procStatFields(pid int) ([]string, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return nil, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return nil, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
-		return nil, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	return f, nil
 }
