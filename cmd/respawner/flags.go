@@ -24,7 +24,14 @@ func (d *durationValue) Set(s string) error {
 	return nil
 }
 
-func (d *durationValue) String() string { return time.Duration(*d).String() }
+// String is "0" for zero, so that --help does not print "(default 0s)" for
+// flags whose zero means "off" or "same as -t".
+func (d *durationValue) String() string {
+	if *d == 0 {
+		return "0"
+	}
+	return time.Duration(*d).String()
+}
 func (d *durationValue) Type() string   { return "duration" }
 
 func parseDuration(s string) (time.Duration, error) {

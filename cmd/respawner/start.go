@@ -59,10 +59,19 @@ SIGHUP or SIGPIPE) ends supervision with exit 0 under the default restart
 policy on-failure; anything else is restarted after the respawn timeout.
 Durations take a bare number of seconds (-t 5) or a unit (-t 200ms, 1m30s).
 
+Without -D, start runs respawner in the background and exits 0 once the
+program has survived --start-check (or, with -p, once its pidfile names a live
+process started by respawner), else 1 with the program's exit status and last
+lines of stderr. A program that daemonizes itself is followed: through its
+pidfile with -p, or, when it exits cleanly leaving exactly one process, that one.
+
 SIGTERM or SIGINT to respawner stops the program (SIGTERM to its process group
 and everything it started, SIGKILL after --stop-timeout) and exits 0. SIGHUP
-reopens --log-file and never ends supervision.`,
-		Example: `  respawner start -D -t 1 ./server -- --port 8080
+reopens the log file and never ends supervision.`,
+		Example: `  respawner start lighttpd -- -f /etc/lighttpd/lighttpd.conf
+  respawner start -e 0,1 -p lighttpd -- -f /etc/lighttpd/lighttpd.conf
+  respawner start --plugin healthcheck-http lighttpd -- -f /etc/lighttpd/lighttpd.conf
+  respawner start -D -t 1 ./server -- --port 8080
   respawner start -D -n 3 -e 0,7 --restart always ./job.sh`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -86,7 +95,7 @@ reopens --log-file and never ends supervision.`,
 	f.Var(&opts.policy, "restart", "restart policy: on-failure, always or never")
 	f.StringVar(&opts.name, "name", "", "instance name (default: base name of PROGRAM)")
 	f.Var(&opts.stopTimeout, "stop-timeout", "SIGTERM first, SIGKILL after this long")
-	f.StringVarP(&opts.pidfile, "pidfile", "p", "", "the program daemonizes and writes its pid to `PATH`; -p alone means /run/NAME.pid (or /tmp/NAME.pid)")
+	f.StringVarP(&opts.pidfile, "pidfile", "p", "", "the program daemonizes and writes its pid to `PATH` (give it as -p=PATH); -p alone means /run/NAME.pid, or /tmp/NAME.pid where /run is not writable")
 	f.Lookup("pidfile").NoOptDefVal = autoPidfile
 	f.Var(&opts.startTimeout, "start-timeout", "how long a daemonizing program may take to write its pidfile")
 	f.Var(&opts.startCheck, "start-check", "daemonizing start only: the first run must survive this long (0: no check)")
@@ -129,8 +138,8 @@ func (o *startOptions) validate() error {
 	return nil
 }
 
-// autoPidfile is what -p without a value stands for.
-const autoPidfile = "\x00auto"
+// autoPidfile is what -p without a value stands for (and what --help shows).
+const autoPidfile = "/run/NAME.pid"
 
 // defaultPidfile is /run/NAME.pid, or /tmp/NAME.pid where /run is not writable.
 func defaultPidfile(name string) string {
