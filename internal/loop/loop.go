@@ -53,9 +53,6 @@ type Adoption struct {
 	Started   time.Time
 }
 
-// stopBit in pending is a stop request that did not come from a signal.
-const stopBit = 1 << 0
-
 // stderrTail is how many of the program's last stderr lines a failed start reports.
 const stderrTail = 10
 
@@ -73,8 +70,7 @@ type Loop struct {
 	epfd    int
 	evfd    int
 	timers  [numTimers]int
-	pending atomic.Uint64 // signal numbers (and stopBit) waiting for the loop
-	ready   chan struct{} // closed once evfd exists
+	pending atomic.Uint64 // signal numbers waiting for the loop
 
 	pid        int         // the watched process, 0 when none
 	pidfd      int         // pidfd of pid, -1 when none
@@ -110,10 +106,10 @@ func New(opt Options) *Loop {
 		opt: opt, log: opt.Log, m: NewMachine(opt.Machine),
 		epfd: -1, evfd: -1, pidfd: -1, hostTimer: -1, stateFD: -1,
 		host: hookHost{pidfd: -1, sock: -1},
-		tree: map[int]int{}, ready: make(chan struct{}),
-		ctl: ctlSocket{listen: opt.ControlFD, conns: map[int]*conn{}},
-		pf:  pidfileWatch{fd: -1},
-		out: [2]output{{r: -1, w: -1}, {r: -1, w: -1}},
+		tree: map[int]int{},
+		ctl:  ctlSocket{listen: opt.ControlFD, conns: map[int]*conn{}},
+		pf:   pidfileWatch{fd: -1},
+		out:  [2]output{{r: -1, w: -1}, {r: -1, w: -1}},
 	}
 	if opt.ControlFD <= 0 {
 		l.ctl.listen = -1
@@ -122,14 +118,6 @@ func New(opt Options) *Loop {
 		l.timers[i] = -1
 	}
 	return l
-}
-
-// Stop asks the loop to stop the program and return. It is safe to call from
-// any goroutine, also before Run has started.
-func (l *Loop) Stop() {
-	l.pending.Or(stopBit)
-	<-l.ready
-	writeEventfd(l.evfd)
 }
 
 // handledSignals reach the loop; everything else keeps its default.
@@ -192,7 +180,6 @@ func (l *Loop) Run() (int, error) {
 
 // setupCore prepares the thread and the descriptors signals need.
 func (l *Loop) setupCore() error {
-	defer close(l.ready)
 	if err := cleanThreadSigmask(); err != nil {
 		return err
 	}
@@ -343,10 +330,6 @@ func (l *Loop) timerFired(fd int) {
 }
 
 func (l *Loop) signals(bits uint64) {
-	if bits&stopBit != 0 {
-		l.log.Info("stop requested")
-		l.step(StopRequested{})
-	}
 	for sig := syscall.Signal(1); sig < 64; sig++ {
 		if bits&(1<<uint(sig)) == 0 {
 			continue
