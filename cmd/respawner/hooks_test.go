@@ -258,3 +258,35 @@ func TestPluginsCommand(t *testing.T) {
 		t.Errorf("oldproto's refusal not shown:\n%s", r.stdout)
 	}
 }
+
+// The hook host killed: its plugins go with it, the core starts a new host
+// (with its own plugins), and the program is untouched.
+func TestHookHostKilled(t *testing.T) {
+	in := startRespawner(t, hookArgs("--plugin", "testhook", "/bin/sleep", "--", "1000")...)
+	in.waitFor("hook plugin ready", 10*time.Second)
+	prog := in.waitFor("started", 5*time.Second).int("pid")
+	old := pluginProcs(in.cmd.Process.Pid)
+	var host int
+	for _, p := range old {
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p)); strings.HasSuffix(exe, "respawner-hookhost") {
+			host = p
+		}
+	}
+	if host == 0 || len(old) != 2 {
+		t.Fatalf("want a host and a plugin, got %v", old)
+	}
+	syscall.Kill(host, syscall.SIGKILL)
+	in.waitFor("hook host exited; plugins are unavailable until it is back", 5*time.Second)
+	assertPluginsGone(t, old)
+	in.waitFor("hook host restarted", 10*time.Second)
+	if now := pluginProcs(in.cmd.Process.Pid); len(now) != 2 {
+		t.Fatalf("after the host restart: %v, want one host and one plugin", now)
+	}
+	if !alive(prog) {
+		t.Fatal("the program died with the hook host")
+	}
+	in.signal(syscall.SIGTERM)
+	if code := in.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}

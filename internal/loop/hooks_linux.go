@@ -209,6 +209,9 @@ func (l *Loop) hostExited() {
 	if err == nil {
 		l.log.Error("hook host exited; plugins are unavailable until it is back", "pid", h.pid, "status", st.String())
 	}
+	// Its plugins share its process group (it leads one of its own); without
+	// it they are orphans that a new host would duplicate.
+	killGroup(h.pid)
 	h.pid = 0
 	if h.askID != 0 {
 		h.askID = 0
@@ -267,7 +270,17 @@ func (l *Loop) stopHost() {
 	if h.sock >= 0 {
 		unix.Close(h.sock)
 	}
+	killGroup(h.pid) // a plugin that outlived its host's shutdown
 	h.pid, h.pidfd, h.sock = 0, -1, -1
+}
+
+// killGroup SIGKILLs what is left of the hook host's process group. The
+// group id cannot name anything else: a pid is not reused while a group of
+// that number has members.
+func killGroup(pgid int) {
+	if pgid > 0 {
+		unix.Kill(-pgid, unix.SIGKILL)
+	}
 }
 
 // notify sends a lifecycle event to the plugins. It never blocks: when the
