@@ -32,7 +32,7 @@ func newHost(fd int) (*host, error) {
 	h := &host{sock: fd}
 	h.log = hclog.New(&hclog.LoggerOptions{
 		Name:       "hooks",
-		Level:      hclog.Info,
+		Level:      hclog.Info, // respawner's level arrives with the configuration
 		JSONFormat: true,
 		Output:     logWriter{h},
 	})
@@ -90,6 +90,9 @@ func (h *host) run() int {
 	if err != nil || m.T != hookwire.TConfig {
 		h.send(hookwire.Msg{T: hookwire.TError, Error: fmt.Sprintf("hook host: no configuration (%v)", err)})
 		return 1
+	}
+	if m.Level != "" {
+		h.log.SetLevel(hclog.LevelFromString(m.Level)) // plugins inherit it (Launch passes it on)
 	}
 	infos := make([]hookwire.PluginInfo, 0, len(m.Plugins))
 	for _, spec := range m.Plugins {
@@ -192,7 +195,7 @@ func (h *host) ask(id uint64, ev hooks.Event) {
 		}
 	}
 	reason := best.Reason
-	if from != "" && best.Decision != hooks.DecisionAllow {
+	if from != "" && reason != "" && best.Decision != hooks.DecisionAllow {
 		reason = from + ": " + reason
 	}
 	h.send(hookwire.Msg{T: hookwire.TVerdict, ID: id, Plugin: from,
@@ -202,12 +205,12 @@ func (h *host) ask(id uint64, ev hooks.Event) {
 func (h *host) probe(id uint64, name string) {
 	for _, p := range h.plugins {
 		if p.spec.Name == name {
-			res := p.probe()
-			h.send(hookwire.Msg{T: hookwire.TProbed, ID: id, Plugin: name, Probe: &hookwire.ProbeOutcome{Healthy: res.Healthy, Reason: res.Reason}})
+			res, ran := p.probe()
+			h.send(hookwire.Msg{T: hookwire.TProbed, ID: id, Plugin: name, Probe: &hookwire.ProbeOutcome{Healthy: res.Healthy, Reason: res.Reason, Unknown: !ran}})
 			return
 		}
 	}
-	h.send(hookwire.Msg{T: hookwire.TProbed, ID: id, Plugin: name, Probe: &hookwire.ProbeOutcome{Reason: "no such plugin"}})
+	h.send(hookwire.Msg{T: hookwire.TProbed, ID: id, Plugin: name, Probe: &hookwire.ProbeOutcome{Reason: "no such plugin", Unknown: true}})
 }
 
 // shutdown delivers what is queued (bounded by each plugin's deadline) and

@@ -12,6 +12,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// stablePlugin is how long a plugin must have run for its restart backoff to
+// start over: one that crashes right after each launch backs off to 30s.
+const stablePlugin = time.Minute
+
 // queueSize bounds each plugin's backlog of notifications. When it is full
 // the oldest is dropped: a slow plugin loses history, never the loop's time.
 const queueSize = 64
@@ -27,7 +31,8 @@ type plugin struct {
 	info     hooks.Info
 	sched    *hooks.ProbeConfig
 	stopping bool
-	restarts int // consecutive crashes, for backoff
+	restarts int       // consecutive crashes, for backoff
+	launched time.Time // when the current process was launched
 
 	queue   chan hooks.Event
 	dropped int
@@ -41,7 +46,7 @@ func (p *plugin) start() error {
 	if err != nil {
 		return err
 	}
-	p.c, p.info, p.sched = c, in, sched
+	p.c, p.info, p.sched, p.launched = c, in, sched, time.Now()
 	p.queue = make(chan hooks.Event, queueSize)
 	p.done = make(chan struct{})
 	go p.watch(c)
@@ -141,10 +146,10 @@ func (p *plugin) restartPending(ev hooks.Event) (hooks.Verdict, error) {
 	return c.RestartPending(ctx, ev)
 }
 
-func (p *plugin) probe() hooks.ProbeResult {
+func (p *plugin) probe() (hooks.ProbeResult, bool) {
 	c := p.client()
 	if c == nil {
-		return hooks.ProbeResult{Reason: "probe plugin is restarting"}
+		return hooks.ProbeResult{Reason: "probe plugin is restarting"}, false
 	}
 	d := p.spec.Timeout
 	if p.sched != nil && p.sched.Timeout > 0 {
@@ -156,7 +161,7 @@ func (p *plugin) probe() hooks.ProbeResult {
 	if err != nil && res.Reason == "" {
 		res.Reason = err.Error()
 	}
-	return res
+	return res, true
 }
 
 // watch waits on the plugin process's pidfd (no polling) and, when it dies
@@ -179,11 +184,14 @@ func (p *plugin) watch(c *hooks.Client) {
 		return
 	}
 	p.c = nil
+	if time.Since(p.launched) >= stablePlugin {
+		p.restarts = 0 // it ran long enough: a new streak
+	}
 	delay := min(time.Second<<min(p.restarts, 5), 30*time.Second)
 	p.restarts++
 	p.mu.Unlock()
 	c.Kill() // lets go-plugin reap it and release its resources
-	p.log.Error("plugin exited; restarting it", "pid", c.PID(), "in", delay)
+	p.log.Error("plugin exited; restarting it", "pid", c.PID(), "in", delay.String())
 	time.AfterFunc(delay, p.relaunch)
 }
 
@@ -200,7 +208,7 @@ func (p *plugin) relaunch() {
 		delay := min(time.Second<<min(p.restarts, 5), 30*time.Second)
 		p.restarts++
 		p.mu.Unlock()
-		p.log.Error("plugin restart failed", "error", err, "retry_in", delay)
+		p.log.Error("plugin restart failed", "error", err, "retry_in", delay.String())
 		time.AfterFunc(delay, p.relaunch)
 		return
 	}
@@ -210,8 +218,7 @@ func (p *plugin) relaunch() {
 		c.Kill()
 		return
 	}
-	p.c, p.info, p.sched = c, in, sched
-	p.restarts = 0
+	p.c, p.info, p.sched, p.launched = c, in, sched, time.Now()
 	p.mu.Unlock()
 	p.log.Info("plugin restarted", "pid", c.PID())
 	go p.watch(c)

@@ -45,6 +45,7 @@ type Msg struct {
 	Plugin  string        `json:"plugin,omitempty"`  // probe, probed
 	Probe   *ProbeOutcome `json:"probe,omitempty"`   // probed
 	Line    string        `json:"line,omitempty"`    // log
+	Level   string        `json:"level,omitempty"`   // config: respawner's --log-level
 }
 
 // PluginSpec is one --plugin, resolved to a binary.
@@ -81,6 +82,9 @@ type ProbeSchedule struct {
 type ProbeOutcome struct {
 	Healthy bool   `json:"healthy"`
 	Reason  string `json:"reason,omitempty"`
+	// Unknown: the probe could not run (its plugin or the host is being
+	// restarted); it counts neither for nor against the program.
+	Unknown bool `json:"unknown,omitempty"`
 }
 
 // Event is a lifecycle event as the core describes it.

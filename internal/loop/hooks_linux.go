@@ -32,6 +32,17 @@ type hookHost struct {
 	askID            uint64 // the restart-pending question out, 0 when none
 	dropped          int    // notifications lost because the host was not reading
 	restarts         int    // host restarts, for backoff
+	started          time.Time
+}
+
+// stableHost is how long a host must have run for its backoff to start over.
+const stableHost = time.Minute
+
+func hclogLevel(log hclog.Logger) string {
+	if lv := log.GetLevel(); lv != hclog.NoLevel && lv != hclog.Off {
+		return lv.String()
+	}
+	return "info"
 }
 
 // hostMaxPacket bounds one message; a log line or an event is far smaller.
@@ -67,7 +78,8 @@ func (l *Loop) startHost() error {
 		return fmt.Errorf("start hook host %s: %w", l.opt.Hooks.HostPath, err)
 	}
 	h.pid, h.pidfd, h.sock = pid, pidfd, fds[0]
-	if err := l.hostSend(hookwire.Msg{T: hookwire.TConfig, Plugins: l.opt.Hooks.Plugins}); err != nil {
+	l.host.started = time.Now()
+	if err := l.hostSend(hookwire.Msg{T: hookwire.TConfig, Plugins: l.opt.Hooks.Plugins, Level: hclogLevel(l.log)}); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(l.opt.Hooks.StartTimeout)
@@ -220,6 +232,9 @@ func (l *Loop) hostExited() {
 	if l.exit != nil {
 		return
 	}
+	if time.Since(h.started) >= stableHost {
+		h.restarts = 0
+	}
 	delay := min(time.Second<<min(h.restarts, 5), 30*time.Second)
 	h.restarts++
 	if err := armTimerfd(l.hostTimer, delay); err != nil {
@@ -267,7 +282,9 @@ func (l *Loop) stopHost() {
 	}
 	waitPidfd(h.pidfd)
 	unix.Close(h.pidfd)
+	h.pidfd = -1
 	if h.sock >= 0 {
+		l.hostReadable() // the last log lines of the host and its plugins
 		unix.Close(h.sock)
 	}
 	killGroup(h.pid) // a plugin that outlived its host's shutdown

@@ -438,6 +438,7 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 			return nil
 		}
 		m.pid = 0
+		m.lastExit = nil // this run did not exit: it is being killed as unhealthy
 		if now.Sub(m.started) >= m.cfg.Reset {
 			m.streak = 0
 			m.window = m.window[:0]

@@ -2101,6 +2101,7 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 		if checking {
 			pre = []Action{DisarmTimer{ID: StartTimer}}
 		}
+		h.lastExit = nil // the run did not exit: it is killed as unhealthy
 		h.pending = h.decide(false, true)
 		return cat(pre, term), nil
 	case Verdict:

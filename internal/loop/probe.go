@@ -83,18 +83,18 @@ func (l *Loop) probeTimer(p *prober) {
 	}
 	if p.inflight != 0 {
 		p.inflight = 0
-		l.probeResult(p, hookwire.ProbeOutcome{Reason: "no answer from the hook host"})
+		l.probeResult(p, hookwire.ProbeOutcome{Reason: "no answer from the hook host", Unknown: true})
 		return
 	}
 	if l.host.sock < 0 {
-		l.probeResult(p, hookwire.ProbeOutcome{Reason: "hook host not running"})
+		l.probeResult(p, hookwire.ProbeOutcome{Reason: "hook host not running", Unknown: true})
 		return
 	}
 	l.host.nextID++
 	p.inflight = l.host.nextID
 	if err := l.hostSend(hookwire.Msg{T: hookwire.TProbe, ID: p.inflight, Plugin: p.plugin}); err != nil {
 		p.inflight = 0
-		l.probeResult(p, hookwire.ProbeOutcome{Reason: "probe not delivered: " + err.Error()})
+		l.probeResult(p, hookwire.ProbeOutcome{Reason: "probe not delivered: " + err.Error(), Unknown: true})
 		return
 	}
 	l.armProbe(p, p.sched.Timeout+guardSlack)
@@ -116,6 +116,15 @@ func (l *Loop) probed(m hookwire.Msg) {
 // Machine (so vetoes, limits and the respawn timeout apply).
 func (l *Loop) probeResult(p *prober, r hookwire.ProbeOutcome) {
 	p.last, p.lastAt = r.Reason, time.Now()
+	if r.Unknown {
+		// The probe did not run (plugin or host restarting): a broken
+		// plugin must not get a healthy program restarted.
+		l.log.Warn("probe could not run", "plugin", p.plugin, "reason", r.Reason)
+		if p.active {
+			l.armProbe(p, p.sched.Interval)
+		}
+		return
+	}
 	if r.Healthy {
 		p.oks, p.fails = p.oks+1, 0
 		l.log.Trace("probe ok", "plugin", p.plugin, "result", r.Reason)

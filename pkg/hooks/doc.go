@@ -38,7 +38,7 @@
 //
 //	func (m *maintenance) RestartPending(ctx context.Context, ev hooks.Event) (hooks.Verdict, error) {
 //		if _, err := os.Stat(m.flag); err == nil {
-//			return hooks.Deny("maintenance: " + m.flag + " exists"), nil
+//			return hooks.Deny(m.flag + " exists"), nil
 //		}
 //		return hooks.Allow(), nil
 //	}

@@ -21,7 +21,7 @@ func (m *maintenance) Configure(ctx context.Context, opts *hooks.Options) error 
 
 func (m *maintenance) RestartPending(ctx context.Context, ev hooks.Event) (hooks.Verdict, error) {
 	if _, err := os.Stat(m.file); err == nil {
-		return hooks.Deny("maintenance: " + m.file + " exists"), nil
+		return hooks.Deny(m.file + " exists"), nil
 	}
 	return hooks.Allow(), nil
 }
