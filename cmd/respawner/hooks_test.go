@@ -290,3 +290,22 @@ func TestHookHostKilled(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// Without a vetoing plugin, restart-pending is an event like the others, for
+// the plugins that subscribe to it.
+func TestHookEventsWithoutVeto(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "events")
+	t.Setenv("TESTHOOK_NOTIFY_ONLY", "1")
+	in := startRespawner(t, hookArgs("--plugin", "testhook:record="+rec+",events=started,exited,restart-pending,restarting,gave-up,stopped", "-t", "0", "-n", "1", "/bin/sh", "--", "-c", "exit 3")...)
+	if l := in.waitFor("hook plugin ready", 10*time.Second); l.str("veto") != "" || l["veto"] != false {
+		t.Fatalf("the plugin can veto: %v", l)
+	}
+	if code := in.wait(15 * time.Second); code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	got := strings.Fields(readFile(t, rec))
+	want := []string{"started", "exited", "restart-pending", "restarting", "started", "exited", "gave-up"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+}

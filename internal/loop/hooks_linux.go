@@ -324,6 +324,16 @@ func (l *Loop) fillEvent(ev *hookwire.Event) {
 	}
 }
 
+// notifyPending tells the plugins a restart is due when none of them can
+// veto it (then restart-pending is an event, not a question).
+func (l *Loop) notifyPending() {
+	ev := hookwire.Event{Attempt: l.m.restarts + 1}
+	if e := l.m.lastExit; e != nil {
+		ev.ExitCode, ev.Signal = e.Code, sigString(e.Signal)
+	}
+	l.notify("restart-pending", ev)
+}
+
 // askHooks puts restart-pending to the plugins.
 func (l *Loop) askHooks(a Ask) {
 	h := &l.host

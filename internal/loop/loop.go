@@ -390,6 +390,9 @@ func (l *Loop) act(acts []Action) {
 				l.log.Info("restart held by a hook", "reason", l.m.held, "ask_again_in", a.After)
 			case a.ID == RespawnTimer:
 				l.log.Info("respawn scheduled", "delay", a.After)
+				if !l.m.cfg.Ask && l.m.State() == Backoff {
+					l.notifyPending() // with vetoers, the question itself is the event
+				}
 			}
 			if err := l.armTimer(a.ID, a.After); err != nil {
 				l.fatal(err)
@@ -458,7 +461,7 @@ func (l *Loop) finish(a Exit) {
 	switch {
 	case a.Code != 0:
 		l.log.Error(a.Reason, "restarts", l.m.restarts)
-		l.notify("gave-up", hookwire.Event{Reason: a.Reason})
+		l.notify("gave-up", hookwire.Event{Reason: a.Reason, Attempt: l.m.restarts})
 	default:
 		l.log.Info(a.Reason)
 		l.notify("stopped", hookwire.Event{Reason: a.Reason})
@@ -490,9 +493,13 @@ func (l *Loop) spawn(a Spawn) {
 			return
 		}
 	}
-	if a.Restart == 0 {
+	switch {
+	case a.Restart == 0:
 		l.notify("starting", hookwire.Event{})
-	} else {
+	default:
+		if !l.m.cfg.Ask && l.m.delayUsed == 0 {
+			l.notifyPending() // an immediate restart had no backoff to announce it
+		}
 		l.notify("restarting", hookwire.Event{Attempt: a.Restart, Limit: a.Limit})
 	}
 	pid, pidfd, err := spawn(l.opt.Path, l.opt.Argv, l.opt.Env, l.files)
@@ -775,7 +782,7 @@ func (l *Loop) signalTree(sig syscall.Signal) {
 		l.log.Info("terminating processes left behind", "signal", signalName(sig), "timeout", l.opt.Machine.StopTimeout)
 	default:
 		l.log.Info("stopping", "signal", signalName(sig), "timeout", l.opt.Machine.StopTimeout)
-		l.notify("stopping", hookwire.Event{PID: l.pid})
+		l.notify("stopping", hookwire.Event{PID: l.pid, Reason: "stop requested"})
 	}
 }
 

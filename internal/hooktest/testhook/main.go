@@ -14,6 +14,9 @@
 //	deny-while=PATH                     deny while PATH exists, whatever decision says
 //	events=KIND,KIND                    subscribe to these kinds only (all)
 //	version=STRING                      what Info reports as the version (test)
+//
+// With TESTHOOK_NOTIFY_ONLY set in its environment it is a Notifier only (no
+// RestartPending), to test a respawner whose plugins cannot veto.
 package main
 
 import (
@@ -151,7 +154,21 @@ func (h *testhook) RestartPending(ctx context.Context, ev hooks.Event) (hooks.Ve
 	return v, nil
 }
 
+// notifyOnly hides RestartPending: a plugin that hears events but cannot veto.
+type notifyOnly struct{ h *testhook }
+
+func (n notifyOnly) Configure(ctx context.Context, opts *hooks.Options) error {
+	return n.h.Configure(ctx, opts)
+}
+func (n notifyOnly) Notify(ctx context.Context, ev hooks.Event) error { return n.h.Notify(ctx, ev) }
+func (n notifyOnly) Events() []hooks.Kind                             { return n.h.Events() }
+
 func main() {
 	log := hooks.NewLogger()
-	hooks.ServeWithLogger(&testhook{log: log}, log)
+	h := &testhook{log: log}
+	if os.Getenv("TESTHOOK_NOTIFY_ONLY") != "" { // chosen before Configure, as capabilities are
+		hooks.ServeWithLogger(notifyOnly{h}, log)
+		return
+	}
+	hooks.ServeWithLogger(h, log)
 }
