@@ -42,6 +42,7 @@ proto:
 
 bench: build
 	$(GO) run ./bench -bin $(BIN)/respawner
+	$(GO) test -run '^$$' -bench 'RoundTrip' -benchtime 20000x ./pkg/hooks
 
 clean:
 	rm -rf $(BIN)

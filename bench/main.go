@@ -4,16 +4,23 @@
 //  1. restart latency with -t 0 (SIGKILL of the child to the new child),
 //  2. the accuracy of the respawn delay with -t 5,
 //  3. what respawner costs when idle (context switches, RSS, threads),
-//  4. a crash loop with -t 0 (restarts per second, memory over time).
+//  4. a crash loop with -t 0 (restarts per second, memory over time),
+//  5. veto overhead: the -t 0 restart latency without plugins and with a
+//     plugin that answers restart-pending with allow,
+//  6. probe idle cost: CPU time and context switches of respawner,
+//     respawner-hookhost and the healthcheck-http plugin probing lighttpd.
 //
-// Usage: go run ./bench -bin bin/respawner [-only restart,timer,idle,crash]
-// [-samples 200] [-timer-samples 5] [-idle 60s] [-crash 5s] [-json]
+// Usage: go run ./bench -bin bin/respawner
+// [-only restart,timer,idle,crash,veto,probe] [-samples 200]
+// [-timer-samples 5] [-idle 60s] [-crash 5s] [-veto-samples 1000]
+// [-probe-idle 60s] [-json]
 //
 // See docs/BENCHMARKS.md for the method and the figures.
 package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -48,9 +55,16 @@ type config struct {
 	cn           *cnProc
 	cnErr        error
 	jsonOut      bool
+
+	vetoSamples   int
+	testhook      string // prebuilt respawner-plugin-testhook ("" : go build it)
+	lighttpd      string
+	probeIdle     time.Duration
+	probeInterval time.Duration
+	probeSettle   time.Duration
 }
 
-var parts = []string{"restart", "timer", "idle", "crash"}
+var parts = []string{"restart", "timer", "idle", "crash", "veto", "probe"}
 
 var quiet bool
 
@@ -80,6 +94,12 @@ func run() int {
 	flag.BoolVar(&c.yield, "yield", true, "call sched_yield in the harness's busy loops (false: pure spin, which delays the killed child's death by a time slice)")
 	flag.BoolVar(&c.kernel, "kernel-timestamps", true, "also time restarts with the kernel's process events (cn_proc; needs CAP_NET_ADMIN)")
 	flag.BoolVar(&c.poll, "poll", true, "restart latency: busy-poll /proc for the new child (false: use only the kernel's timestamps, the harness sleeping meanwhile)")
+	flag.IntVar(&c.vetoSamples, "veto-samples", 1000, "veto overhead: restart samples without plugins and again with the plugin")
+	flag.StringVar(&c.testhook, "testhook", "", "veto overhead: a built respawner-plugin-testhook (default: go build ./internal/hooktest/testhook)")
+	flag.StringVar(&c.lighttpd, "lighttpd", "/usr/sbin/lighttpd", "probe idle cost: the lighttpd binary")
+	flag.DurationVar(&c.probeIdle, "probe-idle", 60*time.Second, "probe idle cost: length of the measured window")
+	flag.DurationVar(&c.probeInterval, "probe-interval", time.Second, "probe idle cost: the probe interval")
+	flag.DurationVar(&c.probeSettle, "probe-settle", 5*time.Second, "probe idle cost: wait this long after lighttpd, the host and the plugin are up")
 	flag.BoolVar(&c.jsonOut, "json", false, "print the results as JSON on stdout instead of the table")
 	flag.BoolVar(&quiet, "q", false, "no progress messages on stderr")
 	flag.Parse()
@@ -103,8 +123,9 @@ func run() int {
 		}
 		c.only[p] = true
 	}
-	if c.samples < 1 || c.timerSamples < 1 || c.idle <= 0 || c.crash <= 0 || c.timerDelay < 100*time.Millisecond {
-		fmt.Fprintln(os.Stderr, "bench: -samples and -timer-samples must be >= 1, -idle and -crash > 0, -timer-delay >= 100ms")
+	if c.samples < 1 || c.timerSamples < 1 || c.vetoSamples < 1 || c.idle <= 0 || c.crash <= 0 || c.probeIdle <= 0 ||
+		c.timerDelay < 100*time.Millisecond || c.probeInterval < 100*time.Millisecond {
+		fmt.Fprintln(os.Stderr, "bench: -samples, -timer-samples and -veto-samples must be >= 1, -idle, -crash and -probe-idle > 0, -timer-delay and -probe-interval >= 100ms")
 		return 2
 	}
 	bin, err := filepath.Abs(c.bin)
@@ -160,6 +181,8 @@ type report struct {
 	Timer   *timerResult     `json:"timer,omitempty"`
 	Idle    *idleResult      `json:"idle,omitempty"`
 	Crash   []*crashResult   `json:"crash,omitempty"`
+	Veto    *vetoResult      `json:"veto,omitempty"`
+	Probe   *probeResult     `json:"probe,omitempty"`
 	Notes   []string         `json:"notes,omitempty"`
 }
 
@@ -317,6 +340,48 @@ func measure(c *config) (*report, error) {
 			}
 		}
 	}
+	if c.only["veto"] {
+		r, err := benchVeto(c, pause)
+		if err != nil {
+			return nil, fmt.Errorf("veto overhead: %w", err)
+		}
+		rep.Veto = r
+		dist := func(r *restartResult) string {
+			return fmt.Sprintf("%.3f / %.3f / %.3f ms", ms(r.Visible.Median), ms(r.Visible.P95), ms(r.Visible.P99))
+		}
+		name := "veto: restart -t 0, " + pause.Label + ": kill -> new child p50 / p95 / p99"
+		add("veto", name+", no plugins", ms(r.Without.Visible.P99), dist(r.Without), "-", "info")
+		add("veto", name+", --plugin "+r.Plugin, ms(r.With.Visible.P99), dist(r.With), "-", "info")
+		add("veto", "veto overhead: difference p50 / p95", ms(r.DiffP50), fmt.Sprintf("%+.3f / %+.3f ms", ms(r.DiffP50), ms(r.DiffP95)), "-", "info")
+		add("veto", "veto overhead: difference p99", ms(r.DiffP99), fmt.Sprintf("%+.3f ms", ms(r.DiffP99)), "<= 1 ms", verdict(r.DiffP99 <= time.Millisecond))
+	}
+
+	if c.only["probe"] {
+		progress("probe idle cost: lighttpd probed every %s, settle %s, window %s...\n", c.probeInterval, c.probeSettle, c.probeIdle)
+		r, err := benchProbe(c)
+		var skip errSkip
+		switch {
+		case errors.As(err, &skip):
+			rep.Notes = append(rep.Notes, skip.msg)
+		case err != nil:
+			return nil, fmt.Errorf("probe idle cost: %w", err)
+		default:
+			rep.Probe = r
+			for _, p := range append(r.Procs, r.Total) {
+				res := fmt.Sprintf("%.2f s/h", p.CPUHour)
+				if p.RunNS >= 0 {
+					res += fmt.Sprintf(" (schedstat: %.2f s/h)", float64(p.RunNS)/1e9*3600/r.Window.Seconds())
+				}
+				add("probe", fmt.Sprintf("probe every %s: %s CPU time per hour (utime+stime)", c.probeInterval, p.Role), p.CPUHour,
+					res, "-", "info")
+			}
+			for _, p := range append(r.Procs, r.Total) {
+				add("probe", fmt.Sprintf("probe every %s: %s context switches per probe", c.probeInterval, p.Role), p.PerProbe,
+					fmt.Sprintf("%.1f", p.PerProbe), "-", "info")
+			}
+		}
+	}
+
 	rep.Machine.LoadEnd = loadavg()
 	busy := func(part string, pct float64) {
 		if pct >= 20 {
@@ -331,6 +396,16 @@ func measure(c *config) (*report, error) {
 	}
 	for _, r := range rep.Crash {
 		busy("crash loop ("+r.Program+")", r.OtherCPU)
+	}
+	if r := rep.Veto; r != nil {
+		busy("veto overhead (no plugins)", r.Without.OtherCPU)
+		busy("veto overhead (with the plugin)", r.With.OtherCPU)
+	}
+	if r := rep.Probe; r != nil {
+		busy("probe idle cost", r.OtherCPU)
+	}
+	if rep.Idle != nil {
+		rep.Notes = append(rep.Notes, "idle: respawner now turns the GC's pacing off (debug.SetGCPercent(-1) with an 8 MiB memory limit, quietGC in cmd/respawner/start.go) unless GOGC or GOMEMLIMIT is set in its environment"+gcEnv())
 	}
 	if c.cnErr != nil {
 		rep.Notes = append(rep.Notes, "no kernel timestamps: "+c.cnErr.Error())
@@ -419,6 +494,42 @@ func (r *report) print(out io.Writer) {
 			fmtKB(cr.MemAt1s.RSSKB), fmtKB(cr.MemAtEnd.RSSKB), fmtKB(cr.MemAtEnd.HWMKB), cr.OtherCPU)
 		fmt.Fprintf(out, "  RSS each second from 1s (kB): %v\n", cr.RSSSeries)
 	}
+	if v := r.Veto; v != nil {
+		fmt.Fprintf(out, "\nveto overhead, -t 0, %s (ms): min / median / p95 / p99 / max\n", v.Without.Program)
+		for _, x := range []struct {
+			label string
+			r     *restartResult
+		}{{"no plugins", v.Without}, {"--plugin " + v.Plugin, v.With}} {
+			fmt.Fprintf(out, "  %-32s kill -> new child: %s  (%d samples; other processes %.0f%% of the CPUs)\n", x.label, fmtDist(x.r.Visible), x.r.Samples, x.r.OtherCPU)
+			if k := x.r.Kernel; k != nil {
+				fmt.Fprintf(out, "  %-32s exit -> fork:      %s  (kernel timestamps)\n", "", fmtDist(k.ExitFork))
+			}
+		}
+		fmt.Fprintf(out, "  difference (with - without): p50 %+.3f, p95 %+.3f, p99 %+.3f ms\n", ms(v.DiffP50), ms(v.DiffP95), ms(v.DiffP99))
+	}
+	if p := r.Probe; p != nil {
+		fmt.Fprintf(out, "\nprobe idle cost: %s\n", p.Command)
+		fmt.Fprintf(out, "  window %s, %.1f probes, health %q at the end; other processes used %.0f%% of the CPUs\n",
+			p.Window.Round(time.Millisecond), p.Probes, p.Health, p.OtherCPU)
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  PROCESS\tPID\tTHREADS\tCPU (ticks)\tCPU s/h\tRUN TIME s/h (schedstat)\tCTX SWITCHES\tPER PROBE")
+		rows := append(append([]procCost(nil), p.Procs...), p.Total)
+		if p.Server != nil {
+			rows = append(rows, *p.Server)
+		}
+		for _, x := range rows {
+			run := "-"
+			if x.RunNS >= 0 {
+				run = fmt.Sprintf("%.3f", float64(x.RunNS)/1e9*3600/p.Window.Seconds())
+			}
+			role := x.Role
+			if x.Role == "lighttpd" {
+				role = "lighttpd (the server, not counted)"
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%.2f\t%s\t%d\t%.1f\n", role, x.PID, x.Threads, x.Ticks, x.CPUHour, run, x.Switches, x.PerProbe)
+		}
+		tw.Flush()
+	}
 	for _, n := range r.Notes {
 		fmt.Fprintln(out, "\nnote:", n)
 	}
@@ -426,4 +537,18 @@ func (r *report) print(out io.Writer) {
 
 func fmtDist(d durations) string {
 	return fmt.Sprintf("%.3f / %.3f / %.3f / %.3f / %.3f", ms(d.Min), ms(d.Median), ms(d.P95), ms(d.P99), ms(d.Max))
+}
+
+// gcEnv says whether the harness passes GOGC or GOMEMLIMIT on to respawner.
+func gcEnv() string {
+	var set []string
+	for _, k := range []string{"GOGC", "GOMEMLIMIT"} {
+		if v, ok := os.LookupEnv(k); ok {
+			set = append(set, k+"="+v)
+		}
+	}
+	if len(set) == 0 {
+		return " (neither is set here)"
+	}
+	return " (set here: " + strings.Join(set, " ") + ", so respawner keeps the runtime's defaults or these)"
 }

@@ -24,6 +24,9 @@ type childWatcher struct {
 	tids []int
 	fds  []int
 	buf  [4096]byte
+	// ignore are children that are not the supervised program: with
+	// --plugin, respawner-hookhost.
+	ignore []int
 }
 
 func newChildWatcher(pid int) (*childWatcher, error) {
@@ -68,7 +71,8 @@ func (w *childWatcher) close() {
 	w.tids, w.fds = nil, nil
 }
 
-// other returns a child pid other than skip, or 0 when there is none.
+// other returns a child pid other than skip and those in w.ignore, or 0 when
+// there is none.
 func (w *childWatcher) other(skip int) int {
 	for _, fd := range w.fds {
 		n, err := unix.Pread(fd, w.buf[:], 0)
@@ -81,16 +85,28 @@ func (w *childWatcher) other(skip int) int {
 				pid = pid*10 + int(c-'0')
 				continue
 			}
-			if pid != 0 && pid != skip {
+			if w.wanted(pid, skip) {
 				return pid
 			}
 			pid = 0
 		}
-		if pid != 0 && pid != skip {
+		if w.wanted(pid, skip) {
 			return pid
 		}
 	}
 	return 0
+}
+
+func (w *childWatcher) wanted(pid, skip int) bool {
+	if pid == 0 || pid == skip {
+		return false
+	}
+	for _, p := range w.ignore {
+		if p == pid {
+			return false
+		}
+	}
+	return true
 }
 
 // all returns every child pid.

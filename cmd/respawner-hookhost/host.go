@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -15,9 +17,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// host talks to respawner over one SOCK_SEQPACKET socket.
+// host talks to respawner over one SOCK_SEQPACKET socket, read and written
+// through the Go netpoller (a blocking read would park a thread and hand its
+// P around on every packet, which costs a veto question hundreds of µs).
 type host struct {
 	sock    int
+	conn    *net.UnixConn
 	sendMu  sync.Mutex
 	log     hclog.Logger
 	plugins []*plugin
@@ -29,7 +34,17 @@ func newHost(fd int) (*host, error) {
 		return nil, fmt.Errorf("fd %d is not respawner's socket: %w", fd, err)
 	}
 	unix.CloseOnExec(fd) // plugins must not inherit it
-	h := &host{sock: fd}
+	f := os.NewFile(uintptr(fd), "respawner")
+	c, err := net.FileConn(f) // dups fd into a non-blocking, netpoll-driven conn
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("fd %d: %w", fd, err)
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return nil, fmt.Errorf("fd %d is not a unix socket", fd)
+	}
+	h := &host{sock: -1, conn: uc}
 	h.log = hclog.New(&hclog.LoggerOptions{
 		Name:       "hooks",
 		Level:      hclog.Info, // respawner's level arrives with the configuration
@@ -58,29 +73,19 @@ func (h *host) send(m hookwire.Msg) {
 	}
 	h.sendMu.Lock()
 	defer h.sendMu.Unlock()
-	for {
-		err := unix.Send(h.sock, b, 0)
-		if err != unix.EINTR {
-			return
-		}
-	}
+	h.conn.Write(b) // one packet; an error means respawner is gone
 }
 
 func (h *host) recv(buf []byte) (hookwire.Msg, error) {
 	var m hookwire.Msg
-	for {
-		n, _, err := unix.Recvfrom(h.sock, buf, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return m, err
-		}
-		if n == 0 {
-			return m, errors.New("respawner closed the socket")
-		}
-		return m, json.Unmarshal(buf[:n], &m)
+	n, err := h.conn.Read(buf)
+	if err != nil {
+		return m, err
 	}
+	if n == 0 {
+		return m, errors.New("respawner closed the socket")
+	}
+	return m, json.Unmarshal(buf[:n], &m)
 }
 
 // run serves respawner until it says shutdown or goes away.
@@ -110,9 +115,6 @@ func (h *host) run() int {
 	for {
 		m, err := h.recv(buf)
 		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
 			break // respawner is gone
 		}
 		switch m.T {
@@ -170,22 +172,31 @@ func (h *host) ask(id uint64, ev hooks.Event) {
 	var mu sync.Mutex
 	var answers []answer
 	var wg sync.WaitGroup
+	askOne := func(p *plugin) {
+		v, err := p.restartPending(ev)
+		if err != nil {
+			p.log.Warn("restart-pending failed; counted as allow", "error", err)
+			return
+		}
+		mu.Lock()
+		answers = append(answers, answer{p, v})
+		mu.Unlock()
+	}
+	var vetoers []*plugin
 	for _, p := range h.plugins {
-		if !p.canVeto() {
-			continue
+		if p.canVeto() {
+			vetoers = append(vetoers, p)
+		}
+	}
+	// All at once, each under its own deadline; the last one in this
+	// goroutine, so a single vetoer costs no extra goroutine hand-off.
+	for i, p := range vetoers {
+		if i == len(vetoers)-1 {
+			askOne(p)
+			break
 		}
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			v, err := p.restartPending(ev)
-			if err != nil {
-				p.log.Warn("restart-pending failed; counted as allow", "error", err)
-				return
-			}
-			mu.Lock()
-			answers = append(answers, answer{p, v})
-			mu.Unlock()
-		}()
+		go func() { defer wg.Done(); askOne(p) }()
 	}
 	wg.Wait()
 	best, from := hooks.Allow(), ""

@@ -33,6 +33,7 @@ type hookHost struct {
 	dropped          int    // notifications lost because the host was not reading
 	restarts         int    // host restarts, for backoff
 	started          time.Time
+	askedAt          time.Time // when the question went out, for the log
 }
 
 // stableHost is how long a host must have run for its backoff to start over.
@@ -167,7 +168,7 @@ func (l *Loop) hostReadable() {
 			}
 			l.host.askID = 0
 			v := verdictOf(m.Verdict)
-			l.log.Info("restart-pending answered", "decision", m.Verdict.Decision, "delay", v.Delay, "reason", v.Reason)
+			l.log.Info("restart-pending answered", "decision", m.Verdict.Decision, "delay", v.Delay, "reason", v.Reason, "took", time.Since(l.host.askedAt))
 			l.step(v)
 		}
 	}
@@ -343,6 +344,7 @@ func (l *Loop) askHooks(a Ask) {
 	}
 	h.nextID++
 	h.askID = h.nextID
+	h.askedAt = time.Now()
 	ev := hookwire.Event{Kind: "restart-pending", Attempt: a.Restart, Limit: a.Limit}
 	if e := l.m.lastExit; e != nil {
 		ev.ExitCode, ev.Signal = e.Code, sigString(e.Signal)
