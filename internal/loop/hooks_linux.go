@@ -34,6 +34,8 @@ type hookHost struct {
 	restarts         int    // host restarts, for backoff
 	started          time.Time
 	askedAt          time.Time // when the question went out, for the log
+	outbox           []hookwire.Event
+	holding          bool // the loop holds the outbox across a step
 }
 
 // stableHost is how long a host must have run for its backoff to start over.
@@ -166,7 +168,7 @@ func (l *Loop) hostReadable() {
 			if m.ID == 0 || m.ID != l.host.askID || m.Verdict == nil {
 				continue // the answer to a question already settled
 			}
-			l.host.askID = 0
+			l.settled()
 			v := verdictOf(m.Verdict)
 			l.log.Info("restart-pending answered", "decision", m.Verdict.Decision, "delay", v.Delay, "reason", v.Reason, "took", time.Since(l.host.askedAt))
 			l.step(v)
@@ -226,6 +228,8 @@ func (l *Loop) hostExited() {
 	// it they are orphans that a new host would duplicate.
 	killGroup(h.pid)
 	h.pid = 0
+	clear(h.outbox)
+	h.outbox = h.outbox[:0]
 	if h.askID != 0 {
 		h.askID = 0
 		l.step(Verdict{Decision: Allow, Reason: "hook host died"})
@@ -302,17 +306,44 @@ func killGroup(pgid int) {
 }
 
 // notify sends a lifecycle event to the plugins. It never blocks: when the
-// host is not keeping up, the event is dropped and counted.
+// host is not keeping up, the event is dropped and counted. Events wait in an
+// outbox while a restart-pending question is out (or while the loop holds it
+// across a step), so that the question, on the restart's critical path, does
+// not queue behind their deliveries; they keep their order.
 func (l *Loop) notify(kind string, ev hookwire.Event) {
 	if l.opt.Hooks == nil || l.host.sock < 0 {
 		return
 	}
 	ev.Kind = kind
 	l.fillEvent(&ev)
-	if err := l.hostSend(hookwire.Msg{T: hookwire.TEvent, Event: &ev}); err != nil {
-		l.host.dropped++
-		l.log.Warn("hook event dropped", "event", kind, "dropped", l.host.dropped, "error", err)
+	l.host.outbox = append(l.host.outbox, ev)
+	l.flushEvents()
+}
+
+// flushEvents sends what the outbox holds, unless it is being held.
+func (l *Loop) flushEvents() {
+	h := &l.host
+	if h.holding || h.askID != 0 {
+		return
 	}
+	for i := range h.outbox {
+		ev := &h.outbox[i]
+		if h.sock < 0 {
+			break
+		}
+		if err := l.hostSend(hookwire.Msg{T: hookwire.TEvent, Event: ev}); err != nil {
+			h.dropped++
+			l.log.Warn("hook event dropped", "event", ev.Kind, "dropped", h.dropped, "error", err)
+		}
+	}
+	clear(h.outbox)
+	h.outbox = h.outbox[:0]
+}
+
+// settled: the question is answered (or abandoned); events flow again.
+func (l *Loop) settled() {
+	l.host.askID = 0
+	l.flushEvents()
 }
 
 func (l *Loop) fillEvent(ev *hookwire.Event) {
@@ -352,7 +383,7 @@ func (l *Loop) askHooks(a Ask) {
 	l.fillEvent(&ev)
 	if err := l.hostSend(hookwire.Msg{T: hookwire.TAsk, ID: h.askID, Event: &ev}); err != nil {
 		l.log.Warn("restart-pending not delivered; restarting", "error", err)
-		h.askID = 0
+		l.settled()
 		l.step(Verdict{Decision: Allow, Reason: "not delivered"})
 	}
 }

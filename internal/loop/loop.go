@@ -320,6 +320,10 @@ func (l *Loop) timerFired(fd int) {
 		if l.timers[id] != fd {
 			continue
 		}
+		if TimerID(id) == AskTimer && l.host.askID != 0 {
+			l.log.Warn("hook host did not answer restart-pending in time; restarting")
+			l.settled()
+		}
 		if TimerID(id) == StartTimer && l.m.awaiting {
 			// The machine only knows the pidfile is late; the loop knows why.
 			l.step(PidfileFailed{Err: l.pf.timeoutError(l.opt.Pidfile, l.opt.Machine.StartTimeout)})
@@ -620,9 +624,14 @@ func (l *Loop) watchedExited() {
 	if st.Unknown {
 		ev.Reason = "exit status unknown (adopted process)"
 	}
+	// Held across the step: if it asks restart-pending, the question goes
+	// out before this event and whatever the step adds.
+	l.host.holding = true
 	l.notify("exited", ev)
 	if l.collecting {
 		l.watchLeftovers() // its children are ours now: wait for them too
+		l.host.holding = false
+		l.flushEvents()
 		l.checkCollected()
 		return
 	}
@@ -631,6 +640,8 @@ func (l *Loop) watchedExited() {
 		l.pgid = 0
 	}
 	l.step(Exited{Status: st, Leftovers: leftovers})
+	l.host.holding = false
+	l.flushEvents()
 }
 
 // watchLeftovers opens a pidfd for each of our children that is not yet
