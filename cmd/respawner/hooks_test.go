@@ -186,6 +186,8 @@ func TestHookStartErrors(t *testing.T) {
 		{"bad option", []string{"--plugin", "testhook:colour=red"}, []string{"plugin testhook", `"colour"`}},
 		{"bad option value", []string{"--plugin", "testhook:sleep=soon"}, []string{"plugin testhook", "sleep"}},
 		{"wrong protocol version", []string{"--plugin", "oldproto"}, []string{"plugin oldproto", "protocol"}},
+		{"healthcheck-http bad expect-status", []string{"--plugin", "healthcheck-http:expect-status=abc"}, []string{"plugin healthcheck-http", "expect-status"}},
+		{"healthcheck-http bad url", []string{"--plugin", "healthcheck-http:url=ftp://x/"}, []string{"plugin healthcheck-http", "url"}},
 		{"world-writable directory", []string{"--plugin-dir", openDir, "--plugin", "loose"}, []string{"world-writable"}},
 		{"wrong sha256 pin", []string{"--plugin", "testhook:sha256=" + strings.Repeat("0", 64)}, []string{"plugin testhook", "checksum"}},
 	}
