@@ -314,3 +314,30 @@ func TestSIGHUPDoesNotEndSupervision(t *testing.T) {
 		t.Fatalf("exit code %d, want 0", code)
 	}
 }
+
+// A launcher's process group is empty once its daemon called setsid; its
+// number can then be reused by anyone, so a stop must not signal it.
+func TestStopNeverSignalsAnEmptiedGroup(t *testing.T) {
+	dir := t.TempDir()
+	prog := script(t, dir, "launcher.sh", fmt.Sprintf(`setsid sh -c 'echo $$ > %[1]s/d.tmp; mv %[1]s/d.tmp %[1]s/daemon; exec sleep 1000' &
+while [ ! -s %[1]s/daemon ]; do sleep 0.05; done
+exit 0`, dir))
+	in := startRespawner(t, "--log-level", "debug", prog)
+	launcher := in.waitFor("started", 5*time.Second).int("pid")
+	daemon := in.waitFor("following daemon", 5*time.Second).int("pid")
+	if pg, _ := syscall.Getpgid(daemon); pg == launcher {
+		t.Fatalf("daemon %d still in the launcher's group", daemon)
+	}
+	fd := watchPID(t, daemon)
+	in.signal(syscall.SIGTERM)
+	l := in.waitFor("process group gone; not signalling it", 5*time.Second)
+	if l.int("pgid") != launcher {
+		t.Fatalf("pgid %d, want the launcher's %d", l.int("pgid"), launcher)
+	}
+	if code := in.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !gone(fd, time.Second) {
+		t.Fatal("the daemon survived the stop")
+	}
+}

@@ -159,7 +159,7 @@ func clearStalePidfile(path string) error {
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if err == nil && processAlive(pid) && !isDescendant(pid, os.Getpid()) {
+	if err == nil && processAlive(pid) && !isDescendant(pid, os.Getpid(), nil) {
 		return fmt.Errorf("pidfile %s names running pid %d, which respawner did not start: is another copy running?", path, pid)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -174,9 +174,14 @@ func processAlive(pid int) bool {
 	return err == nil && f[0] != "Z"
 }
 
-// isDescendant reports whether pid is below ancestor in the process tree.
-func isDescendant(pid, ancestor int) bool {
+// isDescendant reports whether pid is below ancestor in the process tree,
+// not through a process that skip rejects (the hook host: its plugins are
+// never the program).
+func isDescendant(pid, ancestor int, skip func(int) bool) bool {
 	for i := 0; i < 128 && pid > 1; i++ {
+		if skip != nil && skip(pid) {
+			return false
+		}
 		f, err := control.ProcStat(pid)
 		if err != nil {
 			return false

@@ -221,7 +221,9 @@ func (l *Loop) hostExited() {
 	unix.Close(h.pidfd)
 	unix.Close(h.sock)
 	h.pidfd, h.sock = -1, -1
-	if err == nil {
+	if err != nil {
+		l.log.Error("hook host exited; plugins are unavailable until it is back", "pid", h.pid, "error", err)
+	} else {
 		l.log.Error("hook host exited; plugins are unavailable until it is back", "pid", h.pid, "status", st.String())
 	}
 	// Its plugins share its process group (it leads one of its own); without

@@ -765,6 +765,11 @@ func (l *Loop) signalTree(sig syscall.Signal) {
 			l.log.Warn("kill", "pid", target, "signal", signalName(sig), "error", err)
 		}
 	}
+	if l.pgid > 0 && !l.groupIsOurs() {
+		// The group emptied (a daemon called setsid): its number may be anyone's now.
+		l.log.Debug("process group gone; not signalling it", "pgid", l.pgid)
+		l.pgid = 0
+	}
 	if l.pgid > 0 {
 		send(-l.pgid)
 	}
@@ -797,6 +802,24 @@ func (l *Loop) signalTree(sig syscall.Signal) {
 	}
 }
 
+// groupIsOurs reports whether the run's process group still has a member
+// that is ours: the watched process, or a descendant of respawner. A group
+// whose members are all gone frees its number, which the kernel may give to
+// an unrelated process that leads a group of its own: never signal it then.
+func (l *Loop) groupIsOurs() bool {
+	if l.pid > 0 {
+		if pg, err := unix.Getpgid(l.pid); err == nil && pg == l.pgid {
+			return true
+		}
+	}
+	for _, pid := range descendants(os.Getpid(), l.isHost) {
+		if pg, err := unix.Getpgid(pid); err == nil && pg == l.pgid {
+			return true
+		}
+	}
+	return false
+}
+
 // isHost tells the hook host (and so its plugins, below it) from the
 // program's processes: they are never signalled as part of the program.
 func (l *Loop) isHost(pid int) bool { return pid == l.host.pid && pid != 0 }
@@ -827,7 +850,7 @@ func (l *Loop) checkPidfile() {
 	case !processAlive(pid):
 		l.pf.problem = fmt.Errorf("pidfile %s names pid %d, which is not running", l.opt.Pidfile, pid)
 		return
-	case !isDescendant(pid, os.Getpid()):
+	case !isDescendant(pid, os.Getpid(), l.isHost):
 		l.pf.stop()
 		l.step(PidfileFailed{Err: fmt.Errorf("pidfile %s names pid %d, which respawner did not start: refusing to watch or signal it", l.opt.Pidfile, pid)})
 		return

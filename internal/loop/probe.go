@@ -66,6 +66,7 @@ func (l *Loop) armProbe(p *prober, d time.Duration) {
 			return
 		}
 		if err := epollAdd(l.epfd, fd); err != nil {
+			closeFD(fd)
 			l.log.Error("probe timer", "plugin", p.plugin, "error", err)
 			return
 		}
