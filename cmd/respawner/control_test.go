@@ -314,3 +314,27 @@ func TestDaemonLogsToSyslog(t *testing.T) {
 	}
 	respawner(t, dir, "stop", "sl")
 }
+
+// Two starts of one name at the same moment: one wins, the other says why.
+func TestConcurrentStartsOneWins(t *testing.T) {
+	dir := runtimeDir(t)
+	cleanupInstance(t, dir, "race")
+	results := make(chan result, 2)
+	for range 2 {
+		go func() { results <- respawner(t, dir, "start", "--name", "race", "/bin/sleep", "--", "1000") }()
+	}
+	a, b := <-results, <-results
+	if a.code+b.code != 1 {
+		t.Fatalf("exit codes %d and %d, want one 0 and one 1: %q %q", a.code, b.code, a.stderr, b.stderr)
+	}
+	loser := a
+	if a.code == 0 {
+		loser = b
+	}
+	if !strings.Contains(loser.stderr, "race is already running") {
+		t.Fatalf("the losing start said %q", loser.stderr)
+	}
+	if r := respawner(t, dir, "stop", "race"); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+}

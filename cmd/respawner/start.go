@@ -183,19 +183,26 @@ func runStart(c *cobra.Command, o *startOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := control.Prepare(o.runtimeDir); err != nil {
+	report, isDaemon := daemonReportFile()
+	// In the daemon, stderr is /dev/null: every error must go to the report.
+	fail := func(err error) error {
+		if isDaemon {
+			sendReport(report, err)
+		}
 		return err
 	}
-	if pid, live := control.Live(o.runtimeDir, o.name); live {
-		return &control.RunningError{Name: o.name, PID: pid}
+	if err := control.Prepare(o.runtimeDir); err != nil {
+		return fail(err)
 	}
-	report, isDaemon := daemonReportFile()
+	if pid, live := control.Live(o.runtimeDir, o.name); live {
+		return fail(&control.RunningError{Name: o.name, PID: pid})
+	}
 	if !o.foreground && !isDaemon {
 		return daemonize(c)
 	}
 	// Hygiene before anything else starts: what we inherited must not reach the program.
 	if err := loop.CloseInheritedFDs(); err != nil {
-		return err
+		return fail(err)
 	}
 	loop.ResetIgnoredSignals()
 	quietGC()

@@ -3,6 +3,8 @@ package loop
 import (
 	"fmt"
 	"math"
+	"os"
+	"strconv"
 	"syscall"
 	"unsafe"
 
@@ -74,8 +76,19 @@ func ResetIgnoredSignals() {
 // CloseInheritedFDs marks every descriptor above 2 close-on-exec, so that
 // descriptors respawner inherited never reach the program.
 func CloseInheritedFDs() error {
-	if err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return fmt.Errorf("close_range: %w", err)
+	err := unix.CloseRange(3, math.MaxUint32, unix.CLOSE_RANGE_CLOEXEC)
+	if err == nil {
+		return nil
+	}
+	// Kernels before 5.11 lack CLOSE_RANGE_CLOEXEC: mark each open one.
+	ents, derr := os.ReadDir("/proc/self/fd")
+	if derr != nil {
+		return fmt.Errorf("close_range: %w; and /proc/self/fd: %w", err, derr)
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
 	}
 	return nil
 }
