@@ -65,10 +65,11 @@ func PidPath(dir, name string) string   { return filepath.Join(dir, name+".pid")
 func StatePath(dir, name string) string { return filepath.Join(dir, name+".state") }
 func LogPath(dir, name string) string   { return filepath.Join(dir, name+".log") }
 
-// Lock is held by a running instance for its whole life: an exclusive flock on
-// NAME.pid, which holds respawner's pid. The kernel drops it when the process
-// dies however it dies, so a lock that can be taken means every file of that
-// name is stale.
+// Lock is held by a running instance for its whole life: an exclusive
+// open-file-description lock (F_OFD_SETLK) on NAME.pid, which holds
+// respawner's pid. The kernel drops it when the process dies however it dies,
+// so a free lock means every file of that name is stale. Checking a lock
+// (F_OFD_GETLK) does not take it, so status and list never make a start fail.
 type Lock struct {
 	dir, name string
 	f         *os.File
@@ -87,32 +88,69 @@ func (e *RunningError) Error() string {
 	return fmt.Sprintf("%s is already running: stop it first, or choose another --name", e.Name)
 }
 
+func wholeFile(typ int16) *unix.Flock_t {
+	return &unix.Flock_t{Type: typ, Whence: 0, Start: 0, Len: 0}
+}
+
+// lockFile takes the write lock on f without waiting.
+func lockFile(f *os.File) error {
+	return unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, wholeFile(unix.F_WRLCK))
+}
+
+// locked reports whether someone holds a lock on f.
+func locked(f *os.File) bool {
+	lk := wholeFile(unix.F_WRLCK)
+	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, lk); err != nil {
+		return false
+	}
+	return lk.Type != unix.F_UNLCK
+}
+
+// sameFile reports whether f is still the file at path (not unlinked or
+// replaced since it was opened).
+func sameFile(f *os.File, path string) bool {
+	var a, b unix.Stat_t
+	return unix.Fstat(int(f.Fd()), &a) == nil && unix.Stat(path, &b) == nil && a.Ino == b.Ino && a.Dev == b.Dev
+}
+
 // Acquire takes the instance lock for name and writes our pid into NAME.pid.
 // Stale files of a dead instance (NAME.sock) are removed; NAME.state is left
 // for the caller to read (adoption).
 func Acquire(dir, name string) (*Lock, error) {
-	f, err := os.OpenFile(PidPath(dir, name), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("lock %s: %w", name, err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		pid := readPid(f)
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, &RunningError{Name: name, PID: pid}
+	path := PidPath(dir, name)
+	for attempt := 0; ; attempt++ {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", name, err)
 		}
-		return nil, fmt.Errorf("flock %s: %w", PidPath(dir, name), err)
+		if err := lockFile(f); err != nil {
+			pid := readPid(f)
+			f.Close()
+			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
+				return nil, &RunningError{Name: name, PID: pid}
+			}
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		// A stale-file cleaner may have unlinked the file between our open
+		// and our lock: a lock on an unlinked file guards nothing.
+		if !sameFile(f, path) {
+			f.Close()
+			if attempt < 5 {
+				continue
+			}
+			return nil, fmt.Errorf("lock %s: the file keeps being replaced", path)
+		}
+		os.Remove(SockPath(dir, name)) // stale: its owner is dead
+		if err := f.Truncate(0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("write %s: %w", path, err)
+		}
+		if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("write %s: %w", path, err)
+		}
+		return &Lock{dir: dir, name: name, f: f}, nil
 	}
-	os.Remove(SockPath(dir, name)) // stale: its owner is dead
-	if err := f.Truncate(0); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("write %s: %w", PidPath(dir, name), err)
-	}
-	if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("write %s: %w", PidPath(dir, name), err)
-	}
-	return &Lock{dir: dir, name: name, f: f}, nil
 }
 
 // Release removes the instance's files and drops the lock.
@@ -137,25 +175,29 @@ func Live(dir, name string) (pid int, live bool) {
 		return 0, false
 	}
 	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err == nil {
+	if !locked(f) {
 		return 0, false // nobody holds it: stale
 	}
 	return readPid(f), true
 }
 
-// CleanStale removes the files of name when no live instance holds them and no
-// adoptable state is left. It reports whether anything was stale.
+// CleanStale removes the files of name when no live instance holds them. It
+// removes them while holding the lock itself, so that it never unlinks the
+// file of an instance that is starting at that moment. It reports whether
+// anything was stale.
 func CleanStale(dir, name string) bool {
-	if _, live := Live(dir, name); live {
-		return false
+	path := PidPath(dir, name)
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return os.Remove(SockPath(dir, name)) == nil
 	}
-	removed := false
-	for _, p := range []string{SockPath(dir, name), PidPath(dir, name)} {
-		if os.Remove(p) == nil {
-			removed = true
-		}
+	defer f.Close()
+	if lockFile(f) != nil || !sameFile(f, path) {
+		return false // live, or already replaced by a starting instance
 	}
-	return removed
+	os.Remove(SockPath(dir, name))
+	os.Remove(path)
+	return true
 }
 
 // Names lists the instance names found in dir (from NAME.pid files).

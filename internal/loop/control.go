@@ -14,6 +14,7 @@ import (
 type ctlSocket struct {
 	listen int
 	conns  map[int]*conn
+	paused bool // listener out of the epoll set after EMFILE
 }
 
 type conn struct {
@@ -33,6 +34,15 @@ func (c *ctlSocket) closeAll() {
 func (l *Loop) accept() {
 	for {
 		fd, _, err := unix.Accept4(l.ctl.listen, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err == unix.EMFILE || err == unix.ENFILE {
+			// Out of descriptors: the pending connection stays pending, and a
+			// level-triggered listener would wake us at once, for ever. Stop
+			// listening until a connection closes and frees one.
+			l.log.Warn("control socket: out of descriptors; not accepting until one is free", "error", err)
+			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.ctl.listen, nil)
+			l.ctl.paused = true
+			return
+		}
 		if err != nil {
 			return // EAGAIN: nothing more to accept
 		}
@@ -53,6 +63,9 @@ func (l *Loop) accept() {
 func (l *Loop) closeConn(fd int) {
 	unix.Close(fd)
 	delete(l.ctl.conns, fd)
+	if l.ctl.paused && epollAdd(l.epfd, l.ctl.listen) == nil {
+		l.ctl.paused = false
+	}
 }
 
 func (l *Loop) serve(fd int, c *conn) {

@@ -1,0 +1,79 @@
+package control
+
+import (
+	"os"
+	"sync"
+	"testing"
+)
+
+func TestLockLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	if _, live := Live(dir, "x"); live {
+		t.Fatal("live before any start")
+	}
+	l, err := Acquire(dir, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid, live := Live(dir, "x"); !live || pid != os.Getpid() {
+		t.Fatalf("Live = %d, %v; want our pid, true", pid, live)
+	}
+	if _, err := Acquire(dir, "x"); err == nil {
+		t.Fatal("a second Acquire of a held name succeeded")
+	}
+	if CleanStale(dir, "x") {
+		t.Fatal("CleanStale removed a live instance's files")
+	}
+	if _, err := os.Stat(PidPath(dir, "x")); err != nil {
+		t.Fatal("the live instance's pidfile is gone")
+	}
+	l.Release()
+	if _, live := Live(dir, "x"); live {
+		t.Fatal("live after Release")
+	}
+}
+
+// Checking whether an instance is live must never make its start fail.
+func TestLiveDoesNotBlockAcquire(t *testing.T) {
+	dir := t.TempDir()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				Live(dir, "y")
+			}
+		}
+	}()
+	for range 200 {
+		l, err := Acquire(dir, "y")
+		if err != nil {
+			close(stop)
+			wg.Wait()
+			t.Fatalf("Acquire failed while another process only looked: %v", err)
+		}
+		l.Release()
+	}
+	close(stop)
+	wg.Wait()
+}
+
+// A stale pidfile (no lock holder) is cleaned, with its socket.
+func TestCleanStale(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(PidPath(dir, "z"), []byte("12345\n"), 0o600)
+	os.WriteFile(SockPath(dir, "z"), nil, 0o600)
+	if !CleanStale(dir, "z") {
+		t.Fatal("stale files not reported")
+	}
+	for _, p := range []string{PidPath(dir, "z"), SockPath(dir, "z")} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s left", p)
+		}
+	}
+}
