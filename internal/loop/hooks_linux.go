@@ -36,6 +36,7 @@ type hookHost struct {
 	askedAt          time.Time // when the question went out, for the log
 	outbox           []hookwire.Event
 	holding          bool // the loop holds the outbox across a step
+	starting         bool // a restarted host has not said "ready" yet
 }
 
 // stableHost is how long a host must have run for its backoff to start over.
@@ -51,11 +52,8 @@ func hclogLevel(log hclog.Logger) string {
 // hostMaxPacket bounds one message; a log line or an event is far smaller.
 const hostMaxPacket = 64 << 10
 
-// startHost launches the hook host, sends it the plugins and waits for its
-// verdict on them: every plugin launched and configured, or the error (an
-// unknown plugin option fails start naming plugin and option). Waiting here
-// blocks the loop, but only before supervision begins.
-func (l *Loop) startHost() error {
+// spawnHost forks the host with its socket on fd 3 and sends the plugins.
+func (l *Loop) spawnHost() error {
 	h := &l.host
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -81,8 +79,18 @@ func (l *Loop) startHost() error {
 		return fmt.Errorf("start hook host %s: %w", l.opt.Hooks.HostPath, err)
 	}
 	h.pid, h.pidfd, h.sock = pid, pidfd, fds[0]
-	l.host.started = time.Now()
-	if err := l.hostSend(hookwire.Msg{T: hookwire.TConfig, Plugins: l.opt.Hooks.Plugins, Level: hclogLevel(l.log)}); err != nil {
+	h.started = time.Now()
+	return l.hostSend(hookwire.Msg{T: hookwire.TConfig, Plugins: l.opt.Hooks.Plugins, Level: hclogLevel(l.log)})
+}
+
+// startHost launches the hook host, sends it the plugins and waits for its
+// verdict on them: every plugin launched and configured, or the error (an
+// unknown plugin option fails start naming plugin and option). Waiting here
+// blocks the loop, but only before supervision begins; a restart of the host
+// (restartHost) does not wait.
+func (l *Loop) startHost() error {
+	h := &l.host
+	if err := l.spawnHost(); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(l.opt.Hooks.StartTimeout)
@@ -111,17 +119,21 @@ func (l *Loop) startHost() error {
 		case hookwire.TError:
 			return errors.New(m.Error)
 		case hookwire.TReady:
-			h.infos = m.Infos
 			for _, fd := range []int{h.sock, h.pidfd} {
 				if err := epollAdd(l.epfd, fd); err != nil {
 					return err
 				}
 			}
-			for _, in := range m.Infos {
-				l.log.Info("hook plugin ready", "plugin", in.Name, "version", in.Version, "notify", in.Notify, "veto", in.Veto, "probe", in.Probe)
-			}
+			l.hostReady(m.Infos)
 			return nil
 		}
+	}
+}
+
+func (l *Loop) hostReady(infos []hookwire.PluginInfo) {
+	l.host.infos = infos
+	for _, in := range infos {
+		l.log.Info("hook plugin ready", "plugin", in.Name, "version", in.Version, "notify", in.Notify, "veto", in.Veto, "probe", in.Probe)
 	}
 }
 
@@ -162,6 +174,14 @@ func (l *Loop) hostReadable() {
 		switch m.T {
 		case hookwire.TLog:
 			l.hostLog(m.Line)
+		case hookwire.TReady: // a restarted host
+			l.host.starting = false
+			disarmTimerfd(l.hostTimer)
+			l.hostReady(m.Infos)
+			l.log.Info("hook host restarted", "pid", l.host.pid)
+		case hookwire.TError: // a restarted host could not start its plugins
+			l.log.Error("hook host restart failed", "error", m.Error)
+			unix.PidfdSendSignal(l.host.pidfd, unix.SIGKILL, nil, 0) // its pidfd brings the backoff
 		case hookwire.TProbed:
 			l.probed(m)
 		case hookwire.TVerdict:
@@ -229,7 +249,7 @@ func (l *Loop) hostExited() {
 	// Its plugins share its process group (it leads one of its own); without
 	// it they are orphans that a new host would duplicate.
 	killGroup(h.pid)
-	h.pid = 0
+	h.pid, h.starting = 0, false
 	clear(h.outbox)
 	h.outbox = h.outbox[:0]
 	if h.askID != 0 {
@@ -249,17 +269,39 @@ func (l *Loop) hostExited() {
 	}
 }
 
-// restartHost brings the host back after it died.
+// restartHost brings the host back after it died, without blocking the loop:
+// its socket and pidfd join the epoll set at once, its "ready" arrives as a
+// message, and hostTimer bounds its start-up (a host that hangs is killed,
+// and its death schedules the next try).
 func (l *Loop) restartHost() {
-	if err := l.startHost(); err != nil {
+	h := &l.host
+	if h.starting { // the start-up deadline passed
+		l.log.Error("hook host did not start in time; killing it", "pid", h.pid, "timeout", l.opt.Hooks.StartTimeout)
+		unix.PidfdSendSignal(h.pidfd, unix.SIGKILL, nil, 0)
+		return
+	}
+	err := l.spawnHost()
+	if h.pidfd < 0 { // not even forked: try again later
 		l.log.Error("hook host restart failed", "error", err)
-		l.stopHost()
-		delay := min(time.Second<<min(l.host.restarts, 5), 30*time.Second)
-		l.host.restarts++
+		delay := min(time.Second<<min(h.restarts, 5), 30*time.Second)
+		h.restarts++
 		armTimerfd(l.hostTimer, delay)
 		return
 	}
-	l.log.Info("hook host restarted", "pid", l.host.pid)
+	if aerr := epollAdd(l.epfd, h.pidfd); aerr != nil && err == nil {
+		err = aerr
+	}
+	if err == nil {
+		err = epollAdd(l.epfd, h.sock)
+	}
+	if err != nil {
+		// Forked but unusable: kill it; its pidfd brings the backoff.
+		l.log.Error("hook host restart failed", "error", err)
+		unix.PidfdSendSignal(h.pidfd, unix.SIGKILL, nil, 0)
+		return
+	}
+	h.starting = true
+	armTimerfd(l.hostTimer, l.opt.Hooks.StartTimeout)
 }
 
 // stopHost asks the host to stop its plugins and waits for it (bounded), so
