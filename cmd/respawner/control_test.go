@@ -338,3 +338,36 @@ func TestConcurrentStartsOneWins(t *testing.T) {
 		t.Fatalf("stop: %d %s", r.code, r.stderr)
 	}
 }
+
+// A syslog daemon that stops reading must not stop supervision: log lines
+// that cannot go out in time are dropped.
+func TestStalledSyslogDoesNotStallTheLoop(t *testing.T) {
+	dir := runtimeDir(t)
+	sock := filepath.Join(t.TempDir(), "log")
+	pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close() // never read: its queue fills after a few hundred lines
+	t.Setenv("RESPAWNER_SYSLOG_SOCKET", sock)
+	startDaemon(t, dir, "loud", "--start-check", "0", "-t", "0", "/bin/false")
+	deadline := time.Now().Add(20 * time.Second)
+	first, _ := statusOf(t, dir, "loud")
+	for {
+		begun := time.Now()
+		st, _ := statusOf(t, dir, "loud")
+		if d := time.Since(begun); d > 3*time.Second {
+			t.Fatalf("status took %s: the loop is stuck behind syslog", d)
+		}
+		if st.Restarts > first.Restarts+2000 {
+			break // well past what the socket's queue can hold
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restarts went from %d to %d only: the loop is stuck behind syslog", first.Restarts, st.Restarts)
+		}
+		time.Sleep(100 * time.Millisecond) // the test polls as an operator would
+	}
+	if r := respawner(t, dir, "stop", "loud"); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+}

@@ -3,10 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
-	"log/syslog"
+	"net"
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/control"
@@ -114,29 +115,73 @@ func syslogAvailable() bool {
 }
 
 // syslogWriter sends each hclog line to syslog (facility daemon) with the
-// priority of its level.
-type syslogWriter struct{ w *syslog.Writer }
+// priority of its level, as one datagram in the format of RFC 3164 that
+// /dev/log takes. A send never waits long: the loop logs, and a stalled
+// syslog daemon must not stall supervision. A line that cannot go out within
+// syslogWait is dropped, and so is every line for syslogPause after it
+// without trying; the next line that goes through says how many were lost.
+type syslogWriter struct {
+	mu      sync.Mutex
+	c       net.Conn
+	pid     int
+	dropped int
+	retryAt time.Time
+}
+
+// syslogPause is how long lines are dropped without trying after a send failed.
+const syslogPause = time.Second
+
+// syslogWait bounds one send to the syslog socket.
+const syslogWait = 20 * time.Millisecond
+
+// Syslog severities (RFC 5424) and the daemon facility.
+const (
+	facilityDaemon = 3 << 3
+	sevErr         = 3
+	sevWarning     = 4
+	sevInfo        = 6
+	sevDebug       = 7
+)
 
 func newSyslogWriter() (*syslogWriter, error) {
-	w, err := syslog.Dial("unixgram", syslogSocket(), syslog.LOG_DAEMON|syslog.LOG_INFO, "respawner")
+	c, err := net.Dial("unixgram", syslogSocket())
 	if err != nil {
 		return nil, fmt.Errorf("syslog: %w", err)
 	}
-	return &syslogWriter{w: w}, nil
+	return &syslogWriter{c: c, pid: os.Getpid()}, nil
 }
 
 func (s *syslogWriter) Write(p []byte) (int, error) {
 	line := strings.TrimRight(string(p), "\n")
-	var err error
+	sev := sevInfo
 	switch {
 	case strings.Contains(line, "[ERROR]"), strings.Contains(line, `"@level":"error"`):
-		err = s.w.Err(line)
+		sev = sevErr
 	case strings.Contains(line, "[WARN]"), strings.Contains(line, `"@level":"warn"`):
-		err = s.w.Warning(line)
+		sev = sevWarning
 	case strings.Contains(line, "[DEBUG]"), strings.Contains(line, "[TRACE]"):
-		err = s.w.Debug(line)
-	default:
-		err = s.w.Info(line)
+		sev = sevDebug
 	}
-	return len(p), err
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if now.Before(s.retryAt) {
+		s.dropped++
+		return len(p), nil
+	}
+	if s.dropped > 0 && s.send(now, sevWarning, fmt.Sprintf("[WARN]  respawner: syslog was not taking lines: %d dropped", s.dropped)) {
+		s.dropped = 0
+	}
+	if !s.send(now, sev, line) {
+		s.dropped++
+		s.retryAt = now.Add(syslogPause)
+	}
+	return len(p), nil
+}
+
+func (s *syslogWriter) send(now time.Time, sev int, line string) bool {
+	msg := fmt.Sprintf("<%d>%s respawner[%d]: %s", facilityDaemon|sev, now.Format(time.Stamp), s.pid, line)
+	s.c.SetWriteDeadline(now.Add(syslogWait))
+	_, err := s.c.Write([]byte(msg))
+	return err == nil
 }
