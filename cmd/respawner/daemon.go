@@ -108,7 +108,7 @@ func adoptable(dir, name string) *loop.Adoption {
 		return nil
 	}
 	now, err := control.ProcStartTime(pid)
-	if err != nil || now != ticks || !alive(pid) {
+	if err != nil || now != ticks || !control.Alive(pid) {
 		os.Remove(path)
 		return nil
 	}
@@ -131,15 +131,4 @@ func bootTime() time.Time {
 		}
 	}
 	return time.Time{}
-}
-
-// alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
 }

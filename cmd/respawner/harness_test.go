@@ -18,6 +18,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/respawner/respawner/internal/control"
 	"golang.org/x/sys/unix"
 )
 
@@ -403,3 +404,6 @@ func treeDump(pid int) string {
 	}
 	return b.String()
 }
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool { return control.Alive(pid) }

@@ -245,6 +245,12 @@ func ProcStat(pid int) ([]string, error) {
 	return f, nil
 }
 
+// Alive reports whether pid exists and is not a zombie.
+func Alive(pid int) bool {
+	f, err := ProcStat(pid)
+	return err == nil && f[0] != "Z"
+}
+
 // WaitGone blocks until process pid has exited or timeout passes.
 func WaitGone(pid int, timeout time.Duration) bool {
 	fd, err := unix.PidfdOpen(pid, 0)

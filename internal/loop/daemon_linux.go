@@ -159,19 +159,13 @@ func clearStalePidfile(path string) error {
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if err == nil && processAlive(pid) && !isDescendant(pid, os.Getpid(), nil) {
+	if err == nil && control.Alive(pid) && !isDescendant(pid, os.Getpid(), nil) {
 		return fmt.Errorf("pidfile %s names running pid %d, which respawner did not start: is another copy running?", path, pid)
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove stale pidfile: %w", err)
 	}
 	return nil
-}
-
-// processAlive reports whether pid exists and is not a zombie.
-func processAlive(pid int) bool {
-	f, err := control.ProcStat(pid)
-	return err == nil && f[0] != "Z"
 }
 
 // isDescendant reports whether pid is below ancestor in the process tree,

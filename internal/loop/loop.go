@@ -847,7 +847,7 @@ func (l *Loop) checkPidfile() {
 	case err != nil:
 		l.pf.problem = err // absent, partial or garbage: wait for the next write
 		return
-	case !processAlive(pid):
+	case !control.Alive(pid):
 		l.pf.problem = fmt.Errorf("pidfile %s names pid %d, which is not running", l.opt.Pidfile, pid)
 		return
 	case !isDescendant(pid, os.Getpid(), l.isHost):
