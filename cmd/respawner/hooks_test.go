@@ -311,3 +311,22 @@ func TestHookEventsWithoutVeto(t *testing.T) {
 		t.Fatalf("events %v, want %v", got, want)
 	}
 }
+
+// With a vetoing plugin, the events of a death wait while restart-pending is
+// out: the plugin hears the question first, then, once the restart is under
+// way, the held events in their order.
+func TestHookEventsWithVeto(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "events")
+	in := startRespawner(t, hookArgs("--plugin", "testhook:record="+rec+",events=started,exited,restarting,gave-up", "-t", "0", "-n", "1", "/bin/sh", "--", "-c", "sleep 0.3; exit 3")...)
+	if l := in.waitFor("hook plugin ready", 10*time.Second); l["veto"] != true {
+		t.Fatalf("the plugin cannot veto: %v", l)
+	}
+	if code := in.wait(15 * time.Second); code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	got := strings.Fields(readFile(t, rec))
+	want := []string{"started", "restart-pending", "exited", "restarting", "started", "exited", "gave-up"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,6 +39,7 @@ type hookHost struct {
 	outbox           []hookwire.Event
 	holding          bool // the loop holds the outbox across a step
 	starting         bool // a restarted host has not said "ready" yet
+	buf              []byte
 }
 
 // stableHost is how long a host must have run for its backoff to start over.
@@ -51,6 +54,18 @@ func hclogLevel(log hclog.Logger) string {
 
 // hostMaxPacket bounds one message; a log line or an event is far smaller.
 const hostMaxPacket = 64 << 10
+
+// hostEnv is respawner's environment for the host, with GOMAXPROCS=1 unless
+// the operator set GOMAXPROCS: the host waits on I/O, and with a P per core
+// every hand-off between its goroutines wakes another thread.
+func hostEnv(env []string) []string {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "GOMAXPROCS=") {
+			return env
+		}
+	}
+	return append(slices.Clip(env), "GOMAXPROCS=1")
+}
 
 // spawnHost forks the host with its socket on fd 3 and sends the plugins.
 func (l *Loop) spawnHost() error {
@@ -67,7 +82,7 @@ func (l *Loop) spawnHost() error {
 	}
 	pidfd := -1
 	attr := &syscall.ProcAttr{
-		Env:   l.opt.Env,
+		Env:   hostEnv(l.opt.Env),
 		Files: []uintptr{uintptr(null), uintptr(null), 2, uintptr(fds[1])},
 		Sys:   &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd},
 	}
@@ -150,7 +165,10 @@ func (l *Loop) hostSend(m hookwire.Msg) error {
 
 func (l *Loop) hostRecv() (hookwire.Msg, error) {
 	var m hookwire.Msg
-	buf := make([]byte, hostMaxPacket)
+	if l.host.buf == nil {
+		l.host.buf = make([]byte, hostMaxPacket) // kept: a fresh 64 KiB per message costs page faults
+	}
+	buf := l.host.buf
 	n, _, err := unix.Recvfrom(l.host.sock, buf, unix.MSG_DONTWAIT)
 	if err != nil {
 		return m, err
@@ -188,10 +206,23 @@ func (l *Loop) hostReadable() {
 			if m.ID == 0 || m.ID != l.host.askID || m.Verdict == nil {
 				continue // the answer to a question already settled
 			}
-			l.settled()
 			v := verdictOf(m.Verdict)
-			l.log.Info("restart-pending answered", "decision", m.Verdict.Decision, "delay", v.Delay, "reason", v.Reason, "took", time.Since(l.host.askedAt))
+			// An allow is the common case, and its line would cost every
+			// restart a log write before the fork: at debug level only.
+			lvl := hclog.Info
+			if v.Decision == Allow {
+				lvl = hclog.Debug
+			}
+			l.log.Log(lvl, "restart-pending answered", "decision", m.Verdict.Decision, "delay", v.Delay, "reason", v.Reason, "took", time.Since(l.host.askedAt))
+			// The restart first, then the events held while the question
+			// was out: each send wakes the host, which would take the CPU
+			// from the fork on a small machine.
+			l.host.askID = 0
+			held := l.host.holding
+			l.host.holding = true
 			l.step(v)
+			l.host.holding = held
+			l.flushEvents()
 		}
 	}
 }
