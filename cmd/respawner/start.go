@@ -205,7 +205,7 @@ func runStart(c *cobra.Command, o *startOptions) error {
 		return fail(err)
 	}
 	loop.ResetIgnoredSignals()
-	quietGC()
+	quietGC(hookOpts != nil)
 	code, err := supervise(c, o, path, report, hookOpts)
 	if err != nil {
 		return err
@@ -329,13 +329,27 @@ func hostPath() (string, error) {
 // allocates almost nothing while idle, but the Go runtime forces a collection
 // every two minutes, waking threads for nothing; with a limit, collection
 // happens only when a crash loop's garbage (about 20 KB a restart) adds up.
-func quietGC() {
+//
+// The runtime's own memory takes most of the 8 MiB, leaving about 1 MB of
+// heap: a collection every 50 restarts or so. With hook plugins each restart
+// also carries the messages to the host, and a collection that falls inside
+// a restart-pending round trip is what the slowest restarts were made of;
+// the plugins' own processes dwarf the difference, so the limit is higher.
+func quietGC(hooks bool) {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	debug.SetMemoryLimit(gcMemoryLimit)
+	limit := int64(gcMemoryLimit)
+	if hooks {
+		limit = gcMemoryLimitHooks
+	}
+	debug.SetMemoryLimit(limit)
 	debug.SetGCPercent(-1)
 }
 
-// gcMemoryLimit bounds the Go heap and runtime memory of a supervisor.
-const gcMemoryLimit = 8 << 20
+// gcMemoryLimit bounds the Go heap and runtime memory of a supervisor;
+// gcMemoryLimitHooks, of one with hook plugins.
+const (
+	gcMemoryLimit      = 8 << 20
+	gcMemoryLimitHooks = 16 << 20
+)
