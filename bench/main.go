@@ -354,6 +354,10 @@ func measure(c *config) (*report, error) {
 		add("veto", name+", --plugin "+r.Plugin, ms(r.With.Visible.P99), dist(r.With), "-", "info")
 		add("veto", "veto overhead: difference p50 / p95", ms(r.DiffP50), fmt.Sprintf("%+.3f / %+.3f ms", ms(r.DiffP50), ms(r.DiffP95)), "-", "info")
 		add("veto", "veto overhead: difference p99", ms(r.DiffP99), fmt.Sprintf("%+.3f ms", ms(r.DiffP99)), "<= 1 ms", verdict(r.DiffP99 <= time.Millisecond))
+		if f := r.Floor; f != nil {
+			add("veto", fmt.Sprintf("floor: restart-pending asked straight of the idle plugin (%s apart) p50 / p95 / p99", c.gap), ms(f.P99),
+				fmt.Sprintf("%.3f / %.3f / %.3f ms", ms(f.Median), ms(f.P95), ms(f.P99)), "-", "info")
+		}
 	}
 
 	if c.only["probe"] {
@@ -506,6 +510,11 @@ func (r *report) print(out io.Writer) {
 			}
 		}
 		fmt.Fprintf(out, "  difference (with - without): p50 %+.3f, p95 %+.3f, p99 %+.3f ms\n", ms(v.DiffP50), ms(v.DiffP95), ms(v.DiffP99))
+		if f := v.Floor; f != nil {
+			fmt.Fprintf(out, "  floor, the question asked straight of the idle plugin by a Go client: %s\n", fmtDist(*f))
+			fmt.Fprintf(out, "  difference minus floor: p50 %+.3f, p95 %+.3f, p99 %+.3f ms (respawner -> respawner-hookhost -> back, and the loop's own work)\n",
+				ms(v.DiffP50-f.Median), ms(v.DiffP95-f.P95), ms(v.DiffP99-f.P99))
+		}
 	}
 	if p := r.Probe; p != nil {
 		fmt.Fprintf(out, "\nprobe idle cost: %s\n", p.Command)

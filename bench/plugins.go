@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/respawner/respawner/pkg/hooks"
 )
 
 // The two parts with hook plugins:
@@ -80,6 +83,12 @@ type vetoResult struct {
 	DiffP50 time.Duration `json:"diff_p50_ns"`
 	DiffP95 time.Duration `json:"diff_p95_ns"`
 	DiffP99 time.Duration `json:"diff_p99_ns"`
+	// Floor: the same restart-pending question asked straight of the same
+	// plugin binary by a Go client (pkg/hooks, as respawner-hookhost asks
+	// it), one call after each idle gap as in the restart samples: what
+	// go-plugin's gRPC over AutoMTLS costs an idle plugin with no
+	// supervisor in the way.
+	Floor *durations `json:"floor,omitempty"`
 }
 
 // goTool is the go command that builds the test plugin.
@@ -153,7 +162,49 @@ func benchVeto(c *config, prog program) (*vetoResult, error) {
 	r.DiffP50 = r.With.Visible.Median - r.Without.Visible.Median
 	r.DiffP95 = r.With.Visible.P95 - r.Without.Visible.P95
 	r.DiffP99 = r.With.Visible.P99 - r.Without.Visible.P99
+	progress("veto floor: restart-pending asked straight of the plugin, %d calls %s apart...\n", c.vetoSamples, c.gap)
+	floor, err := vetoFloor(filepath.Join(pdir, "respawner-plugin-testhook"), c.vetoSamples, c.gap)
+	if err != nil {
+		return nil, fmt.Errorf("floor: %w", err)
+	}
+	r.Floor = &floor
 	return r, nil
+}
+
+// vetoFloor times calls of RestartPending on a plugin launched with
+// pkg/hooks, each after an idle gap, from a Go runtime with one P (as
+// respawner-hookhost runs).
+func vetoFloor(path string, n int, gap time.Duration) (durations, error) {
+	c, err := hooks.Launch(path, hooks.LaunchOptions{})
+	if err != nil {
+		return durations{}, err
+	}
+	defer c.Kill()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	_, err = c.Configure(ctx, map[string][]string{"decision": {"allow"}})
+	cancel()
+	if err != nil {
+		return durations{}, err
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	ev := hooks.Event{Kind: hooks.RestartPending, Instance: "bench-veto-floor", Program: path, Attempt: 1}
+	lat := make([]time.Duration, 0, n)
+	for range n {
+		time.Sleep(gap)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		t0 := time.Now()
+		v, err := c.RestartPending(ctx, ev)
+		d := time.Since(t0)
+		cancel()
+		if err != nil {
+			return durations{}, err
+		}
+		if v.Decision != hooks.DecisionAllow {
+			return durations{}, fmt.Errorf("verdict %v, want allow", v)
+		}
+		lat = append(lat, d)
+	}
+	return summarize(lat), nil
 }
 
 func readAll(path string) []byte {
