@@ -277,6 +277,30 @@ func TestStopTimeoutEscalatesToSIGKILL(t *testing.T) {
 	}
 }
 
+// A second SIGTERM (or Ctrl-C) during a stop means "now": SIGKILL at once,
+// not after --stop-timeout.
+func TestSecondStopSignalKillsAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	prog := script(t, dir, "stubborn.sh", "trap '' TERM\necho ready > "+dir+"/ready\nexec sleep 1000")
+	in := startRespawner(t, "--stop-timeout", "1m", prog)
+	pid := in.waitFor("started", 5*time.Second).int("pid")
+	waitFile(t, filepath.Join(dir, "ready"), 5*time.Second)
+	fd := watchPID(t, pid)
+	in.signal(syscall.SIGTERM)
+	in.waitFor("stopping", 5*time.Second)
+	if gone(fd, 300*time.Millisecond) {
+		t.Fatal("the program ignoring SIGTERM died on the first signal")
+	}
+	in.signal(syscall.SIGINT)
+	in.waitFor("killing", 5*time.Second)
+	if !gone(fd, 5*time.Second) {
+		t.Fatal("the program survived the second stop signal")
+	}
+	if code := in.wait(5 * time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0:\n%s", code, in.log())
+	}
+}
+
 // A run that crashed leaves its background processes; they are terminated
 // before the restart so that two generations never run side by side.
 func TestLeftoversOfCrashedRunAreTerminated(t *testing.T) {
