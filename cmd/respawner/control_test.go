@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/respawner/respawner/internal/control"
+	"golang.org/x/sys/unix"
 )
 
 // startDaemon runs a daemonizing `respawner start ARGS` and registers cleanup.
@@ -370,4 +373,125 @@ func TestStalledSyslogDoesNotStallTheLoop(t *testing.T) {
 	if r := respawner(t, dir, "stop", "loud"); r.code != 0 {
 		t.Fatalf("stop: %d %s", r.code, r.stderr)
 	}
+}
+
+// openFDs counts the descriptors pid has open.
+func openFDs(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// limitFDs lowers pid's RLIMIT_NOFILE to n (no privilege needed to lower).
+func limitFDs(t *testing.T, pid, n int) {
+	t.Helper()
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: uint64(n), Max: uint64(n)}, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dialIdle opens n control connections that never send a request.
+func dialIdle(t *testing.T, sock string, n int) []net.Conn {
+	t.Helper()
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(conns) < n {
+		c, err := net.Dial("unix", sock)
+		if errors.Is(err, syscall.EAGAIN) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond) // the backlog is full until respawner accepts
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// Idle clients hold at most 16 connections (maxConns in internal/loop), so
+// they can never take the descriptors a restart needs, and a client that
+// sends no request is closed after 10 s.
+func TestControlConnectionsAreBounded(t *testing.T) {
+	in := startRespawner(t, "--name", "conns", "-t", "0", "/bin/sleep", "--", "1000")
+	child := in.waitFor("started", 5*time.Second).int("pid")
+	pid := in.cmd.Process.Pid
+	base := openFDs(t, pid)
+	limitFDs(t, pid, base+16+10) // the cap, and room for a restart
+	conns := dialIdle(t, control.SockPath(in.dir, "conns"), 24)
+	in.waitFor("control socket: too many connections; not accepting until one closes", 5*time.Second)
+	// 16 connections, the request timer, and one in passing.
+	if n := openFDs(t, pid); n > base+16+2 {
+		t.Fatalf("%d descriptors open with idle clients, want at most %d", n, base+16+2)
+	}
+	unix.Kill(child, unix.SIGKILL)
+	if p := in.waitFor("restarted", 5*time.Second).int("pid"); p == child {
+		t.Fatal("same pid after the restart")
+	}
+	conns[0].SetReadDeadline(time.Now().Add(15 * time.Second))
+	reply, err := bufio.NewReader(conns[0]).ReadString('\n')
+	if err != nil || !strings.Contains(reply, "no request within 10s") {
+		t.Fatalf("idle client got %q, %v; want the request timeout", reply, err)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	st, code := statusOf(t, in.dir, "conns")
+	if code != 0 || st.State != "running" || st.Restarts != 1 {
+		t.Fatalf("status once the clients are gone: exit %d %+v", code, st)
+	}
+	in.signal(syscall.SIGTERM)
+	if code := in.wait(5 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// Out of descriptors, the control socket stops accepting rather than spin on
+// a listener that stays readable, and serves again once a connection closes.
+func TestControlSocketOutOfDescriptors(t *testing.T) {
+	in := startRespawner(t, "--name", "fds", "/bin/sleep", "--", "1000")
+	in.waitFor("started", 5*time.Second)
+	pid := in.cmd.Process.Pid
+	limitFDs(t, pid, openFDs(t, pid)+3)
+	conns := dialIdle(t, control.SockPath(in.dir, "fds"), 8)
+	in.waitFor("control socket: out of descriptors; not accepting until one is free", 5*time.Second)
+	cpu0 := cpuTicks(t, pid)
+	time.Sleep(time.Second)
+	if d := cpuTicks(t, pid) - cpu0; d > 20 { // a spinning loop burns ~100 ticks a second
+		t.Fatalf("respawner used %d ticks in 1s while out of descriptors: spinning", d)
+	}
+	if n := strings.Count(in.log(), "out of descriptors"); n != 1 {
+		t.Fatalf("%d out-of-descriptors warnings, want 1 (a pause, not a loop)", n)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	if st, code := statusOf(t, in.dir, "fds"); code != 0 || st.State != "running" {
+		t.Fatalf("status once descriptors are free: exit %d %+v", code, st)
+	}
+	in.signal(syscall.SIGTERM)
+	if code := in.wait(5 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// cpuTicks is utime+stime of pid, in clock ticks.
+func cpuTicks(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	u, _ := strconv.Atoi(f[11])
+	s, _ := strconv.Atoi(f[12])
+	return u + s
 }

@@ -14,13 +14,24 @@ import (
 type ctlSocket struct {
 	listen int
 	conns  map[int]*conn
-	paused bool // listener out of the epoll set after EMFILE
+	paused bool // listener out of the epoll set: EMFILE, or maxConns open
+	timer  int  // timerfd for requestTimeout, created on first use; -1 before
 }
 
 type conn struct {
 	buf     []byte
-	stopped bool // asked to stop: kept open until we exit, its EOF says "done"
+	since   time.Time // accepted at
+	stopped bool      // asked to stop: kept open until we exit, its EOF says "done"
 }
+
+// maxConns bounds the control connections open at once, and with it the
+// descriptors clients can hold: the program's restarts need descriptors too
+// (pidfd, pipes, exec's own), and idle clients must never take them.
+const maxConns = 16
+
+// requestTimeout is how long a client may take to send its request line.
+// A stop connection, once its request is in, stays open until the exit.
+const requestTimeout = 10 * time.Second
 
 func (c *ctlSocket) closeAll() {
 	for fd := range c.conns {
@@ -29,18 +40,33 @@ func (c *ctlSocket) closeAll() {
 	if c.listen >= 0 {
 		unix.Close(c.listen)
 	}
+	if c.timer >= 0 {
+		unix.Close(c.timer)
+	}
+}
+
+// pause takes the listener out of the epoll set: a pending connection keeps
+// a level-triggered listener readable, and would wake us at once, for ever.
+func (l *Loop) pause(why string, args ...any) {
+	if l.ctl.paused {
+		return
+	}
+	l.log.Warn("control socket: "+why, args...)
+	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.ctl.listen, nil)
+	l.ctl.paused = true
 }
 
 func (l *Loop) accept() {
 	for {
+		if len(l.ctl.conns) >= maxConns {
+			l.pause("too many connections; not accepting until one closes", "open", len(l.ctl.conns))
+			return
+		}
 		fd, _, err := unix.Accept4(l.ctl.listen, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err == unix.EMFILE || err == unix.ENFILE {
-			// Out of descriptors: the pending connection stays pending, and a
-			// level-triggered listener would wake us at once, for ever. Stop
-			// listening until a connection closes and frees one.
-			l.log.Warn("control socket: out of descriptors; not accepting until one is free", "error", err)
-			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.ctl.listen, nil)
-			l.ctl.paused = true
+			// Out of descriptors: stop listening until a connection closes
+			// and frees one.
+			l.pause("out of descriptors; not accepting until one is free", "error", err)
 			return
 		}
 		if err != nil {
@@ -56,8 +82,53 @@ func (l *Loop) accept() {
 			unix.Close(fd)
 			continue
 		}
-		l.ctl.conns[fd] = &conn{}
+		l.ctl.conns[fd] = &conn{since: time.Now()}
+		l.armRequestTimer()
 	}
+}
+
+// armRequestTimer arms the control timer for the oldest connection still
+// owing its request, or disarms it when there is none.
+func (l *Loop) armRequestTimer() {
+	var oldest time.Time
+	for _, c := range l.ctl.conns {
+		if !c.stopped && (oldest.IsZero() || c.since.Before(oldest)) {
+			oldest = c.since
+		}
+	}
+	if l.ctl.timer < 0 {
+		if oldest.IsZero() {
+			return
+		}
+		fd, err := newTimerfd()
+		if err == nil {
+			if err = epollAdd(l.epfd, fd); err != nil {
+				unix.Close(fd)
+			}
+		}
+		if err != nil {
+			l.log.Warn("control socket: no timer for slow clients", "error", err)
+			return
+		}
+		l.ctl.timer = fd
+	}
+	if oldest.IsZero() {
+		disarmTimerfd(l.ctl.timer)
+		return
+	}
+	armTimerfd(l.ctl.timer, time.Until(oldest.Add(requestTimeout)))
+}
+
+// requestTimedOut closes the connections that sent no request in time.
+func (l *Loop) requestTimedOut() {
+	now := time.Now()
+	for fd, c := range l.ctl.conns {
+		if !c.stopped && now.Sub(c.since) >= requestTimeout {
+			writeReply(fd, control.Reply{Error: "no request within " + requestTimeout.String()})
+			l.closeConn(fd)
+		}
+	}
+	l.armRequestTimer()
 }
 
 func (l *Loop) closeConn(fd int) {
@@ -65,6 +136,9 @@ func (l *Loop) closeConn(fd int) {
 	delete(l.ctl.conns, fd)
 	if l.ctl.paused && epollAdd(l.epfd, l.ctl.listen) == nil {
 		l.ctl.paused = false
+	}
+	if len(l.ctl.conns) == 0 && l.ctl.timer >= 0 {
+		disarmTimerfd(l.ctl.timer)
 	}
 }
 
@@ -105,6 +179,7 @@ func (l *Loop) serve(fd int, c *conn) {
 	case control.ReqStop:
 		writeReply(fd, control.Reply{OK: true})
 		c.stopped = true
+		l.armRequestTimer() // it owes nothing now
 		l.log.Info("stop requested")
 		l.step(StopRequested{})
 	}

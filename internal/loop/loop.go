@@ -107,7 +107,7 @@ func New(opt Options) *Loop {
 		epfd: -1, evfd: -1, pidfd: -1, hostTimer: -1, stateFD: -1,
 		host: hookHost{pidfd: -1, sock: -1},
 		tree: map[int]int{},
-		ctl:  ctlSocket{listen: opt.ControlFD, conns: map[int]*conn{}},
+		ctl:  ctlSocket{listen: opt.ControlFD, conns: map[int]*conn{}, timer: -1},
 		pf:   pidfileWatch{fd: -1},
 		out:  [2]output{{r: -1, w: -1}, {r: -1, w: -1}},
 	}
@@ -296,6 +296,10 @@ func (l *Loop) dispatch(fd int) {
 		l.checkPidfile()
 	case fd == l.ctl.listen:
 		l.accept()
+	case fd == l.ctl.timer && fd >= 0:
+		if readCounter(fd) {
+			l.requestTimedOut()
+		}
 	case fd == l.out[0].r:
 		l.forward(&l.out[0], false)
 	case fd == l.out[1].r:
