@@ -256,13 +256,20 @@ exec sleep 1000`, dir))
 	}
 }
 
-func TestStopTimeoutEscalatesToSIGKILL(t *testing.T) {
+// startStubborn supervises a program that ignores SIGTERM and returns the
+// instance and a pidfd of the program, once the program's trap is set.
+func startStubborn(t *testing.T, stopTimeout string) (*instance, int) {
+	t.Helper()
 	dir := t.TempDir()
 	prog := script(t, dir, "stubborn.sh", "trap '' TERM\necho ready > "+dir+"/ready\nexec sleep 1000")
-	in := startRespawner(t, "--stop-timeout", "500ms", prog)
+	in := startRespawner(t, "--stop-timeout", stopTimeout, prog)
 	pid := in.waitFor("started", 5*time.Second).int("pid")
 	waitFile(t, filepath.Join(dir, "ready"), 5*time.Second)
-	fd := watchPID(t, pid)
+	return in, watchPID(t, pid)
+}
+
+func TestStopTimeoutEscalatesToSIGKILL(t *testing.T) {
+	in, fd := startStubborn(t, "500ms")
 	asked := time.Now()
 	in.signal(syscall.SIGTERM)
 	in.waitFor("killing", 5*time.Second)
@@ -280,12 +287,7 @@ func TestStopTimeoutEscalatesToSIGKILL(t *testing.T) {
 // A second SIGTERM (or Ctrl-C) during a stop means "now": SIGKILL at once,
 // not after --stop-timeout.
 func TestSecondStopSignalKillsAtOnce(t *testing.T) {
-	dir := t.TempDir()
-	prog := script(t, dir, "stubborn.sh", "trap '' TERM\necho ready > "+dir+"/ready\nexec sleep 1000")
-	in := startRespawner(t, "--stop-timeout", "1m", prog)
-	pid := in.waitFor("started", 5*time.Second).int("pid")
-	waitFile(t, filepath.Join(dir, "ready"), 5*time.Second)
-	fd := watchPID(t, pid)
+	in, fd := startStubborn(t, "1m")
 	in.signal(syscall.SIGTERM)
 	in.waitFor("stopping", 5*time.Second)
 	if gone(fd, 300*time.Millisecond) {
