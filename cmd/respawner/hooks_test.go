@@ -177,6 +177,9 @@ func TestHookStartErrors(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(pluginDir, "respawner-plugin-testhook"))
 	os.WriteFile(filepath.Join(openDir, "respawner-plugin-loose"), b, 0o755)
 	sum := sha256.Sum256(b)
+	brokenDir := t.TempDir()
+	os.Chmod(brokenDir, 0o755)
+	os.WriteFile(filepath.Join(brokenDir, "respawner-plugin-broken"), []byte("#!/bin/sh\necho 'cannot read /etc/broken.conf' >&2\nexit 1\n"), 0o755)
 	tests := []struct {
 		name string
 		args []string
@@ -188,6 +191,7 @@ func TestHookStartErrors(t *testing.T) {
 		{"wrong protocol version", []string{"--plugin", "oldproto"}, []string{"plugin oldproto", "protocol"}},
 		{"healthcheck-http bad expect-status", []string{"--plugin", "healthcheck-http:expect-status=abc"}, []string{"plugin healthcheck-http", "expect-status"}},
 		{"healthcheck-http bad url", []string{"--plugin", "healthcheck-http:url=ftp://x/"}, []string{"plugin healthcheck-http", "url"}},
+		{"plugin that fails its own start-up", []string{"--plugin-dir", brokenDir, "--plugin", "broken"}, []string{"plugin broken", "its stderr: cannot read /etc/broken.conf"}},
 		{"world-writable directory", []string{"--plugin-dir", openDir, "--plugin", "loose"}, []string{"world-writable"}},
 		{"wrong sha256 pin", []string{"--plugin", "testhook:sha256=" + strings.Repeat("0", 64)}, []string{"plugin testhook", "checksum"}},
 	}

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,12 +134,19 @@ func Launch(path string, o LaunchOptions) (*Client, error) {
 		cfg.SecureConfig = &plugin.SecureConfig{Checksum: o.SHA256, Hash: sha256.New()}
 	}
 
+	// go-plugin logs what a plugin writes to stderr before its handshake at
+	// debug level only, so a plugin that fails its own start-up ("cannot read
+	// /etc/x.conf") would leave just "plugin exited before we could connect".
+	tail := &stderrTail{}
+	cfg.Stderr = tail
+
 	pc := plugin.NewClient(cfg)
 	rpc, err := pc.Client()
 	if err != nil {
-		pc.Kill()
-		return nil, fmt.Errorf("launch %s: %w", path, launchError(path, o.SHA256, err))
+		pc.Kill() // returns once go-plugin has read the plugin's stderr to the end
+		return nil, fmt.Errorf("launch %s: %w%s", path, launchError(path, o.SHA256, err), tail.suffix())
 	}
+	tail.stop()
 	raw, err := rpc.Dispense(PluginName)
 	if err != nil {
 		pc.Kill()
@@ -149,6 +157,68 @@ func Launch(path string, o LaunchOptions) (*Client, error) {
 		c.pid = rc.Pid
 	}
 	return c, nil
+}
+
+// stderrTail keeps the last lines a plugin wrote to its stderr until its
+// handshake is done.
+type stderrTail struct {
+	mu      sync.Mutex
+	lines   []string
+	cur     []byte
+	stopped bool
+}
+
+const (
+	tailLines   = 5
+	tailLineMax = 240
+)
+
+func (t *stderrTail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return len(p), nil
+	}
+	for _, b := range p {
+		switch {
+		case b == '\n':
+			t.push()
+		case len(t.cur) < tailLineMax:
+			t.cur = append(t.cur, b)
+		}
+	}
+	return len(p), nil
+}
+
+func (t *stderrTail) push() {
+	line := strings.TrimSpace(string(t.cur))
+	t.cur = t.cur[:0]
+	if line == "" {
+		return
+	}
+	t.lines = append(t.lines, line)
+	if len(t.lines) > tailLines {
+		t.lines = t.lines[1:]
+	}
+}
+
+// stop ends the capture: after the handshake, stderr is the plugin's log,
+// which go-plugin passes on at its level.
+func (t *stderrTail) stop() {
+	t.mu.Lock()
+	t.stopped, t.lines, t.cur = true, nil, nil
+	t.mu.Unlock()
+}
+
+// suffix is "; its stderr: LINE | LINE" for an error, or "".
+func (t *stderrTail) suffix() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.push()
+	if len(t.lines) == 0 {
+		return ""
+	}
+	return "; its stderr: " + strings.Join(t.lines, " | ")
 }
 
 // goPluginVersionMismatch matches the error go-plugin's Client.Start returns
@@ -169,8 +239,22 @@ func launchError(path string, pin []byte, err error) error {
 			return &VersionError{Plugin: v, Host: ProtocolVersion}
 		}
 	}
+	// go-plugin's own text for a bad handshake runs to a dozen lines of
+	// generic advice (architecture, libraries, permissions); say what
+	// happened in one.
+	if line, ok := strings.CutPrefix(err.Error(), goPluginUnrecognized); ok {
+		line, _, _ = strings.Cut(line, "\n")
+		if line = strings.TrimSpace(line); line != "" {
+			return fmt.Errorf("not a hook plugin: it printed %q on stdout where go-plugin's handshake belongs", line)
+		}
+		return errors.New("no handshake on its stdout: it exited at start, or is not a hook plugin")
+	}
 	return err
 }
+
+// goPluginUnrecognized starts go-plugin's error for a first stdout line that
+// is not its handshake (empty when the plugin wrote none).
+const goPluginUnrecognized = "Unrecognized remote plugin message: "
 
 func fileSHA256(path string) ([]byte, error) {
 	f, err := os.Open(path)

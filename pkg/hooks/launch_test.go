@@ -285,10 +285,15 @@ func TestLaunchNotAPlugin(t *testing.T) {
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho hello\nexec sleep 30\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	broken := filepath.Join(dir, "respawner-plugin-broken")
+	if err := os.WriteFile(broken, []byte("#!/bin/sh\necho starting >&2\necho 'cannot read /etc/broken.conf: permission denied' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct{ path, want string }{
 		{filepath.Join(dir, "missing"), "no such file"},
+		{broken, "no handshake on its stdout: it exited at start, or is not a hook plugin; its stderr: starting | cannot read /etc/broken.conf: permission denied"},
 		{"/bin/true", ""}, // "plugin exited before we could connect" or "Unrecognized remote plugin message", by timing
-		{script, "Unrecognized remote plugin message: hello"},
+		{script, `not a hook plugin: it printed "hello" on stdout where go-plugin's handshake belongs`},
 	} {
 		start := time.Now()
 		c, err := Launch(tt.path, LaunchOptions{StartTimeout: 5 * time.Second})
