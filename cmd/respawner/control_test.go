@@ -424,13 +424,14 @@ func TestControlConnectionsAreBounded(t *testing.T) {
 	in := startRespawner(t, "--name", "conns", "-t", "0", "/bin/sleep", "--", "1000")
 	child := in.waitFor("started", 5*time.Second).int("pid")
 	pid := in.cmd.Process.Pid
+	statusOf(t, in.dir, "conns") // set-up done, the control timer made
 	base := openFDs(t, pid)
 	limitFDs(t, pid, base+16+10) // the cap, and room for a restart
 	conns := dialIdle(t, control.SockPath(in.dir, "conns"), 24)
 	in.waitFor("control socket: too many connections; not accepting until one closes", 5*time.Second)
-	// 16 connections, the request timer, and one in passing.
-	if n := openFDs(t, pid); n > base+16+2 {
-		t.Fatalf("%d descriptors open with idle clients, want at most %d", n, base+16+2)
+	// 16 connections, and one in passing.
+	if n := openFDs(t, pid); n > base+16+1 {
+		t.Fatalf("%d descriptors open with idle clients, want at most %d", n, base+16+1)
 	}
 	unix.Kill(child, unix.SIGKILL)
 	if p := in.waitFor("restarted", 5*time.Second).int("pid"); p == child {
@@ -460,6 +461,7 @@ func TestControlSocketOutOfDescriptors(t *testing.T) {
 	in := startRespawner(t, "--name", "fds", "/bin/sleep", "--", "1000")
 	in.waitFor("started", 5*time.Second)
 	pid := in.cmd.Process.Pid
+	statusOf(t, in.dir, "fds") // set-up done
 	limitFDs(t, pid, openFDs(t, pid)+3)
 	conns := dialIdle(t, control.SockPath(in.dir, "fds"), 8)
 	in.waitFor("control socket: out of descriptors; not accepting until one is free", 5*time.Second)
@@ -481,6 +483,66 @@ func TestControlSocketOutOfDescriptors(t *testing.T) {
 	if code := in.wait(5 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
+}
+
+// Out of descriptors with no connection open, nothing will close to free
+// one: the listener tries again every second.
+func TestControlSocketResumesWithoutConnections(t *testing.T) {
+	in := startRespawner(t, "--name", "starved", "/bin/sleep", "--", "1000")
+	in.waitFor("started", 5*time.Second)
+	pid := in.cmd.Process.Pid
+	statusOf(t, in.dir, "starved")     // set-up done, the control timer made
+	time.Sleep(100 * time.Millisecond) // and that connection closed
+	var old unix.Rlimit
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
+		t.Fatal(err)
+	}
+	// Not one free: the limit is the lowest unused descriptor number (the
+	// kernel hands out the lowest free one). The soft limit only, so that it
+	// can be raised again without CAP_SYS_RESOURCE.
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: uint64(lowestFreeFD(t, pid)), Max: old.Max}, nil); err != nil {
+		t.Fatal(err)
+	}
+	c := dialIdle(t, control.SockPath(in.dir, "starved"), 1)[0]
+	if _, err := c.Write([]byte("status\n")); err != nil {
+		t.Fatal(err)
+	}
+	in.waitFor("control socket: out of descriptors; not accepting until one is free", 5*time.Second)
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if reply, err := bufio.NewReader(c).ReadString('\n'); err == nil {
+		t.Fatalf("answered %q with no descriptor free: the test did not starve respawner", reply)
+	}
+	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, &old, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	reply, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.Contains(reply, `"state":"running"`) {
+		t.Fatalf("status reply %q, %v: the listener did not come back", reply, err)
+	}
+	in.signal(syscall.SIGTERM)
+	if code := in.wait(5 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+// lowestFreeFD is the lowest descriptor number pid does not use.
+func lowestFreeFD(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[int]bool{}
+	for _, e := range ents {
+		n, _ := strconv.Atoi(e.Name())
+		used[n] = true
+	}
+	n := 0
+	for used[n] {
+		n++
+	}
+	return n
 }
 
 // cpuTicks is utime+stime of pid, in clock ticks.

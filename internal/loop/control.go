@@ -14,8 +14,9 @@ import (
 type ctlSocket struct {
 	listen int
 	conns  map[int]*conn
-	paused bool // listener out of the epoll set: EMFILE, or maxConns open
-	timer  int  // timerfd for requestTimeout, created on first use; -1 before
+	paused bool   // listener out of the epoll set: EMFILE, or maxConns open
+	warned string // why it last paused, logged once until an accept succeeds
+	timer  int    // timerfd for requestTimeout, created on first use; -1 before
 }
 
 type conn struct {
@@ -51,7 +52,10 @@ func (l *Loop) pause(why string, args ...any) {
 	if l.ctl.paused {
 		return
 	}
-	l.log.Warn("control socket: "+why, args...)
+	if why != l.ctl.warned {
+		l.log.Warn("control socket: "+why, args...)
+		l.ctl.warned = why
+	}
 	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.ctl.listen, nil)
 	l.ctl.paused = true
 }
@@ -65,8 +69,9 @@ func (l *Loop) accept() {
 		fd, _, err := unix.Accept4(l.ctl.listen, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err == unix.EMFILE || err == unix.ENFILE {
 			// Out of descriptors: stop listening until a connection closes
-			// and frees one.
+			// and frees one, or, with none open, try again in a second.
 			l.pause("out of descriptors; not accepting until one is free", "error", err)
+			l.armCtlTimer()
 			return
 		}
 		if err != nil {
@@ -83,21 +88,30 @@ func (l *Loop) accept() {
 			continue
 		}
 		l.ctl.conns[fd] = &conn{since: time.Now()}
-		l.armRequestTimer()
+		l.ctl.warned = ""
+		l.armCtlTimer()
 	}
 }
 
-// armRequestTimer arms the control timer for the oldest connection still
-// owing its request, or disarms it when there is none.
-func (l *Loop) armRequestTimer() {
-	var oldest time.Time
+// acceptRetry is how soon a listener paused for want of descriptors, with no
+// connection open whose close would resume it, tries again.
+const acceptRetry = time.Second
+
+// armCtlTimer arms the control timer for the oldest connection still owing
+// its request, and for acceptRetry while the listener is paused with no
+// connection open; it disarms it when there is neither.
+func (l *Loop) armCtlTimer() {
+	due := time.Duration(-1)
 	for _, c := range l.ctl.conns {
-		if !c.stopped && (oldest.IsZero() || c.since.Before(oldest)) {
-			oldest = c.since
+		if d := time.Until(c.since.Add(requestTimeout)); !c.stopped && (due < 0 || d < due) {
+			due = d
 		}
 	}
+	if l.ctl.paused && len(l.ctl.conns) == 0 && (due < 0 || acceptRetry < due) {
+		due = acceptRetry
+	}
 	if l.ctl.timer < 0 {
-		if oldest.IsZero() {
+		if due < 0 {
 			return
 		}
 		fd, err := newTimerfd()
@@ -112,15 +126,16 @@ func (l *Loop) armRequestTimer() {
 		}
 		l.ctl.timer = fd
 	}
-	if oldest.IsZero() {
+	if due < 0 {
 		disarmTimerfd(l.ctl.timer)
 		return
 	}
-	armTimerfd(l.ctl.timer, time.Until(oldest.Add(requestTimeout)))
+	armTimerfd(l.ctl.timer, due)
 }
 
-// requestTimedOut closes the connections that sent no request in time.
-func (l *Loop) requestTimedOut() {
+// ctlTimerFired closes the connections that sent no request in time, and
+// resumes a listener paused with none open.
+func (l *Loop) ctlTimerFired() {
 	now := time.Now()
 	for fd, c := range l.ctl.conns {
 		if !c.stopped && now.Sub(c.since) >= requestTimeout {
@@ -128,7 +143,10 @@ func (l *Loop) requestTimedOut() {
 			l.closeConn(fd)
 		}
 	}
-	l.armRequestTimer()
+	if l.ctl.paused && len(l.ctl.conns) < maxConns && epollAdd(l.epfd, l.ctl.listen) == nil {
+		l.ctl.paused = false // accept says at once if descriptors are still short
+	}
+	l.armCtlTimer()
 }
 
 func (l *Loop) closeConn(fd int) {
@@ -179,7 +197,7 @@ func (l *Loop) serve(fd int, c *conn) {
 	case control.ReqStop:
 		writeReply(fd, control.Reply{OK: true})
 		c.stopped = true
-		l.armRequestTimer() // it owes nothing now
+		l.armCtlTimer() // it owes nothing now
 		l.log.Info("stop requested")
 		l.step(StopRequested{})
 	}

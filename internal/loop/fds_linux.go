@@ -80,6 +80,21 @@ func waitPidfd(pidfd int) (ExitStatus, error) {
 	}
 }
 
+// pidfdExited reports whether the process behind pidfd has ended. Handlers
+// check it before a blocking waitid: an event can be stale when another
+// handler of the same epoll batch closed a descriptor and a third reused its
+// number for a pidfd of a process that runs on.
+func pidfdExited(pidfd int) bool {
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n == 1
+	}
+}
+
 // reapIfDead reaps pid when it is a zombie and leaves it alone otherwise.
 func reapIfDead(pid int) (ExitStatus, bool) {
 	var info unix.Siginfo

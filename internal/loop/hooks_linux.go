@@ -222,7 +222,9 @@ func (l *Loop) hostReadable() {
 			l.host.holding = true
 			l.step(v)
 			l.host.holding = held
-			l.flushEvents()
+			// A question the step asked (a restart that could not exec,
+			// say) is on the wire already: what was held goes after it.
+			l.sendHeld()
 		}
 	}
 }
@@ -268,6 +270,9 @@ func (l *Loop) hostLog(line string) {
 // its children; their restarts are its business. Ours is the host itself.
 func (l *Loop) hostExited() {
 	h := &l.host
+	if !pidfdExited(h.pidfd) {
+		return // a stale event: see pidfdExited
+	}
 	st, err := waitPidfd(h.pidfd)
 	unix.Close(h.pidfd)
 	unix.Close(h.sock)
@@ -397,8 +402,17 @@ func (l *Loop) notify(kind string, ev hookwire.Event) {
 
 // flushEvents sends what the outbox holds, unless it is being held.
 func (l *Loop) flushEvents() {
+	if l.host.askID != 0 {
+		return
+	}
+	l.sendHeld()
+}
+
+// sendHeld sends the outbox even while a question is out, unless the loop
+// holds it across a step.
+func (l *Loop) sendHeld() {
 	h := &l.host
-	if h.holding || h.askID != 0 {
+	if h.holding {
 		return
 	}
 	for i := range h.outbox {

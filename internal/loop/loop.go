@@ -298,7 +298,7 @@ func (l *Loop) dispatch(fd int) {
 		l.accept()
 	case fd == l.ctl.timer && fd >= 0:
 		if readCounter(fd) {
-			l.requestTimedOut()
+			l.ctlTimerFired()
 		}
 	case fd == l.out[0].r:
 		l.forward(&l.out[0], false)
@@ -406,6 +406,11 @@ func (l *Loop) act(acts []Action) {
 				l.fatal(err)
 			}
 		case DisarmTimer:
+			if a.ID == AskTimer && l.host.askID != 0 {
+				// The question is abandoned (a stop while it was out): its
+				// late answer will not match, and held events flow again.
+				l.settled()
+			}
 			if l.timers[a.ID] < 0 {
 				continue // never armed
 			}
@@ -605,6 +610,9 @@ func (l *Loop) saveState() {
 
 // watchedExited handles the end of the watched process.
 func (l *Loop) watchedExited() {
+	if !pidfdExited(l.pidfd) {
+		return // a stale event: see pidfdExited
+	}
 	st, err := waitPidfd(l.pidfd)
 	if errors.Is(err, unix.ECHILD) {
 		st = ExitStatus{Unknown: true} // adopted: not our child, status unknowable
@@ -695,6 +703,9 @@ func (l *Loop) watched(pid int) bool {
 }
 
 func (l *Loop) leftoverExited(fd, pid int) {
+	if !pidfdExited(fd) {
+		return // a stale event: see pidfdExited
+	}
 	st, err := waitPidfd(fd)
 	unix.Close(fd)
 	delete(l.tree, fd)
