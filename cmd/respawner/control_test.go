@@ -397,11 +397,7 @@ func limitFDs(t *testing.T, pid, n int) {
 func dialIdle(t *testing.T, sock string, n int) []net.Conn {
 	t.Helper()
 	var conns []net.Conn
-	t.Cleanup(func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	})
+	t.Cleanup(func() { closeAll(conns) })
 	deadline := time.Now().Add(5 * time.Second)
 	for len(conns) < n {
 		c, err := net.Dial("unix", sock)
@@ -417,14 +413,31 @@ func dialIdle(t *testing.T, sock string, n int) []net.Conn {
 	return conns
 }
 
+// startSettled supervises /bin/sleep as NAME and returns once set-up is
+// over (a status round trip has been answered, which also makes the control
+// timer, and its connection has closed): respawner's pid and the program's.
+func startSettled(t *testing.T, name string, args ...string) (in *instance, pid, child int) {
+	t.Helper()
+	in = startRespawner(t, append(append([]string{"--name", name}, args...), "/bin/sleep", "--", "1000")...)
+	child = in.waitFor("started", 5*time.Second).int("pid")
+	if _, code := statusOf(t, in.dir, name); code != 0 {
+		t.Fatalf("status: exit %d", code)
+	}
+	time.Sleep(100 * time.Millisecond)
+	return in, in.cmd.Process.Pid, child
+}
+
+func closeAll(conns []net.Conn) {
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
 // Idle clients hold at most 16 connections (maxConns in internal/loop), so
 // they can never take the descriptors a restart needs, and a client that
 // sends no request is closed after 10 s.
 func TestControlConnectionsAreBounded(t *testing.T) {
-	in := startRespawner(t, "--name", "conns", "-t", "0", "/bin/sleep", "--", "1000")
-	child := in.waitFor("started", 5*time.Second).int("pid")
-	pid := in.cmd.Process.Pid
-	statusOf(t, in.dir, "conns") // set-up done, the control timer made
+	in, pid, child := startSettled(t, "conns", "-t", "0")
 	base := openFDs(t, pid)
 	limitFDs(t, pid, base+16+10) // the cap, and room for a restart
 	conns := dialIdle(t, control.SockPath(in.dir, "conns"), 24)
@@ -442,26 +455,18 @@ func TestControlConnectionsAreBounded(t *testing.T) {
 	if err != nil || !strings.Contains(reply, "no request within 10s") {
 		t.Fatalf("idle client got %q, %v; want the request timeout", reply, err)
 	}
-	for _, c := range conns {
-		c.Close()
-	}
+	closeAll(conns)
 	st, code := statusOf(t, in.dir, "conns")
 	if code != 0 || st.State != "running" || st.Restarts != 1 {
 		t.Fatalf("status once the clients are gone: exit %d %+v", code, st)
 	}
-	in.signal(syscall.SIGTERM)
-	if code := in.wait(5 * time.Second); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
+	in.stopOK()
 }
 
 // Out of descriptors, the control socket stops accepting rather than spin on
 // a listener that stays readable, and serves again once a connection closes.
 func TestControlSocketOutOfDescriptors(t *testing.T) {
-	in := startRespawner(t, "--name", "fds", "/bin/sleep", "--", "1000")
-	in.waitFor("started", 5*time.Second)
-	pid := in.cmd.Process.Pid
-	statusOf(t, in.dir, "fds") // set-up done
+	in, pid, _ := startSettled(t, "fds")
 	limitFDs(t, pid, openFDs(t, pid)+3)
 	conns := dialIdle(t, control.SockPath(in.dir, "fds"), 8)
 	in.waitFor("control socket: out of descriptors; not accepting until one is free", 5*time.Second)
@@ -473,26 +478,17 @@ func TestControlSocketOutOfDescriptors(t *testing.T) {
 	if n := strings.Count(in.log(), "out of descriptors"); n != 1 {
 		t.Fatalf("%d out-of-descriptors warnings, want 1 (a pause, not a loop)", n)
 	}
-	for _, c := range conns {
-		c.Close()
-	}
+	closeAll(conns)
 	if st, code := statusOf(t, in.dir, "fds"); code != 0 || st.State != "running" {
 		t.Fatalf("status once descriptors are free: exit %d %+v", code, st)
 	}
-	in.signal(syscall.SIGTERM)
-	if code := in.wait(5 * time.Second); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
+	in.stopOK()
 }
 
 // Out of descriptors with no connection open, nothing will close to free
 // one: the listener tries again every second.
 func TestControlSocketResumesWithoutConnections(t *testing.T) {
-	in := startRespawner(t, "--name", "starved", "/bin/sleep", "--", "1000")
-	in.waitFor("started", 5*time.Second)
-	pid := in.cmd.Process.Pid
-	statusOf(t, in.dir, "starved")     // set-up done, the control timer made
-	time.Sleep(100 * time.Millisecond) // and that connection closed
+	in, pid, _ := startSettled(t, "starved")
 	var old unix.Rlimit
 	if err := unix.Prlimit(pid, unix.RLIMIT_NOFILE, nil, &old); err != nil {
 		t.Fatal(err)
@@ -520,10 +516,7 @@ func TestControlSocketResumesWithoutConnections(t *testing.T) {
 	if err != nil || !strings.Contains(reply, `"state":"running"`) {
 		t.Fatalf("status reply %q, %v: the listener did not come back", reply, err)
 	}
-	in.signal(syscall.SIGTERM)
-	if code := in.wait(5 * time.Second); code != 0 {
-		t.Fatalf("exit %d", code)
-	}
+	in.stopOK()
 }
 
 // lowestFreeFD is the lowest descriptor number pid does not use.

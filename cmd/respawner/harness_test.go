@@ -261,6 +261,15 @@ func (in *instance) signal(sig syscall.Signal) {
 }
 
 // cleanup kills whatever is left: respawner and every process it started.
+// stopOK sends SIGTERM and wants respawner to exit 0 within 10 s.
+func (in *instance) stopOK() {
+	in.t.Helper()
+	in.signal(syscall.SIGTERM)
+	if code := in.wait(10 * time.Second); code != 0 {
+		in.t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, in.log())
+	}
+}
+
 func (in *instance) cleanup() {
 	select {
 	case <-in.done:
