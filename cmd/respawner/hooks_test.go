@@ -334,3 +334,16 @@ func TestHookEventOrder(t *testing.T) {
 		})
 	}
 }
+
+// A stop while restart-pending is out abandons the question: the events held
+// behind it, and "stopped", still reach the plugin before it is shut down.
+func TestHookStopWhileAsking(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "events")
+	in := startRespawner(t, hookArgs("--plugin", "testhook:record="+rec+",events=started,exited,stopped,sleep=1s,timeout=10s", "-t", "0", "/bin/sh", "--", "-c", "sleep 0.3; exit 3")...)
+	in.waitFor("exited", 10*time.Second)
+	time.Sleep(300 * time.Millisecond) // the question is out: the plugin sleeps 1s in it
+	in.stopOK()
+	if got, want := strings.Join(strings.Fields(readFile(t, rec)), " "), "started restart-pending exited stopped"; got != want {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+}
