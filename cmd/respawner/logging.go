@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/control"
+	"github.com/respawner/respawner/internal/logsink"
 )
 
 type logOptions struct {
@@ -63,7 +64,9 @@ func (r *reopenFile) Write(p []byte) (int, error) {
 // that carries the program's own output. Foreground: stderr or --log-file.
 // Daemon: --log-file when given, else syslog (facility daemon) when /dev/log
 // exists, else NAME.log in the runtime dir. reopen is non-nil for a file.
-func newInstanceLogger(o *startOptions, stderr io.Writer, daemon bool) (log, output hclog.Logger, reopen func() error, err error) {
+// Both loggers write through sink, a bounded queue that the event loop never
+// waits on (a full pipe or a stopped terminal drops lines, counted).
+func newInstanceLogger(o *startOptions, stderr io.Writer, daemon bool) (log, output hclog.Logger, sink *logsink.Sink, reopen func() error, err error) {
 	out := stderr
 	syslogged := false
 	switch {
@@ -74,22 +77,23 @@ func newInstanceLogger(o *startOptions, stderr io.Writer, daemon bool) (log, out
 		}
 		rf, err := openReopenFile(path)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		out, reopen = rf, rf.Reopen
 	case daemon:
 		w, err := newSyslogWriter()
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		out, syslogged = w, true
 	}
+	sink = logsink.New(out, logsink.DefaultSize)
 	opts := func(name string) *hclog.LoggerOptions {
 		return &hclog.LoggerOptions{
 			Name:        name,
 			Level:       hclog.LevelFromString(o.log.level.val),
 			JSONFormat:  o.log.format.val == "json",
-			Output:      out,
+			Output:      sink,
 			TimeFormat:  "2006-01-02T15:04:05.000Z07:00",
 			DisableTime: syslogged, // syslog stamps its own time
 		}
@@ -98,7 +102,10 @@ func newInstanceLogger(o *startOptions, stderr io.Writer, daemon bool) (log, out
 	if daemon {
 		output = hclog.New(opts(o.name))
 	}
-	return log, output, reopen, nil
+	sink.OnDrop(func(n int) {
+		log.Warn("log lines dropped: the log did not take them fast enough", "dropped", n)
+	})
+	return log, output, sink, reopen, nil
 }
 
 // syslogSocket is /dev/log; tests point it elsewhere.

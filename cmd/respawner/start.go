@@ -225,6 +225,9 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 		}
 		return 1, err
 	}
+	// From here on a SIGTERM is a stop request, until the process exits:
+	// never a death between taking the lock and releasing it.
+	sigs := loop.CatchSignals()
 	lock, err := control.Acquire(o.runtimeDir, o.name)
 	if err != nil {
 		return fail(err)
@@ -234,10 +237,12 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 	if err != nil {
 		return fail(err)
 	}
-	log, output, reopen, err := newInstanceLogger(o, c.ErrOrStderr(), report != nil)
+	log, output, sink, reopen, err := newInstanceLogger(o, c.ErrOrStderr(), report != nil)
 	if err != nil {
 		return fail(err)
 	}
+	// The log's last lines go out before the exit, unless the sink is stuck.
+	defer sink.Flush(logFlushTimeout)
 	stdin := uintptr(0)
 	if report != nil {
 		null, err := os.Open(os.DevNull)
@@ -257,6 +262,8 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 		Log:       log.Named(o.name),
 		Reopen:    reopen,
 		Output:    output,
+		Backlog:   sink,
+		Signals:   sigs,
 		Pidfile:   o.pidfile,
 		ControlFD: ctl,
 		StatePath: control.StatePath(o.runtimeDir, o.name),
@@ -268,6 +275,10 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 	}
 	return loop.New(opts).Run()
 }
+
+// logFlushTimeout bounds how long an ending respawner waits for its log to
+// take the last lines (a full pipe nobody reads would take them never).
+const logFlushTimeout = 2 * time.Second
 
 // hooks resolves the --plugin flags: each name to a safe binary in the search
 // path, its options parsed. Nil when there are none: then no plugin host runs.

@@ -31,6 +31,14 @@ type Options struct {
 	// Output, when set, receives the program's stdout and stderr line by line
 	// (daemon mode); otherwise the program writes to respawner's own 1 and 2.
 	Output hclog.Logger
+	// Backlog, when set, is the queue in front of the log: a line of the
+	// program's output for which it has no room is counted there as dropped
+	// instead of being formatted.
+	Backlog Backlog
+	// Signals, when set, is where the caller's signal.Notify for
+	// HandledSignals delivers; it was installed before anything that must
+	// not be left half done (the instance lock). Nil: Run installs its own.
+	Signals <-chan os.Signal
 	// Pidfile is the path the daemonizing program writes its pid to (-p).
 	Pidfile string
 	// ControlFD is the listening control socket (0 or -1: none).
@@ -53,8 +61,11 @@ type Adoption struct {
 	Started   time.Time
 }
 
-// stderrTail is how many of the program's last stderr lines a failed start reports.
-const stderrTail = 10
+// Backlog is the log's queue, as the loop sees it (logsink.Sink).
+type Backlog interface {
+	Room(n int) bool
+	Drop()
+}
 
 // Loop is the supervisor: one goroutine, locked to its thread, blocked in
 // epoll_wait over a pidfd per watched process, a timerfd per Machine timer,
@@ -128,6 +139,17 @@ var handledSignals = []os.Signal{
 	unix.SIGUSR1, unix.SIGUSR2, unix.SIGCHLD, unix.SIGPIPE,
 }
 
+// CatchSignals takes the signals the loop handles, for the rest of the
+// process's life: they are never given back to their default action, so a
+// SIGTERM that comes while respawner cleans up after the loop (a slow plugin
+// shutdown, the lock's release) cannot kill it half way and leave stale
+// files. Pass the channel as Options.Signals.
+func CatchSignals() <-chan os.Signal {
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, handledSignals...)
+	return sigs
+}
+
 // Run supervises until the Machine exits, and returns the process exit code.
 func (l *Loop) Run() (int, error) {
 	runtime.LockOSThread()
@@ -138,11 +160,14 @@ func (l *Loop) Run() (int, error) {
 		return 1, err
 	}
 	// Signals are taken before anything slow (plugins) starts: a SIGTERM
-	// during start-up is a stop request, never a silent death.
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, handledSignals...)
+	// during start-up is a stop request, never a silent death. They stay
+	// taken after Run (see CatchSignals); only their forwarding ends.
+	sigs := l.opt.Signals
+	if sigs == nil {
+		sigs = CatchSignals()
+	}
 	done := make(chan struct{})
-	defer func() { signal.Stop(sigs); close(done) }()
+	defer close(done)
 	go l.forwardSignals(sigs, done)
 	if err := l.setup(); err != nil {
 		l.report(err)
@@ -468,8 +493,7 @@ func (l *Loop) finish(a Exit) {
 	l.exit = &a
 	l.pf.stop()
 	if l.opt.Output != nil { // what the program said last belongs before our verdict
-		l.forward(&l.out[0], false)
-		l.forward(&l.out[1], true)
+		l.drainOutput()
 	}
 	switch {
 	case a.Code != 0:
@@ -839,14 +863,49 @@ func (l *Loop) groupIsOurs() bool {
 // program's processes: they are never signalled as part of the program.
 func (l *Loop) isHost(pid int) bool { return pid == l.host.pid && pid != 0 }
 
-// forward logs the program's output line by line (daemon mode).
-func (l *Loop) forward(o *output, stderr bool) {
-	for _, line := range o.read() {
-		if stderr {
-			l.opt.Output.Warn(line)
-		} else {
-			l.opt.Output.Info(line)
+// forward logs one chunk of the program's output, line by line (daemon
+// mode). A line the log has no room for is dropped before it costs any
+// formatting, and counted; the log says how many once it catches up.
+func (l *Loop) forward(o *output, stderr bool) bool {
+	return o.read(l.emitter(stderr))
+}
+
+func (l *Loop) emitter(stderr bool) func([]byte) {
+	if stderr {
+		return l.emitErr
+	}
+	return l.emitOut
+}
+
+// lineOverhead is about what the log adds to a line (time, level, name).
+const lineOverhead = 64
+
+func (l *Loop) emitOut(b []byte) { l.emitLine(b, false) }
+func (l *Loop) emitErr(b []byte) { l.emitLine(b, true) }
+
+func (l *Loop) emitLine(b []byte, stderr bool) {
+	if bl := l.opt.Backlog; bl != nil && !bl.Room(len(b)+lineOverhead) {
+		bl.Drop()
+		return
+	}
+	if stderr {
+		l.opt.Output.Warn(string(b))
+	} else {
+		l.opt.Output.Info(string(b))
+	}
+}
+
+// finalOutput bounds what is read from the pipes when supervision ends.
+const finalOutput = 1 << 20
+
+// drainOutput logs what the program wrote last, at the end of supervision:
+// up to finalOutput bytes a pipe, then any line left without its newline.
+func (l *Loop) drainOutput() {
+	for i := range l.out {
+		o := &l.out[i]
+		for n := 0; n < finalOutput/readChunk && l.forward(o, i == 1); n++ {
 		}
+		o.flushPartial(l.emitter(i == 1))
 	}
 }
 

@@ -1,0 +1,159 @@
+// Package logsink puts a bounded queue between respawner's event loop and
+// wherever its log goes (a terminal, a pipe, a file, syslog). The loop only
+// appends to memory; one goroutine does the writes that can block. A sink
+// that stops taking lines (a full pipe nobody reads, a stopped terminal, a
+// slow file system) fills the queue, after which lines are dropped and
+// counted, never waited for: supervision must not stall behind its log.
+package logsink
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// DefaultSize is the queue's capacity in bytes: about ten thousand log lines,
+// a few seconds of a fast program's output.
+const DefaultSize = 1 << 20
+
+// Sink is an io.Writer that queues each Write (one log line, as hclog writes
+// them) and writes it to the underlying writer from its own goroutine.
+type Sink struct {
+	w    io.Writer
+	size int
+
+	mu      sync.Mutex
+	buf     []byte // queued, not yet handed to the writer goroutine
+	busy    bool   // the writer goroutine holds a batch
+	dropped int    // lines dropped since the last report
+	closed  bool
+	notice  func(dropped int) // formats the "lines dropped" report
+	wake    chan struct{}     // one token: there is work
+	idle    *sync.Cond        // signalled when the queue empties
+}
+
+// New returns a sink in front of w holding at most size bytes.
+func New(w io.Writer, size int) *Sink {
+	s := &Sink{w: w, size: size, wake: make(chan struct{}, 1)}
+	s.idle = sync.NewCond(&s.mu)
+	go s.run()
+	return s
+}
+
+// OnDrop sets how the sink reports lines it dropped, once the writer caught
+// up again: typically a Warn through the same logger, which queues the
+// report like any other line.
+func (s *Sink) OnDrop(f func(dropped int)) {
+	s.mu.Lock()
+	s.notice = f
+	s.mu.Unlock()
+}
+
+// Write queues p. It never blocks on the underlying writer: when the queue
+// is full, p is dropped and counted.
+func (s *Sink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	if s.closed || len(s.buf)+len(p) > s.size {
+		s.dropped++
+		s.mu.Unlock()
+		return len(p), nil
+	}
+	empty := len(s.buf) == 0
+	s.buf = append(s.buf, p...)
+	s.mu.Unlock()
+	if empty {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+// Room reports whether a line of n bytes would be queued now. The program's
+// output is checked before it is formatted, so that a flood costs as little
+// as possible while the sink is full.
+func (s *Sink) Room(n int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.closed && len(s.buf)+n <= s.size
+}
+
+// Drop counts a line that was not even formatted because there was no Room.
+func (s *Sink) Drop() {
+	s.mu.Lock()
+	s.dropped++
+	s.mu.Unlock()
+}
+
+// Dropped returns the lines dropped and not yet reported.
+func (s *Sink) Dropped() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dropped
+}
+
+func (s *Sink) run() {
+	var batch []byte
+	for range s.wake {
+		for {
+			s.mu.Lock()
+			if len(s.buf) == 0 {
+				s.busy = false
+				dropped := s.dropped
+				notice := s.notice
+				if dropped > 0 && notice != nil && !s.closed {
+					s.dropped = 0
+					s.mu.Unlock()
+					notice(dropped) // queues a line: the loop goes round once more
+					continue
+				}
+				s.idle.Broadcast()
+				s.mu.Unlock()
+				break
+			}
+			batch, s.buf = s.buf, batch[:0]
+			s.busy = true
+			s.mu.Unlock()
+			s.w.Write(batch) // may block: that is what this goroutine is for
+		}
+	}
+}
+
+// Flush waits up to timeout for the queue to be written, then closes the
+// sink: what is still queued is dropped, and later writes are discarded. It
+// reports how many lines were lost that way, and any drop not yet reported.
+func (s *Sink) Flush(timeout time.Duration) error {
+	done := make(chan struct{})
+	go func() {
+		s.mu.Lock()
+		for (len(s.buf) > 0 || s.busy) && !s.closed {
+			s.idle.Wait()
+		}
+		s.mu.Unlock()
+		close(done)
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var err error
+	select {
+	case <-done:
+	case <-timer.C:
+		err = fmt.Errorf("log sink did not take the last %d bytes within %s", s.pending(), timeout)
+	}
+	s.mu.Lock()
+	if s.dropped > 0 && err == nil {
+		err = fmt.Errorf("%d log lines were dropped: the log sink did not keep up", s.dropped)
+	}
+	s.closed = true
+	s.idle.Broadcast()
+	s.mu.Unlock()
+	return err
+}
+
+func (s *Sink) pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.buf)
+}

@@ -1,0 +1,80 @@
+package logsink
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A pipe that nobody reads fills up after 64 KiB; writes to the sink must
+// still return at once, and what does not fit is counted as dropped.
+func TestBlockedPipeNeverBlocksWrite(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	s := New(w, 64<<10)
+	line := []byte(strings.Repeat("x", 99) + "\n")
+	begun := time.Now()
+	for range 10000 { // 1 MB: fifteen times the pipe, sixteen times the queue
+		s.Write(line)
+	}
+	if d := time.Since(begun); d > 2*time.Second {
+		t.Fatalf("10000 writes took %s: Write waits for the sink", d)
+	}
+	if s.Dropped() == 0 {
+		t.Fatal("nothing dropped although neither the pipe nor the queue could hold it all")
+	}
+	if s.Room(len(line)) {
+		t.Fatal("Room says yes while the queue is full")
+	}
+	if err := s.Flush(100 * time.Millisecond); err == nil {
+		t.Fatal("Flush reported success with the sink blocked")
+	}
+}
+
+// Once the reader catches up, the sink says how many lines it dropped, in
+// the log itself, and every line it kept arrives whole and in order.
+func TestDropsAreReportedInOrder(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	s := New(w, 8<<10)
+	s.OnDrop(func(n int) { fmt.Fprintf(s, "dropped %d\n", n) })
+	for i := range 50000 { // 550 KB: far more than the pipe and the queue hold
+		fmt.Fprintf(s, "line %d\n", i)
+	}
+	go func() {
+		s.Flush(5 * time.Second)
+		w.Close()
+	}()
+	sc := bufio.NewScanner(r)
+	last, kept, reported := -1, 0, 0
+	for sc.Scan() {
+		var n int
+		switch {
+		case strings.HasPrefix(sc.Text(), "dropped "):
+			fmt.Sscanf(sc.Text(), "dropped %d", &n)
+			reported += n
+		default:
+			if _, err := fmt.Sscanf(sc.Text(), "line %d", &n); err != nil || n <= last {
+				t.Fatalf("line %q after line %d: torn or out of order", sc.Text(), last)
+			}
+			last = n
+			kept++
+		}
+	}
+	if kept+reported != 50000 {
+		t.Fatalf("%d lines kept and %d reported dropped, want 50000 in all", kept, reported)
+	}
+	if reported == 0 {
+		t.Fatal("no drop reported, though the queue holds far fewer than 50000 lines")
+	}
+}

@@ -1,0 +1,139 @@
+package loop
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// output is one of the program's output pipes (daemon mode): the write end
+// is the program's fd 1 or 2 for every run, the read end sits in the epoll
+// set. Reading is bounded per turn of the loop (one read of readChunk bytes)
+// so that a program writing as fast as it can never keeps the loop from its
+// other descriptors: the pipe stays readable and epoll brings us back.
+type output struct {
+	r, w    int
+	chunk   [readChunk]byte
+	partial []byte // the start of a line whose end has not come yet (< maxLine)
+	tail    [outputTail][]byte
+	next    int // where the next tail line goes
+	kept    int // tail lines kept so far, up to outputTail
+}
+
+// readChunk bounds what one turn of the loop reads from one pipe: at most a
+// few thousand lines to log before the loop looks at its other descriptors.
+const readChunk = 16 << 10
+
+// maxLine bounds a line; longer ones are cut into pieces of exactly maxLine
+// bytes, whether their newline has come or not, and no byte is lost.
+const maxLine = 4096
+
+// outputTail is how many of the program's last lines a pipe keeps, for the
+// report of a failed start.
+const outputTail = 10
+
+func (o *output) open(epfd int) error {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return fmt.Errorf("pipe2: %w", err)
+	}
+	o.r, o.w = p[0], p[1]
+	return o.watch(epfd)
+}
+
+// adopt takes over a pipe made by someone else (the keeper), so that its
+// content survives this respawner.
+func (o *output) adopt(epfd, r, w int) error {
+	o.r, o.w = r, w
+	return o.watch(epfd)
+}
+
+func (o *output) watch(epfd int) error {
+	unix.CloseOnExec(o.r)
+	unix.CloseOnExec(o.w)
+	if err := unix.SetNonblock(o.r, true); err != nil {
+		return fmt.Errorf("set nonblock: %w", err)
+	}
+	return epollAdd(epfd, o.r)
+}
+
+func (o *output) close() {
+	for _, fd := range []int{o.r, o.w} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+	o.r, o.w = -1, -1
+}
+
+// read takes at most one chunk from the pipe and calls emit for each
+// complete line in it. It reports whether the read filled the chunk (more
+// may be waiting). emit must not keep the slice.
+func (o *output) read(emit func([]byte)) bool {
+	if o.r < 0 {
+		return false
+	}
+	n, err := unix.Read(o.r, o.chunk[:])
+	if n <= 0 || err != nil {
+		return false
+	}
+	o.split(o.chunk[:n], emit)
+	return n == len(o.chunk)
+}
+
+// split cuts data, after what is left of the last read, into lines.
+func (o *output) split(data []byte, emit func([]byte)) {
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			o.partial = append(o.partial, data...)
+			k := 0
+			for ; len(o.partial)-k >= maxLine; k += maxLine {
+				o.line(o.partial[k:k+maxLine], emit)
+			}
+			o.partial = append(o.partial[:0], o.partial[k:]...)
+			return
+		}
+		line := data[:i]
+		data = data[i+1:]
+		if len(o.partial) > 0 {
+			o.partial = append(o.partial, line...)
+			line = o.partial
+		}
+		for len(line) > maxLine {
+			o.line(line[:maxLine], emit)
+			line = line[maxLine:]
+		}
+		o.line(bytes.TrimSuffix(line, []byte{'\r'}), emit)
+		o.partial = o.partial[:0]
+	}
+}
+
+// flushPartial emits a last line that never got its newline.
+func (o *output) flushPartial(emit func([]byte)) {
+	if len(o.partial) > 0 {
+		o.line(o.partial, emit)
+		o.partial = o.partial[:0]
+	}
+}
+
+func (o *output) line(b []byte, emit func([]byte)) {
+	o.tail[o.next] = append(o.tail[o.next][:0], b...)
+	o.next = (o.next + 1) % outputTail
+	o.kept = min(o.kept+1, outputTail)
+	emit(b)
+}
+
+// tailText is the last lines, oldest first.
+func (o *output) tailText() string {
+	var b strings.Builder
+	for i := range o.kept {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.Write(o.tail[(o.next-o.kept+i+outputTail)%outputTail])
+	}
+	return b.String()
+}
