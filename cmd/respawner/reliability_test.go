@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/respawner/respawner/internal/control"
+)
+
+// Faults and attacks that once stopped supervision; docs/reliability.md
+// lists them with the test that shows each one handled.
+
+// respawnerWithin runs a respawner command that must finish within limit
+// (one that hangs is the fault under test), and returns its result.
+func respawnerWithin(t *testing.T, dir string, limit time.Duration, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, respawnerBin, args...)
+	cmd.Env = append(os.Environ(), "RESPAWNER_RUNTIME_DIR="+dir)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("respawner %v did not finish within %s", args, limit)
+	}
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	}
+	return r
+}
+
+// vmRSS is the resident memory of pid in KiB.
+func vmRSS(t *testing.T, pid int) int {
+	t.Helper()
+	st := procStatus(t, pid)
+	kb, _ := strconv.Atoi(strings.TrimSuffix(st["VmRSS"], " kB"))
+	return kb
+}
+
+// A program that writes as fast as it can (yes) must not stop supervision:
+// start returns, status and stop answer, memory stays bounded, and a kill of
+// the program is restarted. Before, the output reader drained the pipe until
+// EAGAIN, which with yes never came.
+func TestFastWriterKeepsSupervising(t *testing.T) {
+	dir := runtimeDir(t)
+	cleanupInstance(t, dir, "yes")
+	r := respawnerWithin(t, dir, 20*time.Second, "start", "-t", "200ms", "--log-file", os.DevNull, "/usr/bin/yes")
+	if r.code != 0 {
+		t.Fatalf("start: exit %d: %s", r.code, r.stderr)
+	}
+	var st control.Status
+	for range 5 {
+		begun := time.Now()
+		r := respawnerWithin(t, dir, 10*time.Second, "status", "--json", "yes")
+		if r.code != 0 {
+			t.Fatalf("status: exit %d %s", r.code, r.stderr)
+		}
+		if d := time.Since(begun); d > time.Second {
+			t.Fatalf("status took %s while yes writes", d)
+		}
+		st = parseStatus(t, r.stdout)
+	}
+	if kb := vmRSS(t, st.RespawnerPID); kb > 16<<10 {
+		t.Fatalf("respawner's RSS is %d KiB with yes writing, want under 16 MiB", kb)
+	}
+	syscall.Kill(st.PID, syscall.SIGKILL)
+	st2 := waitState(t, dir, "yes", "running", st.PID, 10*time.Second)
+	if st2.Restarts != st.Restarts+1 {
+		t.Fatalf("after a kill of yes: restarts %d, want %d", st2.Restarts, st.Restarts+1)
+	}
+	begun := time.Now()
+	if r := respawnerWithin(t, dir, 10*time.Second, "stop", "yes"); r.code != 0 {
+		t.Fatalf("stop: exit %d %s", r.code, r.stderr)
+	}
+	if d := time.Since(begun); d > 5*time.Second {
+		t.Fatalf("stop took %s while yes writes", d)
+	}
+}
+
+// A log sink that takes nothing (stderr a pipe nobody reads, as in
+// `respawner start -D ... 2>&1 | sleep 30`) must not stall the loop: the
+// program is still restarted, status still answers, a stop still ends it,
+// and the lines that could not go out are counted.
+func TestBlockedLogSinkDoesNotStallTheLoop(t *testing.T) {
+	dir := runtimeDir(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close() // never read: the pipe fills after 64 KiB
+	cmd := exec.Command(respawnerBin, "start", "-D", "-t", "0", "--log-level", "debug", "--name", "blocked", "/bin/false")
+	cmd.Env = append(os.Environ(), "RESPAWNER_RUNTIME_DIR="+dir)
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	exited := make(chan error, 1)
+	done := make(chan struct{})
+	go func() { exited <- cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		for _, c := range descendantsOf(cmd.Process.Pid) {
+			syscall.Kill(c, syscall.SIGKILL)
+		}
+		cmd.Process.Kill()
+		<-done
+	})
+	first := -1
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, code := statusOfWithin(t, dir, "blocked", 3*time.Second)
+		if code != 0 && code != 3 && st.Name == "" {
+			t.Fatalf("status: exit %d: the loop is stuck behind its log", code)
+		}
+		if first < 0 {
+			first = st.Restarts
+		}
+		// Each restart logs ~500 bytes at debug: 5000 fill the pipe and the
+		// queue several times over.
+		if st.Restarts > first+5000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restarts went from %d to %d only: the loop is stuck behind its log", first, st.Restarts)
+		}
+		time.Sleep(100 * time.Millisecond) // the test polls as an operator would
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("respawner after SIGTERM: %v, want exit 0", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("respawner did not exit within 15 s of SIGTERM with its log blocked")
+	}
+	assertRuntimeDirEmpty(t, dir)
+}
+
+// statusOfWithin asks for the status, failing the test if it takes longer than limit.
+func statusOfWithin(t *testing.T, dir, name string, limit time.Duration) (control.Status, int) {
+	t.Helper()
+	r := respawnerWithin(t, dir, limit, "status", "--json", name)
+	if r.code != 0 {
+		return control.Status{}, r.code
+	}
+	return parseStatus(t, r.stdout), 0
+}
+
+func parseStatus(t *testing.T, s string) control.Status {
+	t.Helper()
+	var st control.Status
+	if err := json.Unmarshal([]byte(s), &st); err != nil {
+		t.Fatalf("status --json: %v: %q", err, s)
+	}
+	return st
+}
+
+// A storm of SIGTERMs, some arriving after the loop has ended, must never
+// kill respawner by the signal's default action (exit 143) half way through
+// its clean-up: it exits 0 and leaves no stale file.
+func TestSignalStormLeavesNoStaleFiles(t *testing.T) {
+	for round := range 3 {
+		in := startRespawner(t, "--name", "storm", "/bin/sleep", "--", "1000")
+		in.waitFor("started", 5*time.Second)
+		pid := in.cmd.Process.Pid
+		for range 300 {
+			if syscall.Kill(pid, syscall.SIGTERM) != nil {
+				break
+			}
+		}
+		if code := in.wait(10 * time.Second); code != 0 {
+			t.Fatalf("round %d: exit %d after a SIGTERM storm, want 0:\n%s", round, code, in.log())
+		}
+		assertRuntimeDirEmpty(t, in.dir)
+	}
+}
+
+// A status reply larger than the socket buffer (a long argument list) is
+// sent whole, not cut at the first non-blocking write.
+func TestStatusOfLongArgumentList(t *testing.T) {
+	dir := runtimeDir(t)
+	prog := script(t, t.TempDir(), "long.sh", "exec sleep 1000") // ignores its arguments
+	args := []string{"start", "--name", "long", prog, "--"}
+	for i := range 201 { // 800 KB of arguments, far over a socket's buffer
+		args = append(args, fmt.Sprintf("arg%d-%s", i, strings.Repeat("x", 4000)))
+	}
+	cleanupInstance(t, dir, "long")
+	if r := respawner(t, dir, args...); r.code != 0 {
+		t.Fatalf("start: exit %d %s", r.code, r.stderr)
+	}
+	r := respawnerWithin(t, dir, 10*time.Second, "status", "--json", "long")
+	if r.code != 0 {
+		t.Fatalf("status of a long argument list: exit %d %s", r.code, r.stderr)
+	}
+	st := parseStatus(t, r.stdout)
+	if len(st.Args) != 201 || st.Args[200] != args[len(args)-1] {
+		t.Fatalf("status returned %d arguments, want 201 (the last intact)", len(st.Args))
+	}
+	if r := respawner(t, dir, "stop", "long"); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+}
