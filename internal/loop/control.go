@@ -21,8 +21,10 @@ type ctlSocket struct {
 
 type conn struct {
 	buf     []byte
+	out     []byte    // reply not yet taken by the socket (EPOLLOUT armed)
 	since   time.Time // accepted at
 	stopped bool      // asked to stop: kept open until we exit, its EOF says "done"
+	done    bool      // close once out is sent
 }
 
 // maxConns bounds the control connections open at once, and with it the
@@ -139,7 +141,9 @@ func (l *Loop) ctlTimerFired() {
 	now := time.Now()
 	for fd, c := range l.ctl.conns {
 		if !c.stopped && now.Sub(c.since) >= requestTimeout {
-			writeReply(fd, control.Reply{Error: "no request within " + requestTimeout.String()})
+			if c.out == nil { // not in the middle of a reply
+				writeReply(fd, control.Reply{Error: "no request within " + requestTimeout.String()})
+			}
 			l.closeConn(fd)
 		}
 	}
@@ -161,6 +165,10 @@ func (l *Loop) closeConn(fd int) {
 }
 
 func (l *Loop) serve(fd int, c *conn) {
+	if len(c.out) > 0 {
+		l.flushReply(fd, c)
+		return
+	}
 	var buf [256]byte
 	n, err := unix.Read(fd, buf[:])
 	if err == unix.EAGAIN {
@@ -192,8 +200,7 @@ func (l *Loop) serve(fd int, c *conn) {
 	}
 	switch req {
 	case control.ReqStatus:
-		writeReply(fd, l.status())
-		l.closeConn(fd)
+		l.reply(fd, c, l.status())
 	case control.ReqStop:
 		writeReply(fd, control.Reply{OK: true})
 		c.stopped = true
@@ -203,6 +210,37 @@ func (l *Loop) serve(fd int, c *conn) {
 	}
 }
 
+// reply sends v and closes the connection. A reply larger than the socket
+// takes at once (the status of a program with a long argument list) is kept
+// and sent as the client reads, with EPOLLOUT; the request timeout still
+// bounds how long a client that reads nothing keeps it.
+func (l *Loop) reply(fd int, c *conn, v any) {
+	b, _ := json.Marshal(v)
+	c.out, c.done = append(b, '\n'), true
+	l.flushReply(fd, c)
+}
+
+func (l *Loop) flushReply(fd int, c *conn) {
+	for len(c.out) > 0 {
+		n, err := unix.Write(fd, c.out)
+		if err == unix.EAGAIN {
+			ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT, Fd: int32(fd)}
+			if unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, fd, &ev) == nil {
+				return
+			}
+		}
+		if err != nil || n <= 0 {
+			break // the client went away
+		}
+		c.out = c.out[n:]
+	}
+	c.out = nil
+	if c.done {
+		l.closeConn(fd)
+	}
+}
+
+// writeReply sends a short reply (well under a socket buffer) at once.
 func writeReply(fd int, v any) {
 	b, _ := json.Marshal(v)
 	unix.Write(fd, append(b, '\n')) // a few hundred bytes: fits the socket buffer
