@@ -34,6 +34,8 @@ type startOptions struct {
 	pluginDir      string
 	log            logOptions
 
+	dir *control.Dir // the open runtime dir, set by runStart
+
 	program string
 	args    []string
 }
@@ -191,10 +193,13 @@ func runStart(c *cobra.Command, o *startOptions) error {
 		}
 		return err
 	}
-	if err := control.Prepare(o.runtimeDir); err != nil {
+	d, err := control.Prepare(o.runtimeDir)
+	if err != nil {
 		return fail(err)
 	}
-	if pid, live := control.Live(o.runtimeDir, o.name); live {
+	defer d.Close()
+	o.dir = d
+	if pid, live := d.Live(o.name); live {
 		return fail(&control.RunningError{Name: o.name, PID: pid})
 	}
 	if !o.foreground && !isDaemon {
@@ -225,12 +230,12 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 		}
 		return 1, err
 	}
-	lock, err := control.Acquire(o.runtimeDir, o.name)
+	lock, err := o.dir.Acquire(o.name)
 	if err != nil {
 		return fail(err)
 	}
 	defer lock.Release()
-	ctl, err := control.Listen(control.SockPath(o.runtimeDir, o.name))
+	ctl, err := o.dir.Listen(o.name)
 	if err != nil {
 		return fail(err)
 	}
@@ -259,8 +264,8 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 		Output:    output,
 		Pidfile:   o.pidfile,
 		ControlFD: ctl,
-		StatePath: control.StatePath(o.runtimeDir, o.name),
-		Adopt:     adoptable(o.runtimeDir, o.name),
+		StatePath: o.dir.ProcPath(o.name + ".state"), // opened with O_NOFOLLOW
+		Adopt:     adoptable(o.dir, o.name),
 		Hooks:     hookOpts,
 	}
 	if report != nil {

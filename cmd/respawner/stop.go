@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/respawner/respawner/internal/control"
@@ -23,12 +24,22 @@ func newStopCmd() *cobra.Command {
 
 The program gets SIGTERM (and SIGCONT), SIGKILL after the instance's
 --stop-timeout. stop waits until the program and respawner are gone.
-Exit status: 0 stopped; 3 no such instance runs.`,
+Exit status: 0 stopped; 3 no such instance runs; 4 its runtime dir is not one
+to trust.`,
 		Args: exactlyOne("NAME|PROGRAM"),
 		RunE: func(c *cobra.Command, args []string) error {
 			name := instanceName(args[0])
-			err := control.Stop(opts.runtimeDir, name, time.Duration(opts.timeout))
-			if errors.Is(err, control.ErrNotRunning) {
+			d, err := control.OpenDir(opts.runtimeDir)
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				return &codeError{code: exitNotRunning, err: fmt.Errorf("%s is not running", name)}
+			case err != nil:
+				return &codeError{code: exitUnknown, err: err} // may not ask
+			}
+			defer d.Close()
+			err = d.Stop(name, time.Duration(opts.timeout))
+			switch {
+			case errors.Is(err, control.ErrNotRunning):
 				return &codeError{code: exitNotRunning, err: fmt.Errorf("%s is not running", name)}
 			}
 			return err

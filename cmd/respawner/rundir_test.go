@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/respawner/respawner/internal/control"
+)
+
+// The tests here play root against files another user, uid 65534 (nobody),
+// planted: they need root.
+const nobody = 65534
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: it runs respawner as another uid")
+	}
+}
+
+// openDir makes a directory under /tmp that every user can reach, owned by
+// root with mode perm, and removes it at the end.
+func openDir(t *testing.T, perm os.FileMode) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "respawner-shared-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	if err := os.Chmod(d, perm); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// wantRefusal checks an exit code and a one-line error that contains every
+// one of words.
+func wantRefusal(t *testing.T, what string, r result, code int, words ...string) {
+	t.Helper()
+	msg := strings.TrimSuffix(r.stderr, "\n")
+	ok := r.code == code && msg != "" && !strings.Contains(msg, "\n")
+	for _, w := range words {
+		ok = ok && strings.Contains(msg, w)
+	}
+	if !ok {
+		t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit %d and one line with %q", what, r.code, r.stdout, r.stderr, code, words)
+	}
+}
+
+// killMarked kills, by pid, the processes whose command line holds mark (a
+// string unique to one test): respawner and the program it runs. For
+// cleanup when a test's refusal did not happen and something started.
+func killMarked(mark string) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		if b, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline"); strings.Contains(string(b), mark) {
+			syscall.Kill(pid, syscall.SIGKILL)
+			control.WaitGone(pid, 5*time.Second)
+		}
+	}
+}
+
+// uniqueMark is an argument for sleep that tells this test's processes from
+// any other's.
+func uniqueMark() string { return fmt.Sprintf("1000.%09d", time.Now().UnixNano()%1e9) }
+
+// fakeInstance serves a control socket at path that claims an instance runs
+// and obeys any stop: what another user would plant. It reports each request.
+func fakeInstance(t *testing.T, path string) <-chan string {
+	t.Helper()
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	os.Chmod(path, 0o777)
+	reqs := make(chan string, 16)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			select {
+			case reqs <- strings.TrimSpace(line):
+			default:
+			}
+			switch strings.TrimSpace(line) {
+			case "status":
+				fmt.Fprintln(c, `{"name":"svc","state":"running","pid":4242,"health":"unknown","plugins":[],"args":[]}`)
+			case "stop":
+				fmt.Fprintln(c, `{"ok":true}`)
+			}
+			c.Close()
+		}
+	}()
+	return reqs
+}
+
+// The runtime dir is a symbolic link that another user planted in a
+// world-writable sticky directory (where /tmp/respawner-UID lives), pointing
+// to a directory of the victim's: start must not write its pid over the
+// victim's file, and start, status and stop must all refuse, in one line.
+func TestRuntimeDirSymlinkRefused(t *testing.T) {
+	needRoot(t)
+	tmp := openDir(t, 0o777|os.ModeSticky)
+	victim := t.TempDir() // root's, mode 0700: it passes a check that follows links
+	if err := os.Chmod(victim, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	precious := map[string]string{"svc.pid": "precious\n", "svc.log": "precious log\n", "svc.state": "precious state\n"}
+	for f, s := range precious {
+		if err := os.WriteFile(filepath.Join(victim, f), []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rt := filepath.Join(tmp, "respawner-0")
+	if err := os.Symlink(victim, rt); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(rt, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	mark := uniqueMark()
+	t.Cleanup(func() { killMarked(mark) })
+	wantRefusal(t, "start", respawner(t, rt, "start", "--name", "svc", "/bin/sleep", "--", mark), 1, "symbolic link", rt)
+	wantRefusal(t, "status", respawner(t, rt, "status", "svc"), 4, "symbolic link", rt)
+	wantRefusal(t, "stop", respawner(t, rt, "stop", "svc"), 4, "symbolic link", rt)
+	for f, s := range precious {
+		if b, err := os.ReadFile(filepath.Join(victim, f)); err != nil || string(b) != s {
+			t.Errorf("victim's %s now holds %q (%v), want %q", f, b, err, s)
+		}
+	}
+	if ents, _ := os.ReadDir(victim); len(ents) != len(precious) {
+		t.Errorf("respawner wrote into the victim's directory: %d entries", len(ents))
+	}
+}
+
+// Another user's runtime dir in the victim's place, as a symbolic link or as
+// a directory, holding a fake control socket: status and stop must not
+// believe it (exit 4, one line), start must not use it.
+func TestRuntimeDirOfAnotherUserRefused(t *testing.T) {
+	needRoot(t)
+	tmp := openDir(t, 0o777|os.ModeSticky)
+	evil := filepath.Join(tmp, "evil")
+	if err := os.Mkdir(evil, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	reqs := fakeInstance(t, filepath.Join(evil, "svc.sock"))
+	if err := os.Chown(evil, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(tmp, "respawner-0")
+	if err := os.Symlink(evil, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(link, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	mark := uniqueMark()
+	t.Cleanup(func() { killMarked(mark) })
+	for _, c := range []struct{ rt, why string }{{link, "symbolic link"}, {evil, "belongs to uid 65534"}} {
+		wantRefusal(t, "status via "+c.rt, respawner(t, c.rt, "status", "svc"), 4, c.why)
+		wantRefusal(t, "status --json via "+c.rt, respawner(t, c.rt, "status", "--json", "svc"), 4, c.why)
+		wantRefusal(t, "stop via "+c.rt, respawner(t, c.rt, "stop", "svc"), 4, c.why)
+		wantRefusal(t, "start via "+c.rt, respawner(t, c.rt, "start", "--name", "svc", "/bin/sleep", "--", mark), 1, c.why)
+	}
+	select {
+	case req := <-reqs:
+		t.Errorf("a %q request reached the planted socket", req)
+	default:
+	}
+}
+
+// NAME.pid, NAME.state and NAME.log planted as symbolic links in the runtime
+// dir (by whoever could write there once) are never written through.
+func TestInstanceFileSymlinksNotFollowed(t *testing.T) {
+	t.Setenv("RESPAWNER_SYSLOG_SOCKET", filepath.Join(t.TempDir(), "no-syslog")) // log to NAME.log
+	dir := runtimeDir(t)
+	vdir := t.TempDir()
+	victim := filepath.Join(vdir, "victim")
+	if err := os.WriteFile(victim, []byte("precious\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mark := uniqueMark()
+	t.Cleanup(func() { killMarked(mark) })
+
+	// NAME.pid: start would truncate it and write its pid.
+	os.Symlink(victim, control.PidPath(dir, "a"))
+	wantRefusal(t, "start over a NAME.pid symlink", respawner(t, dir, "start", "--name", "a", "/bin/sleep", "--", mark), 1, "a.pid", "symbolic link")
+
+	// NAME.log: the daemon appends its log lines.
+	os.Symlink(victim, control.LogPath(dir, "c"))
+	wantRefusal(t, "start over a NAME.log symlink", respawner(t, dir, "start", "--name", "c", "/bin/sleep", "--", mark), 1, "c.log", "symbolic link")
+
+	if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
+		t.Errorf("victim file now holds %q", b)
+	}
+
+	// NAME.state, dangling: the file it names would be created with the
+	// program's pid. A state file that is not a regular file is stale: it is
+	// removed (the link, not its target) and a real one written.
+	created := filepath.Join(vdir, "created")
+	os.Symlink(created, control.StatePath(dir, "b"))
+	startDaemon(t, dir, "b", "/bin/sleep", "--", mark)
+	st, code := statusOf(t, dir, "b")
+	if code != 0 {
+		t.Fatalf("status b: exit %d", code)
+	}
+	if _, err := os.Lstat(created); err == nil {
+		t.Error("the state file's symlink was followed: its target was created")
+	}
+	fi, err := os.Lstat(control.StatePath(dir, "b"))
+	if err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("b.state is not a regular file after the start (%v)", err)
+	} else if b, _ := os.ReadFile(control.StatePath(dir, "b")); !strings.HasPrefix(string(b), strconv.Itoa(st.PID)+" ") {
+		t.Errorf("b.state holds %q, want the program's pid %d first", b, st.PID)
+	}
+	if r := respawner(t, dir, "stop", "b"); r.code != 0 {
+		t.Fatalf("stop b: exit %d %s", r.code, r.stderr)
+	}
+}
