@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,8 +17,8 @@ import (
 	"github.com/respawner/respawner/internal/control"
 )
 
-// The tests here play root against files another user, uid 65534 (nobody),
-// planted: they need root.
+// The tests here play another user, uid 65534 (nobody), against root's
+// instances and root against files nobody planted: they need root.
 const nobody = 65534
 
 func needRoot(t *testing.T) {
@@ -39,6 +41,43 @@ func openDir(t *testing.T, perm os.FileMode) string {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// nobodyBinary is a copy of respawner that uid 65534 can execute (the
+// build dir is private).
+func nobodyBinary(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(openDir(t, 0o755), "respawner")
+	b, err := os.ReadFile(respawnerBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// runAs runs bin ARGS as uid (and gid) with RESPAWNER_RUNTIME_DIR=dir and
+// waits for it.
+func runAs(t *testing.T, uid int, bin, dir string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "RESPAWNER_RUNTIME_DIR="+dir)
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("respawner %v as uid %d: %v", args, uid, err)
+	}
+	return r
 }
 
 // wantRefusal checks an exit code and a one-line error that contains every
@@ -231,5 +270,55 @@ func TestInstanceFileSymlinksNotFollowed(t *testing.T) {
 	}
 	if r := respawner(t, dir, "stop", "b"); r.code != 0 {
 		t.Fatalf("stop b: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// Another uid asking root's instance: "permission denied" and whose the
+// runtime dir is, exit 4 for both status and stop — never "not running".
+func TestOtherUserMayNotAsk(t *testing.T) {
+	needRoot(t)
+	dir := runtimeDir(t)
+	startDaemon(t, dir, "mine", "/bin/sleep", "--", "1000")
+	st, _ := statusOf(t, dir, "mine")
+	// Let uid 65534 reach the runtime dir's parent; the dir stays 0700.
+	for p := filepath.Dir(dir); p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+		os.Chmod(p, 0o755)
+	}
+	bin := nobodyBinary(t)
+	for _, cmd := range []string{"status", "stop"} {
+		wantRefusal(t, cmd+" as uid 65534", runAs(t, nobody, bin, dir, cmd, "mine"), 4, "permission denied", dir, "belongs to root")
+	}
+	// Opened up by mistake, the dir and the socket: still not theirs to ask.
+	os.Chmod(dir, 0o755)
+	os.Chmod(control.SockPath(dir, "mine"), 0o666)
+	for _, cmd := range []string{"status", "stop"} {
+		wantRefusal(t, cmd+" as uid 65534, dir 0755", runAs(t, nobody, bin, dir, cmd, "mine"), 4, "permission denied", "belongs to root")
+	}
+	os.Chmod(dir, 0o700)
+	if st2, code := statusOf(t, dir, "mine"); code != 0 || st2.PID != st.PID {
+		t.Fatalf("instance disturbed: exit %d %+v", code, st2)
+	}
+	if r := respawner(t, dir, "stop", "mine"); r.code != 0 {
+		t.Fatalf("stop as root: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// The same in root's default runtime dir, /run/respawner.
+func TestOtherUserMayNotAskDefaultDir(t *testing.T) {
+	needRoot(t)
+	const dir = "/run/respawner"
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		t.Cleanup(func() { os.Remove(dir) }) // ours, if empty again
+	}
+	name := fmt.Sprintf("respawner-test-%d", os.Getpid())
+	t.Cleanup(func() { os.Remove(control.LogPath(dir, name)) })
+	startDaemon(t, dir, name, "/bin/sleep", "--", "1000")
+	bin := nobodyBinary(t)
+	for _, cmd := range []string{"status", "stop"} {
+		r := runAs(t, nobody, bin, "", cmd, "--runtime-dir", dir, name)
+		wantRefusal(t, cmd+" as uid 65534", r, 4, "permission denied: runtime dir /run/respawner belongs to root")
+	}
+	if r := respawner(t, dir, "stop", name); r.code != 0 {
+		t.Fatalf("stop as root: exit %d %s", r.code, r.stderr)
 	}
 }

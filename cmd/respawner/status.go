@@ -27,8 +27,8 @@ func newStatusCmd() *cobra.Command {
 		Long: `Tell whether an instance's program is running.
 
 Exit status (LSB): 0 running; 3 not running (no such instance, or the program
-is down: starting, in backoff, stopping); 4 unknown (the instance does not answer,
-or its runtime dir is not one to trust).`,
+is down: starting, in backoff, stopping); 4 unknown: the instance does not
+answer, or the caller may not ask it (another user's runtime dir).`,
 		Args: exactlyOne("NAME|PROGRAM"),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runStatus(c.OutOrStdout(), opts, instanceName(args[0]))
@@ -73,6 +73,8 @@ func runStatus(out io.Writer, o *statusOptions, name string) error {
 	switch {
 	case errors.Is(err, control.ErrNotRunning):
 		st = &control.Status{Name: name, State: "stopped", Health: "unknown", Plugins: []string{}, Args: []string{}}
+	case errors.Is(err, control.ErrNotAllowed):
+		return unknown(err)
 	case err != nil:
 		return unknown(fmt.Errorf("%s: state unknown: %w", name, err))
 	}

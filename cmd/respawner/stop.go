@@ -24,8 +24,8 @@ func newStopCmd() *cobra.Command {
 
 The program gets SIGTERM (and SIGCONT), SIGKILL after the instance's
 --stop-timeout. stop waits until the program and respawner are gone.
-Exit status: 0 stopped; 3 no such instance runs; 4 its runtime dir is not one
-to trust.`,
+Exit status: 0 stopped; 3 no such instance runs; 4 the caller may not ask it
+(another user's instance).`,
 		Args: exactlyOne("NAME|PROGRAM"),
 		RunE: func(c *cobra.Command, args []string) error {
 			name := instanceName(args[0])
@@ -41,6 +41,8 @@ to trust.`,
 			switch {
 			case errors.Is(err, control.ErrNotRunning):
 				return &codeError{code: exitNotRunning, err: fmt.Errorf("%s is not running", name)}
+			case errors.Is(err, control.ErrNotAllowed):
+				return &codeError{code: exitUnknown, err: err}
 			}
 			return err
 		},

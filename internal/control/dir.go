@@ -63,6 +63,8 @@ func OpenDir(path string) (*Dir, error) {
 		case unix.Lstat(path, &st) != nil:
 		case st.Mode&unix.S_IFMT == unix.S_IFLNK:
 			return nil, notAllowed("runtime dir %s is a symbolic link (owned by %s), not a directory: remove it if you did not make it, or use another --runtime-dir", path, owner(st.Uid))
+		case errors.Is(err, unix.EACCES) && int(st.Uid) != os.Geteuid():
+			return nil, notAllowed("runtime dir %s belongs to %s; run as %s or the instance's user", path, owner(st.Uid), owner(st.Uid))
 		}
 		return nil, fmt.Errorf("runtime dir %s: %w", path, err)
 	}

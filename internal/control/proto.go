@@ -114,6 +114,9 @@ func (d *Dir) dial(name string, timeout time.Duration) (net.Conn, error) {
 			d.CleanStale(name)
 			return nil, ErrNotRunning
 		}
+		if errors.Is(err, unix.EACCES) {
+			return nil, notAllowed("cannot connect to %s: only root or the instance's own user may control it", SockPath(d.Path, name))
+		}
 		return nil, fmt.Errorf("connect to %s: %w", name, err)
 	}
 	return c, nil
@@ -151,14 +154,17 @@ func request(c net.Conn, req string, timeout time.Duration) (*bufio.Reader, []by
 	}
 	var rep Reply
 	if json.Unmarshal(line, &rep) == nil && rep.Error != "" {
+		if rest, ok := strings.CutPrefix(rep.Error, ErrNotAllowed.Error()+": "); ok {
+			return nil, nil, notAllowed("%s", rest)
+		}
 		return nil, nil, errors.New(rep.Error)
 	}
 	return r, line, nil
 }
 
 // QueryStatus asks the instance name for its status. ErrNotRunning means no
-// live instance; ErrNotAllowed, that the caller may not use the runtime dir;
-// any other error means its state is unknown.
+// live instance; ErrNotAllowed,
+// that the caller may not ask; any other error means its state is unknown.
 func (d *Dir) QueryStatus(name string, timeout time.Duration) (*Status, error) {
 	c, err := d.dial(name, timeout)
 	if err != nil {
