@@ -322,3 +322,35 @@ func TestOtherUserMayNotAskDefaultDir(t *testing.T) {
 		t.Fatalf("stop as root: exit %d %s", r.code, r.stderr)
 	}
 }
+
+// Bare -p of a respawner that cannot write /run means /tmp/NAME.pid; a file
+// of that name another user made first cannot be removed before a run
+// (sticky /tmp). start says whose it is and what to do, before it starts
+// anything.
+func TestTmpPidfileOfAnotherUser(t *testing.T) {
+	needRoot(t)
+	name := fmt.Sprintf("respawner-test-%d", os.Getpid())
+	pidfile := "/tmp/" + name + ".pid"
+	if err := os.WriteFile(pidfile, []byte("garbage\n"), 0o644); err != nil { // root's
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(pidfile) })
+	rt := filepath.Join(openDir(t, 0o755), "run")
+	if err := os.Mkdir(rt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(rt, nobody, nobody); err != nil {
+		t.Fatal(err)
+	}
+	mark := uniqueMark()
+	t.Cleanup(func() { killMarked(mark) })
+	bin := nobodyBinary(t)
+	r := runAs(t, nobody, bin, rt, "start", "-p", "--name", name, "/bin/sleep", "--", mark)
+	wantRefusal(t, "start -p as uid 65534", r, 1, pidfile, "belongs to root", "-p=PATH")
+	if b, _ := os.ReadFile(pidfile); string(b) != "garbage\n" {
+		t.Errorf("%s now holds %q", pidfile, b)
+	}
+	if ents, _ := os.ReadDir(rt); len(ents) != 0 {
+		t.Errorf("start left %d files in its runtime dir: it got past the check", len(ents))
+	}
+}

@@ -151,6 +151,25 @@ func defaultPidfile(name string) string {
 	return "/tmp/" + name + ".pid"
 }
 
+// checkPidfileOwner refuses, before anything starts, a pidfile that
+// respawner could not remove before a run: one that belongs to another user
+// in a sticky directory such as /tmp (where bare -p points when /run is not
+// writable), which only its owner or root may unlink. Found at the first
+// spawn instead, it failed with a bare "operation not permitted".
+func checkPidfileOwner(path string) error {
+	me := os.Geteuid()
+	var st, dir unix.Stat_t
+	if path == "" || me == 0 || unix.Lstat(path, &st) != nil || int(st.Uid) == me {
+		return nil
+	}
+	parent := filepath.Dir(path)
+	if unix.Stat(parent, &dir) != nil || dir.Mode&unix.S_ISVTX == 0 || int(dir.Uid) == me {
+		return nil
+	}
+	return fmt.Errorf("pidfile %s belongs to %s, and in sticky %s only its owner may remove it, as respawner must before each run: give the path the program writes with -p=PATH, or have %s remove it",
+		path, control.OwnerName(st.Uid), parent, control.OwnerName(st.Uid))
+}
+
 func (o *startOptions) machineConfig() loop.Config {
 	cfg := loop.Config{
 		RespawnTimeout: time.Duration(o.respawnTimeout),
@@ -192,6 +211,9 @@ func runStart(c *cobra.Command, o *startOptions) error {
 			sendReport(report, err)
 		}
 		return err
+	}
+	if err := checkPidfileOwner(o.pidfile); err != nil {
+		return fail(err)
 	}
 	d, err := control.Prepare(o.runtimeDir)
 	if err != nil {
