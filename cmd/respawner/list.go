@@ -39,7 +39,11 @@ func newListCmd() *cobra.Command {
 				st, err := d.QueryStatus(n, 5*time.Second)
 				switch {
 				case errors.Is(err, control.ErrNotRunning):
-					continue // stale files, cleaned by the query
+					orphan, ok := d.Orphan(n)
+					if !ok {
+						continue // stale files, cleaned by the query
+					}
+					st = orphan // respawner died, the program runs on
 				case err != nil:
 					st = &control.Status{Name: n, State: "unknown", Reason: err.Error()}
 				}
@@ -51,7 +55,7 @@ func newListCmd() *cobra.Command {
 			}
 			now := time.Now()
 			for _, st := range all {
-				if st.State == "unknown" {
+				if st.State == "unknown" && st.PID == 0 {
 					fmt.Fprintf(out, "%s: state unknown (%s)\n", st.Name, st.Reason)
 					continue
 				}

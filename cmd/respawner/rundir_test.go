@@ -354,3 +354,52 @@ func TestTmpPidfileOfAnotherUser(t *testing.T) {
 		t.Errorf("start left %d files in its runtime dir: it got past the check", len(ents))
 	}
 }
+
+// respawner killed while its program runs: status says so, and that start
+// adopts it (exit 4, unknown), list shows it, NAME.state stays, and a new
+// start does adopt it.
+func TestStatusAfterRespawnerDied(t *testing.T) {
+	dir := runtimeDir(t)
+	mark := uniqueMark()
+	prog := script(t, t.TempDir(), "orphan.sh", "exec sleep "+mark)
+	startDaemon(t, dir, "orphan", prog)
+	st, _ := statusOf(t, dir, "orphan")
+	t.Cleanup(func() { killMarked(mark) })
+	syscall.Kill(st.RespawnerPID, syscall.SIGKILL)
+	if !control.WaitGone(st.RespawnerPID, 5*time.Second) {
+		t.Fatal("respawner survived SIGKILL")
+	}
+	if !alive(st.PID) {
+		t.Fatal("program died with its respawner")
+	}
+	line := fmt.Sprintf("orphan: respawner is not running, but its program still runs (pid %d); `respawner start orphan` adopts it\n", st.PID)
+	if r := respawner(t, dir, "status", "orphan"); r.code != 4 || r.stdout != line {
+		t.Errorf("status: exit %d %q %q, want 4 and %q", r.code, r.stdout, r.stderr, line)
+	}
+	js, code := statusOf(t, dir, "orphan")
+	if code != 4 || js.State != "unknown" || js.PID != st.PID || js.RespawnerPID != 0 || !strings.Contains(js.Reason, "adopts it") {
+		t.Errorf("status --json: exit %d %+v, want 4, state unknown, pid %d", code, js, st.PID)
+	}
+	if r := respawner(t, dir, "list"); r.stdout != line {
+		t.Errorf("list: %q, want %q", r.stdout, line)
+	}
+	if r := respawner(t, dir, "stop", "orphan"); r.code != 1 || !strings.Contains(r.stderr, "adopts it") {
+		t.Errorf("stop: exit %d %q, want 1 and how to adopt it", r.code, r.stderr)
+	}
+	if _, err := os.Stat(control.StatePath(dir, "orphan")); err != nil {
+		t.Fatalf("NAME.state gone after status/list: adoption needs it: %v", err)
+	}
+	if r := respawner(t, dir, "start", "--name", "orphan", prog); r.code != 0 {
+		t.Fatalf("start again: %d %s", r.code, r.stderr)
+	}
+	if st2, code := statusOf(t, dir, "orphan"); code != 0 || st2.PID != st.PID {
+		t.Fatalf("after the new start: exit %d %+v, want the adopted pid %d running", code, st2, st.PID)
+	}
+	fd := watchPID(t, st.PID)
+	if r := respawner(t, dir, "stop", "orphan"); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+	if !gone(fd, 5*time.Second) {
+		t.Fatal("adopted program survived stop")
+	}
+}

@@ -28,7 +28,8 @@ func newStatusCmd() *cobra.Command {
 
 Exit status (LSB): 0 running; 3 not running (no such instance, or the program
 is down: starting, in backoff, stopping); 4 unknown: the instance does not
-answer, or the caller may not ask it (another user's runtime dir).`,
+answer, the caller may not ask it (another user's runtime dir), or respawner
+died while its program still runs (then "respawner start NAME" adopts it).`,
 		Args: exactlyOne("NAME|PROGRAM"),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runStatus(c.OutOrStdout(), opts, instanceName(args[0]))
@@ -72,6 +73,13 @@ func runStatus(out io.Writer, o *statusOptions, name string) error {
 	}
 	switch {
 	case errors.Is(err, control.ErrNotRunning):
+		if orphan, ok := d.Orphan(name); ok {
+			// respawner died; its program runs on, and start adopts it.
+			if err := printStatus(out, o, orphan); err != nil {
+				return err
+			}
+			return silentExit(exitUnknown)
+		}
 		st = &control.Status{Name: name, State: "stopped", Health: "unknown", Plugins: []string{}, Args: []string{}}
 	case errors.Is(err, control.ErrNotAllowed):
 		return unknown(err)
@@ -111,6 +119,9 @@ func describe(st *control.Status, now time.Time) string {
 			parts = append(parts, "health failing")
 		}
 		return fmt.Sprintf("%s is running (%s)", st.Name, strings.Join(parts, ", "))
+	}
+	if st.State == control.StateOrphaned && st.Reason != "" {
+		return st.Name + ": " + st.Reason
 	}
 	if st.RespawnerPID == 0 {
 		return st.Name + " is not running"

@@ -183,8 +183,9 @@ func (d *Dir) stat(file string, st *unix.Stat_t) error {
 	return unix.Fstatat(d.fd, file, st, unix.AT_SYMLINK_NOFOLLOW)
 }
 
-// Names lists the instance names found in the directory (from NAME.pid
-// files).
+// Names lists the instance names found in the directory: those of NAME.pid
+// files (live or stale instances) and of NAME.state files (a program whose
+// respawner died may still run).
 func (d *Dir) Names() []string {
 	fd, err := unix.Openat(d.fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -199,7 +200,11 @@ func (d *Dir) Names() []string {
 	seen := map[string]bool{}
 	var names []string
 	for _, e := range ents {
-		if n, ok := strings.CutSuffix(e.Name(), ".pid"); ok && n != "" && !seen[n] {
+		n, ok := strings.CutSuffix(e.Name(), ".pid")
+		if !ok {
+			n, ok = strings.CutSuffix(e.Name(), ".state")
+		}
+		if ok && n != "" && !seen[n] {
 			seen[n] = true
 			names = append(names, n)
 		}

@@ -163,7 +163,7 @@ func request(c net.Conn, req string, timeout time.Duration) (*bufio.Reader, []by
 }
 
 // QueryStatus asks the instance name for its status. ErrNotRunning means no
-// live instance; ErrNotAllowed,
+// live instance (see Orphan for a program that still runs); ErrNotAllowed,
 // that the caller may not ask; any other error means its state is unknown.
 func (d *Dir) QueryStatus(name string, timeout time.Duration) (*Status, error) {
 	c, err := d.dial(name, timeout)

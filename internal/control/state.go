@@ -104,6 +104,40 @@ func (d *Dir) ReadState(name string) (State, bool) {
 	return s, true
 }
 
+// StateOrphaned is the "state" of an instance whose respawner is gone while
+// its program still runs (status exits 4, unknown).
+const StateOrphaned = "unknown"
+
+// Orphan reports an instance whose respawner is not running while the
+// program it recorded in NAME.state still runs, as a Status: state
+// "unknown", the program's pid, respawner_pid 0, and a reason that says so
+// and that `respawner start NAME` adopts it. Call it once the instance is
+// known not to be running (ErrNotRunning). A nil Dir (no runtime dir) has
+// none.
+func (d *Dir) Orphan(name string) (*Status, bool) {
+	if d == nil {
+		return nil, false
+	}
+	if _, live := d.Live(name); live {
+		return nil, false
+	}
+	s, ok := d.ReadState(name)
+	if !ok {
+		return nil, false
+	}
+	return &Status{
+		Name:    name,
+		State:   StateOrphaned,
+		PID:     s.PID,
+		Health:  "unknown",
+		Since:   s.Started(),
+		Plugins: []string{},
+		Args:    []string{},
+		Started: s.Started(),
+		Reason:  fmt.Sprintf("respawner is not running, but its program still runs (pid %d); `respawner start %s` adopts it", s.PID, name),
+	}, true
+}
+
 // clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
 const clockTicks = 100
 
