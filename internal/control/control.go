@@ -194,17 +194,6 @@ func (d *Dir) CleanStale(name string) bool {
 	return true
 }
 
-// Names lists the instance names found in runtime dir dir (nil when it
-// cannot be opened).
-func Names(dir string) []string {
-	d, err := OpenDir(dir)
-	if err != nil {
-		return nil
-	}
-	defer d.Close()
-	return d.Names()
-}
-
 // ProcStartTime returns the start time of pid in clock ticks since boot
 // (/proc/PID/stat field 22): with the pid it names one process for ever,
 // since a recycled pid has a later start time.

@@ -117,9 +117,6 @@ func (d *Dir) Close() error {
 	return err
 }
 
-// FD is the directory's descriptor (O_CLOEXEC).
-func (d *Dir) FD() int { return d.fd }
-
 // ProcPath names file in the directory through its descriptor,
 // /proc/self/fd/DIRFD/FILE, for a call that takes only a path: the
 // directory part cannot be redirected, and the call's own rule applies to the

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -182,20 +181,6 @@ func (d *Dir) QueryStatus(name string, timeout time.Duration) (*Status, error) {
 	return &st, nil
 }
 
-// QueryStatus opens runtime dir dir (OpenDir) and asks the instance name for
-// its status. A missing dir means ErrNotRunning.
-func QueryStatus(dir, name string, timeout time.Duration) (*Status, error) {
-	d, err := OpenDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, ErrNotRunning
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	return d.QueryStatus(name, timeout)
-}
-
 // Stop asks the instance to stop and waits up to timeout until the program
 // and respawner itself are gone.
 func (d *Dir) Stop(name string, timeout time.Duration) error {
@@ -219,18 +204,4 @@ func (d *Dir) Stop(name string, timeout time.Duration) error {
 		return fmt.Errorf("%s did not exit within %s", name, timeout)
 	}
 	return nil
-}
-
-// Stop opens runtime dir dir (OpenDir) and stops the instance name. A
-// missing dir means ErrNotRunning.
-func Stop(dir, name string, timeout time.Duration) error {
-	d, err := OpenDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return ErrNotRunning
-	}
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Stop(name, timeout)
 }
