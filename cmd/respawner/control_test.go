@@ -91,8 +91,8 @@ func TestAdoption(t *testing.T) {
 		t.Fatal("program died with its respawner")
 	}
 	defer syscall.Kill(st.PID, syscall.SIGKILL) // if adoption fails
-	if r := respawner(t, dir, "status", "svc"); r.code != 3 {
-		t.Fatalf("status with respawner dead: exit %d %q, want 3", r.code, r.stdout)
+	if r := respawner(t, dir, "status", "svc"); r.code != 4 {
+		t.Fatalf("status with respawner dead: exit %d %q, want 4", r.code, r.stdout)
 	}
 	if r := respawner(t, dir, "start", "--name", "svc", prog); r.code != 0 {
 		t.Fatalf("start again: %d %s", r.code, r.stderr)

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/respawner/respawner/internal/control"
 	"github.com/respawner/respawner/internal/loop"
@@ -94,41 +93,13 @@ func programEnv() []string {
 
 // adoptable returns the program a killed respawner of this name left running,
 // when the state file names a live process with the recorded start time (so a
-// recycled pid is never adopted).
-func adoptable(dir, name string) *loop.Adoption {
-	path := control.StatePath(dir, name)
-	b, err := os.ReadFile(path)
-	if err != nil {
+// recycled pid is never adopted). Called with the instance lock held, so a
+// state file that names no such process is removed.
+func adoptable(d *control.Dir, name string) *loop.Adoption {
+	st, ok := d.ReadState(name)
+	if !ok {
+		d.Remove(name + ".state")
 		return nil
 	}
-	var pid, pgid int
-	var ticks uint64
-	if _, err := fmt.Sscan(string(b), &pid, &ticks, &pgid); err != nil || pid <= 1 {
-		os.Remove(path)
-		return nil
-	}
-	now, err := control.ProcStartTime(pid)
-	if err != nil || now != ticks || !control.Alive(pid) {
-		os.Remove(path)
-		return nil
-	}
-	return &loop.Adoption{PID: pid, PGID: pgid, Started: bootTime().Add(time.Duration(ticks) * time.Second / clockTicks)}
-}
-
-// clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
-const clockTicks = 100
-
-func bootTime() time.Time {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return time.Time{}
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "btime "); ok {
-			if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-				return time.Unix(n, 0)
-			}
-		}
-	}
-	return time.Time{}
+	return &loop.Adoption{PID: st.PID, PGID: st.PGID, Started: st.Started()}
 }

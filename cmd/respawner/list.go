@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"time"
 
@@ -19,14 +20,30 @@ func newListCmd() *cobra.Command {
 		Short: "List every instance in the runtime dir, one line each",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			names := control.Names(runtimeDir)
+			d, err := control.OpenDir(runtimeDir)
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				d = nil // no runtime dir: no instances
+			case err != nil:
+				return &codeError{code: exitUnknown, err: err} // may not look
+			default:
+				defer d.Close()
+			}
+			var names []string
+			if d != nil {
+				names = d.Names()
+			}
 			sort.Strings(names)
 			all := []*control.Status{}
 			for _, n := range names {
-				st, err := control.QueryStatus(runtimeDir, n, 5*time.Second)
+				st, err := d.QueryStatus(n, 5*time.Second)
 				switch {
 				case errors.Is(err, control.ErrNotRunning):
-					continue // stale files, cleaned by the query
+					orphan, ok := d.Orphan(n)
+					if !ok {
+						continue // stale files, cleaned by the query
+					}
+					st = orphan // respawner died, the program runs on
 				case err != nil:
 					st = &control.Status{Name: n, State: "unknown", Reason: err.Error()}
 				}
@@ -38,7 +55,7 @@ func newListCmd() *cobra.Command {
 			}
 			now := time.Now()
 			for _, st := range all {
-				if st.State == "unknown" {
+				if st.State == "unknown" && st.PID == 0 {
 					fmt.Fprintf(out, "%s: state unknown (%s)\n", st.Name, st.Reason)
 					continue
 				}

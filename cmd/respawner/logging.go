@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/respawner/respawner/internal/control"
 	"github.com/respawner/respawner/internal/logsink"
 )
 
@@ -30,17 +29,19 @@ func newLogOptions() logOptions {
 // reopenFile is a log file that can be reopened after logrotate moved it (SIGHUP).
 type reopenFile struct {
 	mu   sync.Mutex
-	path string
+	open func() (*os.File, error)
 	f    *os.File
 }
 
-func openReopenFile(path string) (*reopenFile, error) {
-	r := &reopenFile{path: path}
+func openReopenFile(open func() (*os.File, error)) (*reopenFile, error) {
+	r := &reopenFile{open: open}
 	return r, r.Reopen()
 }
 
+const logFlags = os.O_WRONLY | os.O_APPEND | os.O_CREATE
+
 func (r *reopenFile) Reopen() error {
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	f, err := r.open()
 	if err != nil {
 		return fmt.Errorf("open log file: %w", err)
 	}
@@ -71,11 +72,13 @@ func newInstanceLogger(o *startOptions, stderr io.Writer, daemon bool) (log, out
 	syslogged := false
 	switch {
 	case o.log.file != "" || daemon && !syslogAvailable():
-		path := o.log.file
-		if path == "" {
-			path = control.LogPath(o.runtimeDir, o.name)
+		// --log-file is the operator's path; NAME.log is reached through
+		// the runtime dir's descriptor, never through a symbolic link.
+		open := func() (*os.File, error) { return os.OpenFile(o.log.file, logFlags, 0o640) }
+		if o.log.file == "" {
+			open = func() (*os.File, error) { return o.dir.OpenFile(o.name+".log", logFlags, 0o640) }
 		}
-		rf, err := openReopenFile(path)
+		rf, err := openReopenFile(open)
 		if err != nil {
 			return nil, nil, nil, nil, err
 		}

@@ -34,6 +34,8 @@ type startOptions struct {
 	pluginDir      string
 	log            logOptions
 
+	dir *control.Dir // the open runtime dir, set by runStart
+
 	program string
 	args    []string
 }
@@ -149,6 +151,25 @@ func defaultPidfile(name string) string {
 	return "/tmp/" + name + ".pid"
 }
 
+// checkPidfileOwner refuses, before anything starts, a pidfile that
+// respawner could not remove before a run: one that belongs to another user
+// in a sticky directory such as /tmp (where bare -p points when /run is not
+// writable), which only its owner or root may unlink. Found at the first
+// spawn instead, it failed with a bare "operation not permitted".
+func checkPidfileOwner(path string) error {
+	me := os.Geteuid()
+	var st, dir unix.Stat_t
+	if path == "" || me == 0 || unix.Lstat(path, &st) != nil || int(st.Uid) == me {
+		return nil
+	}
+	parent := filepath.Dir(path)
+	if unix.Stat(parent, &dir) != nil || dir.Mode&unix.S_ISVTX == 0 || int(dir.Uid) == me {
+		return nil
+	}
+	return fmt.Errorf("pidfile %s belongs to %s, and in sticky %s only its owner may remove it, as respawner must before each run: give the path the program writes with -p=PATH, or have %s remove it",
+		path, control.OwnerName(st.Uid), parent, control.OwnerName(st.Uid))
+}
+
 func (o *startOptions) machineConfig() loop.Config {
 	cfg := loop.Config{
 		RespawnTimeout: time.Duration(o.respawnTimeout),
@@ -191,10 +212,16 @@ func runStart(c *cobra.Command, o *startOptions) error {
 		}
 		return err
 	}
-	if err := control.Prepare(o.runtimeDir); err != nil {
+	if err := checkPidfileOwner(o.pidfile); err != nil {
 		return fail(err)
 	}
-	if pid, live := control.Live(o.runtimeDir, o.name); live {
+	d, err := control.Prepare(o.runtimeDir)
+	if err != nil {
+		return fail(err)
+	}
+	defer d.Close()
+	o.dir = d
+	if pid, live := d.Live(o.name); live {
 		return fail(&control.RunningError{Name: o.name, PID: pid})
 	}
 	if !o.foreground && !isDaemon {
@@ -228,12 +255,12 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 	// From here on a SIGTERM is a stop request, until the process exits:
 	// never a death between taking the lock and releasing it.
 	sigs := loop.CatchSignals()
-	lock, err := control.Acquire(o.runtimeDir, o.name)
+	lock, err := o.dir.Acquire(o.name)
 	if err != nil {
 		return fail(err)
 	}
 	defer lock.Release()
-	ctl, err := control.Listen(control.SockPath(o.runtimeDir, o.name))
+	ctl, err := o.dir.Listen(o.name)
 	if err != nil {
 		return fail(err)
 	}
@@ -266,8 +293,8 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 		Signals:   sigs,
 		Pidfile:   o.pidfile,
 		ControlFD: ctl,
-		StatePath: control.StatePath(o.runtimeDir, o.name),
-		Adopt:     adoptable(o.runtimeDir, o.name),
+		StatePath: o.dir.ProcPath(o.name + ".state"), // opened with O_NOFOLLOW
+		Adopt:     adoptable(o.dir, o.name),
 		Hooks:     hookOpts,
 	}
 	if report != nil {

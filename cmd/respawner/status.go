@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -26,7 +27,9 @@ func newStatusCmd() *cobra.Command {
 		Long: `Tell whether an instance's program is running.
 
 Exit status (LSB): 0 running; 3 not running (no such instance, or the program
-is down: starting, in backoff, stopping); 4 unknown (the instance does not answer).`,
+is down: starting, in backoff, stopping); 4 unknown: the instance does not
+answer, the caller may not ask it (another user's runtime dir), or respawner
+died while its program still runs (then "respawner start NAME" adopts it).`,
 		Args: exactlyOne("NAME|PROGRAM"),
 		RunE: func(c *cobra.Command, args []string) error {
 			return runStatus(c.OutOrStdout(), opts, instanceName(args[0]))
@@ -51,28 +54,53 @@ func exactlyOne(what string) cobra.PositionalArgs {
 }
 
 func runStatus(out io.Writer, o *statusOptions, name string) error {
-	st, err := control.QueryStatus(o.runtimeDir, name, 5*time.Second)
-	switch {
-	case errors.Is(err, control.ErrNotRunning):
-		st = &control.Status{Name: name, State: "stopped", Health: "unknown", Plugins: []string{}, Args: []string{}}
-	case err != nil:
+	unknown := func(err error) error {
 		if o.json {
 			json.NewEncoder(out).Encode(map[string]string{"name": name, "state": "unknown", "error": err.Error()})
 		}
-		return &codeError{code: exitUnknown, err: fmt.Errorf("%s: state unknown: %w", name, err)}
+		return &codeError{code: exitUnknown, err: err}
 	}
-	if o.json {
-		enc := json.NewEncoder(out)
-		if err := enc.Encode(st); err != nil {
-			return err
+	d, err := control.OpenDir(o.runtimeDir)
+	var st *control.Status
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		err = control.ErrNotRunning
+	case err != nil:
+		return unknown(err) // a dir the caller may not use: it cannot know
+	default:
+		defer d.Close()
+		st, err = d.QueryStatus(name, 5*time.Second)
+	}
+	switch {
+	case errors.Is(err, control.ErrNotRunning):
+		if orphan, ok := d.Orphan(name); ok {
+			// respawner died; its program runs on, and start adopts it.
+			if err := printStatus(out, o, orphan); err != nil {
+				return err
+			}
+			return silentExit(exitUnknown)
 		}
-	} else {
-		fmt.Fprintln(out, describe(st, time.Now()))
+		st = &control.Status{Name: name, State: "stopped", Health: "unknown", Plugins: []string{}, Args: []string{}}
+	case errors.Is(err, control.ErrNotAllowed):
+		return unknown(err)
+	case err != nil:
+		return unknown(fmt.Errorf("%s: state unknown: %w", name, err))
+	}
+	if err := printStatus(out, o, st); err != nil {
+		return err
 	}
 	if st.State != "running" {
 		return silentExit(exitNotRunning)
 	}
 	return nil
+}
+
+func printStatus(out io.Writer, o *statusOptions, st *control.Status) error {
+	if o.json {
+		return json.NewEncoder(out).Encode(st)
+	}
+	_, err := fmt.Fprintln(out, describe(st, time.Now()))
+	return err
 }
 
 // describe is the line a person reads, e.g.
@@ -91,6 +119,9 @@ func describe(st *control.Status, now time.Time) string {
 			parts = append(parts, "health failing")
 		}
 		return fmt.Sprintf("%s is running (%s)", st.Name, strings.Join(parts, ", "))
+	}
+	if st.State == control.StateOrphaned && st.Reason != "" {
+		return st.Name + ": " + st.Reason
 	}
 	if st.RespawnerPID == 0 {
 		return st.Name + " is not running"

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/respawner/respawner/internal/control"
@@ -23,13 +24,30 @@ func newStopCmd() *cobra.Command {
 
 The program gets SIGTERM (and SIGCONT), SIGKILL after the instance's
 --stop-timeout. stop waits until the program and respawner are gone.
-Exit status: 0 stopped; 3 no such instance runs.`,
+Exit status: 0 stopped; 3 no such instance runs; 4 the caller may not ask it
+(another user's instance); 1 it could not be stopped, e.g. respawner died
+while its program still runs ("respawner start NAME" adopts it, then stop).`,
 		Args: exactlyOne("NAME|PROGRAM"),
 		RunE: func(c *cobra.Command, args []string) error {
 			name := instanceName(args[0])
-			err := control.Stop(opts.runtimeDir, name, time.Duration(opts.timeout))
-			if errors.Is(err, control.ErrNotRunning) {
+			d, err := control.OpenDir(opts.runtimeDir)
+			switch {
+			case errors.Is(err, os.ErrNotExist):
 				return &codeError{code: exitNotRunning, err: fmt.Errorf("%s is not running", name)}
+			case err != nil:
+				return &codeError{code: exitUnknown, err: err} // may not ask
+			}
+			defer d.Close()
+			err = d.Stop(name, time.Duration(opts.timeout))
+			switch {
+			case errors.Is(err, control.ErrNotRunning):
+				if orphan, ok := d.Orphan(name); ok {
+					// Nothing here can stop it: say so, and how to.
+					return fmt.Errorf("%s: %s, then stop it", name, orphan.Reason)
+				}
+				return &codeError{code: exitNotRunning, err: fmt.Errorf("%s is not running", name)}
+			case errors.Is(err, control.ErrNotAllowed):
+				return &codeError{code: exitUnknown, err: err}
 			}
 			return err
 		},

@@ -40,25 +40,6 @@ func DefaultDir() string {
 	return fmt.Sprintf("/tmp/respawner-%d", os.Geteuid())
 }
 
-// Prepare creates dir with mode 0700, or checks that an existing one belongs
-// to us and is closed to others: the sockets in it are the control plane.
-func Prepare(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("runtime dir: %w", err)
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(dir, &st); err != nil {
-		return fmt.Errorf("runtime dir %s: %w", dir, err)
-	}
-	if int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("runtime dir %s belongs to uid %d, not to us (%d): use --runtime-dir", dir, st.Uid, os.Geteuid())
-	}
-	if st.Mode&0o077 != 0 {
-		return fmt.Errorf("runtime dir %s is open to other users (mode %o): chmod 700 %s", dir, st.Mode&0o777, dir)
-	}
-	return nil
-}
-
 // Paths of an instance's files.
 func SockPath(dir, name string) string  { return filepath.Join(dir, name+".sock") }
 func PidPath(dir, name string) string   { return filepath.Join(dir, name+".pid") }
@@ -71,8 +52,9 @@ func LogPath(dir, name string) string   { return filepath.Join(dir, name+".log")
 // so a free lock means every file of that name is stale. Checking a lock
 // (F_OFD_GETLK) does not take it, so status and list never make a start fail.
 type Lock struct {
-	dir, name string
-	f         *os.File
+	dir  *Dir
+	name string
+	f    *os.File
 }
 
 // RunningError says that another live instance holds the name.
@@ -106,20 +88,20 @@ func locked(f *os.File) bool {
 	return lk.Type != unix.F_UNLCK
 }
 
-// sameFile reports whether f is still the file at path (not unlinked or
-// replaced since it was opened).
-func sameFile(f *os.File, path string) bool {
+// sameFile reports whether f is still the file named file in d (not
+// unlinked or replaced since it was opened).
+func (d *Dir) sameFile(f *os.File, file string) bool {
 	var a, b unix.Stat_t
-	return unix.Fstat(int(f.Fd()), &a) == nil && unix.Stat(path, &b) == nil && a.Ino == b.Ino && a.Dev == b.Dev
+	return unix.Fstat(int(f.Fd()), &a) == nil && d.stat(file, &b) == nil && a.Ino == b.Ino && a.Dev == b.Dev
 }
 
 // Acquire takes the instance lock for name and writes our pid into NAME.pid.
 // Stale files of a dead instance (NAME.sock) are removed; NAME.state is left
 // for the caller to read (adoption).
-func Acquire(dir, name string) (*Lock, error) {
-	path := PidPath(dir, name)
+func (d *Dir) Acquire(name string) (*Lock, error) {
+	file := name + ".pid"
 	for attempt := 0; ; attempt++ {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+		f, err := d.OpenFile(file, unix.O_RDWR|unix.O_CREAT, 0o600)
 		if err != nil {
 			return nil, fmt.Errorf("lock %s: %w", name, err)
 		}
@@ -129,35 +111,35 @@ func Acquire(dir, name string) (*Lock, error) {
 			if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
 				return nil, &RunningError{Name: name, PID: pid}
 			}
-			return nil, fmt.Errorf("lock %s: %w", path, err)
+			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
 		}
 		// A stale-file cleaner may have unlinked the file between our open
 		// and our lock: a lock on an unlinked file guards nothing.
-		if !sameFile(f, path) {
+		if !d.sameFile(f, file) {
 			f.Close()
 			if attempt < 5 {
 				continue
 			}
-			return nil, fmt.Errorf("lock %s: the file keeps being replaced", path)
+			return nil, fmt.Errorf("lock %s: the file keeps being replaced", f.Name())
 		}
-		os.Remove(SockPath(dir, name)) // stale: its owner is dead
+		d.Remove(name + ".sock") // stale: its owner is dead
 		if err := f.Truncate(0); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("write %s: %w", path, err)
+			return nil, fmt.Errorf("write %s: %w", f.Name(), err)
 		}
 		if _, err := f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("write %s: %w", path, err)
+			return nil, fmt.Errorf("write %s: %w", f.Name(), err)
 		}
-		return &Lock{dir: dir, name: name, f: f}, nil
+		return &Lock{dir: d, name: name, f: f}, nil
 	}
 }
 
 // Release removes the instance's files and drops the lock.
 func (l *Lock) Release() {
-	os.Remove(SockPath(l.dir, l.name))
-	os.Remove(StatePath(l.dir, l.name))
-	os.Remove(PidPath(l.dir, l.name))
+	l.dir.Remove(l.name + ".sock")
+	l.dir.Remove(l.name + ".state")
+	l.dir.Remove(l.name + ".pid")
 	l.f.Close()
 }
 
@@ -169,8 +151,8 @@ func readPid(f *os.File) int {
 }
 
 // Live reports whether an instance of name holds its lock, and its pid.
-func Live(dir, name string) (pid int, live bool) {
-	f, err := os.Open(PidPath(dir, name))
+func (d *Dir) Live(name string) (pid int, live bool) {
+	f, err := d.OpenFile(name+".pid", unix.O_RDONLY, 0)
 	if err != nil {
 		return 0, false
 	}
@@ -181,38 +163,35 @@ func Live(dir, name string) (pid int, live bool) {
 	return readPid(f), true
 }
 
+// Live reports whether an instance of name in runtime dir dir holds its lock,
+// and its pid; false too when dir cannot be opened (see OpenDir).
+func Live(dir, name string) (pid int, live bool) {
+	d, err := OpenDir(dir)
+	if err != nil {
+		return 0, false
+	}
+	defer d.Close()
+	return d.Live(name)
+}
+
 // CleanStale removes the files of name when no live instance holds them. It
 // removes them while holding the lock itself, so that it never unlinks the
 // file of an instance that is starting at that moment. It reports whether
-// anything was stale.
-func CleanStale(dir, name string) bool {
-	path := PidPath(dir, name)
-	f, err := os.OpenFile(path, os.O_RDWR|unix.O_CLOEXEC, 0)
+// anything was stale. NAME.state stays: the program it names may still run,
+// and the next start adopts it.
+func (d *Dir) CleanStale(name string) bool {
+	file := name + ".pid"
+	f, err := d.OpenFile(file, unix.O_RDWR, 0)
 	if err != nil {
-		return os.Remove(SockPath(dir, name)) == nil
+		return d.Remove(name+".sock") == nil
 	}
 	defer f.Close()
-	if lockFile(f) != nil || !sameFile(f, path) {
+	if lockFile(f) != nil || !d.sameFile(f, file) {
 		return false // live, or already replaced by a starting instance
 	}
-	os.Remove(SockPath(dir, name))
-	os.Remove(path)
+	d.Remove(name + ".sock")
+	d.Remove(file)
 	return true
-}
-
-// Names lists the instance names found in dir (from NAME.pid files).
-func Names(dir string) []string {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	var names []string
-	for _, e := range ents {
-		if n, ok := strings.CutSuffix(e.Name(), ".pid"); ok {
-			names = append(names, n)
-		}
-	}
-	return names
 }
 
 // ProcStartTime returns the start time of pid in clock ticks since boot

@@ -6,22 +6,34 @@ import (
 	"testing"
 )
 
+// testDir opens a fresh runtime dir.
+func testDir(t *testing.T) *Dir {
+	t.Helper()
+	d, err := Prepare(t.TempDir() + "/run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
 func TestLockLifecycle(t *testing.T) {
-	dir := t.TempDir()
+	d := testDir(t)
+	dir := d.Path
 	if _, live := Live(dir, "x"); live {
 		t.Fatal("live before any start")
 	}
-	l, err := Acquire(dir, "x")
+	l, err := d.Acquire("x")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if pid, live := Live(dir, "x"); !live || pid != os.Getpid() {
 		t.Fatalf("Live = %d, %v; want our pid, true", pid, live)
 	}
-	if _, err := Acquire(dir, "x"); err == nil {
+	if _, err := d.Acquire("x"); err == nil {
 		t.Fatal("a second Acquire of a held name succeeded")
 	}
-	if CleanStale(dir, "x") {
+	if d.CleanStale("x") {
 		t.Fatal("CleanStale removed a live instance's files")
 	}
 	if _, err := os.Stat(PidPath(dir, "x")); err != nil {
@@ -35,7 +47,7 @@ func TestLockLifecycle(t *testing.T) {
 
 // Checking whether an instance is live must never make its start fail.
 func TestLiveDoesNotBlockAcquire(t *testing.T) {
-	dir := t.TempDir()
+	d := testDir(t)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -46,12 +58,12 @@ func TestLiveDoesNotBlockAcquire(t *testing.T) {
 			case <-stop:
 				return
 			default:
-				Live(dir, "y")
+				d.Live("y")
 			}
 		}
 	}()
 	for range 200 {
-		l, err := Acquire(dir, "y")
+		l, err := d.Acquire("y")
 		if err != nil {
 			close(stop)
 			wg.Wait()
@@ -65,10 +77,11 @@ func TestLiveDoesNotBlockAcquire(t *testing.T) {
 
 // A stale pidfile (no lock holder) is cleaned, with its socket.
 func TestCleanStale(t *testing.T) {
-	dir := t.TempDir()
+	d := testDir(t)
+	dir := d.Path
 	os.WriteFile(PidPath(dir, "z"), []byte("12345\n"), 0o600)
 	os.WriteFile(SockPath(dir, "z"), nil, 0o600)
-	if !CleanStale(dir, "z") {
+	if !d.CleanStale("z") {
 		t.Fatal("stale files not reported")
 	}
 	for _, p := range []string{PidPath(dir, "z"), SockPath(dir, "z")} {

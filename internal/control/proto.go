@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -73,38 +74,71 @@ func PeerAllowed(fd int) (uid uint32, ok bool) {
 	return cred.Uid, cred.Uid == 0 || int(cred.Uid) == unix.Geteuid()
 }
 
-// Listen creates NAME.sock (mode 0600) and returns a non-blocking listening
-// socket for the event loop. Call it only while holding the instance Lock.
-func Listen(path string) (int, error) {
+// Listen creates NAME.sock (mode 0600) in the directory and returns a
+// non-blocking listening socket for the event loop. Call it only while
+// holding the instance Lock. The socket is bound through
+// /proc/self/fd/DIRFD/NAME.sock, so the path cannot lead out of the
+// directory that was checked.
+func (d *Dir) Listen(name string) (int, error) {
+	file := name + ".sock"
+	if err := fileName(file); err != nil {
+		return -1, err
+	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("socket: %w", err)
 	}
-	unix.Unlink(path)
+	d.Remove(file)
 	old := unix.Umask(0o177)
-	err = unix.Bind(fd, &unix.SockaddrUnix{Name: path})
+	err = unix.Bind(fd, &unix.SockaddrUnix{Name: d.ProcPath(file)})
 	unix.Umask(old)
 	if err == nil {
 		err = unix.Listen(fd, 16)
 	}
 	if err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("listen on %s: %w", path, err)
+		return -1, fmt.Errorf("listen on %s: %w", SockPath(d.Path, name), err)
 	}
 	return fd, nil
 }
 
-// dial connects to the instance's socket.
-func dial(dir, name string, timeout time.Duration) (net.Conn, error) {
-	c, err := net.DialTimeout("unix", SockPath(dir, name), timeout)
+// dial connects to the instance's socket. It opens NAME.sock with O_PATH and
+// O_NOFOLLOW relative to the directory, checks that it is a socket, and
+// connects through /proc/self/fd/N of that descriptor: connect(2) would
+// follow a symbolic link, and takes only a path.
+func (d *Dir) dial(name string, timeout time.Duration) (net.Conn, error) {
+	c, err := d.connect(name, timeout)
 	if err != nil {
-		if _, live := Live(dir, name); !live {
-			CleanStale(dir, name)
+		if _, live := d.Live(name); !live {
+			d.CleanStale(name)
 			return nil, ErrNotRunning
+		}
+		if errors.Is(err, unix.EACCES) {
+			return nil, notAllowed("cannot connect to %s: only root or the instance's own user may control it", SockPath(d.Path, name))
 		}
 		return nil, fmt.Errorf("connect to %s: %w", name, err)
 	}
 	return c, nil
+}
+
+func (d *Dir) connect(name string, timeout time.Duration) (net.Conn, error) {
+	file := name + ".sock"
+	if err := fileName(file); err != nil {
+		return nil, err
+	}
+	fd, err := unix.Openat(d.fd, file, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return nil, fmt.Errorf("%s in runtime dir %s is not a socket (mode %o)", file, d.Path, st.Mode)
+	}
+	return net.DialTimeout("unix", "/proc/self/fd/"+strconv.Itoa(fd), timeout)
 }
 
 func request(c net.Conn, req string, timeout time.Duration) (*bufio.Reader, []byte, error) {
@@ -119,15 +153,19 @@ func request(c net.Conn, req string, timeout time.Duration) (*bufio.Reader, []by
 	}
 	var rep Reply
 	if json.Unmarshal(line, &rep) == nil && rep.Error != "" {
+		if rest, ok := strings.CutPrefix(rep.Error, ErrNotAllowed.Error()+": "); ok {
+			return nil, nil, notAllowed("%s", rest)
+		}
 		return nil, nil, errors.New(rep.Error)
 	}
 	return r, line, nil
 }
 
 // QueryStatus asks the instance name for its status. ErrNotRunning means no
-// live instance; any other error means its state is unknown.
-func QueryStatus(dir, name string, timeout time.Duration) (*Status, error) {
-	c, err := dial(dir, name, timeout)
+// live instance (see Orphan for a program that still runs); ErrNotAllowed,
+// that the caller may not ask; any other error means its state is unknown.
+func (d *Dir) QueryStatus(name string, timeout time.Duration) (*Status, error) {
+	c, err := d.dial(name, timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -145,9 +183,9 @@ func QueryStatus(dir, name string, timeout time.Duration) (*Status, error) {
 
 // Stop asks the instance to stop and waits up to timeout until the program
 // and respawner itself are gone.
-func Stop(dir, name string, timeout time.Duration) error {
-	pid, _ := Live(dir, name)
-	c, err := dial(dir, name, 5*time.Second)
+func (d *Dir) Stop(name string, timeout time.Duration) error {
+	pid, _ := d.Live(name)
+	c, err := d.dial(name, 5*time.Second)
 	if err != nil {
 		return err
 	}

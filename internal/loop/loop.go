@@ -615,7 +615,7 @@ func (l *Loop) saveState() {
 		return
 	}
 	if l.stateFD < 0 {
-		fd, err := unix.Open(l.opt.StatePath, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC, 0o600)
+		fd, err := unix.Open(l.opt.StatePath, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
 			l.log.Warn("cannot record the program for adoption", "error", err)
 			return
