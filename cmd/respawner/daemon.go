@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -11,8 +12,8 @@ import (
 	"syscall"
 
 	"github.com/respawner/respawner/internal/control"
+	"github.com/respawner/respawner/internal/keeper"
 	"github.com/respawner/respawner/internal/loop"
-	"github.com/spf13/cobra"
 )
 
 // reportEnv names the descriptor through which a daemonized respawner tells
@@ -20,10 +21,11 @@ import (
 const reportEnv = "RESPAWNER_DAEMON_REPORT_FD"
 
 // daemonize re-executes respawner detached (new session, stdio on /dev/null)
-// with the same command line, and waits on a pipe for the daemon's verdict:
-// "ok", or "error" and the reason. A Go program cannot fork without exec, so
-// the re-exec is the daemon.
-func daemonize(c *cobra.Command) error {
+// with the same command line as the instance's keeper (internal/keeper),
+// which forks the supervising respawner; and waits on a pipe for the
+// daemon's verdict: "ok", or "error" and the reason. A Go program cannot
+// fork without exec, so the re-exec is the daemon.
+func daemonize() error {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return fmt.Errorf("pipe: %w", err)
@@ -34,7 +36,7 @@ func daemonize(c *cobra.Command) error {
 		return fmt.Errorf("find own executable: %w", err)
 	}
 	cmd := exec.Command(exe, os.Args[1:]...)
-	cmd.Env = append(os.Environ(), reportEnv+"=3")
+	cmd.Env = append(os.Environ(), reportEnv+"=3", keeper.EnvRole+"=1")
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
@@ -42,16 +44,44 @@ func daemonize(c *cobra.Command) error {
 		return fmt.Errorf("start daemon: %w", err)
 	}
 	w.Close()
-	msg, _ := io.ReadAll(r) // until the daemon reports and closes its end
-	status, reason, _ := strings.Cut(string(msg), "\n")
-	if status == "ok" {
+	err = awaitReport(r)
+	if err == nil {
 		cmd.Process.Release()
 		return nil
 	}
 	// The daemon failed, so it exits now: reap it rather than leave a zombie
 	// to whoever runs us.
 	cmd.Wait()
-	if status == "error" {
+	return err
+}
+
+// startThroughKeeper asks the keeper that a killed respawner of this
+// instance left (it holds the program's output pipes and its processes) to
+// fork the new respawner, which adopts the program; and waits for its report.
+func startThroughKeeper(c *net.UnixConn) error {
+	r, w, err := os.Pipe()
+	if err != nil {
+		c.Close()
+		return fmt.Errorf("pipe: %w", err)
+	}
+	defer r.Close()
+	wd, _ := os.Getwd()
+	err = keeper.Ask(c, os.Args, os.Environ(), wd, w)
+	w.Close()
+	if err != nil {
+		return err
+	}
+	return awaitReport(r)
+}
+
+// awaitReport reads the daemon's verdict until it closes its end.
+func awaitReport(r *os.File) error {
+	msg, _ := io.ReadAll(r)
+	status, reason, _ := strings.Cut(string(msg), "\n")
+	switch status {
+	case "ok":
+		return nil
+	case "error":
 		return errors.New(strings.TrimRight(reason, "\n"))
 	}
 	return errors.New("the respawner daemon exited before reporting; see its log")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/respawner/respawner/internal/control"
 	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/internal/keeper"
 	"github.com/respawner/respawner/internal/loop"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -205,6 +206,12 @@ func runStart(c *cobra.Command, o *startOptions) error {
 		return err
 	}
 	report, isDaemon := daemonReportFile()
+	if isDaemon && os.Getenv(keeper.EnvRole) == "1" {
+		// This is the keeper that daemonize started: it forks the respawner
+		// that supervises, with the same command line, and holds what must
+		// outlive it. It never returns.
+		keeper.Run(os.Args, os.Environ(), int(report.Fd()))
+	}
 	// In the daemon, stderr is /dev/null: every error must go to the report.
 	fail := func(err error) error {
 		if isDaemon {
@@ -224,8 +231,23 @@ func runStart(c *cobra.Command, o *startOptions) error {
 	if pid, live := d.Live(o.name); live {
 		return fail(&control.RunningError{Name: o.name, PID: pid})
 	}
+	if !isDaemon {
+		// A keeper listening for this name means a daemonized respawner of
+		// it was killed and left its program running under the keeper.
+		if kc, err := d.DialKeep(o.name, time.Second); err == nil {
+			if o.foreground {
+				kc.Close()
+				return fmt.Errorf("%s: a respawner of this name was killed and its program still runs under its keeper; adopt it with `respawner start` without -D, or stop it (`respawner start %s` then `respawner stop %s`)", o.name, o.name, o.name)
+			}
+			return startThroughKeeper(kc)
+		}
+	}
 	if !o.foreground && !isDaemon {
-		return daemonize(c)
+		return daemonize()
+	}
+	link, err := keeper.Attach()
+	if err != nil {
+		return fail(err)
 	}
 	// Hygiene before anything else starts: what we inherited must not reach the program.
 	if err := loop.CloseInheritedFDs(); err != nil {
@@ -233,7 +255,7 @@ func runStart(c *cobra.Command, o *startOptions) error {
 	}
 	loop.ResetIgnoredSignals()
 	quietGC(hookOpts != nil)
-	code, err := supervise(c, o, path, report, hookOpts)
+	code, err := supervise(c, o, path, report, hookOpts, link)
 	if err != nil {
 		return err
 	}
@@ -245,7 +267,7 @@ func runStart(c *cobra.Command, o *startOptions) error {
 
 // supervise runs one instance in this process: the foreground of -D, or the
 // daemon that `start` re-executed. report is nil in the foreground.
-func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, hookOpts *loop.HookOptions) (int, error) {
+func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, hookOpts *loop.HookOptions, link *keeper.Link) (int, error) {
 	fail := func(err error) (int, error) {
 		if report != nil {
 			sendReport(report, err)
@@ -259,10 +281,25 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 	if err != nil {
 		return fail(err)
 	}
-	defer lock.Release()
+	ended := false // supervision ran and ended: the keeper may go
+	defer func() {
+		lock.Release()
+		if link != nil && ended {
+			link.Bye(keeperByeTimeout)
+		}
+	}()
 	ctl, err := o.dir.Listen(o.name)
 	if err != nil {
 		return fail(err)
+	}
+	if link != nil {
+		kl, err := o.dir.ListenKeep(o.name)
+		if err == nil {
+			err = link.Hand(kl)
+		}
+		if err != nil {
+			return fail(err)
+		}
 	}
 	log, output, sink, reopen, err := newInstanceLogger(o, c.ErrOrStderr(), report != nil)
 	if err != nil {
@@ -296,12 +333,19 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 		StatePath: o.dir.ProcPath(o.name + ".state"), // opened with O_NOFOLLOW
 		Adopt:     adoptable(o.dir, o.name),
 		Hooks:     hookOpts,
+		Keeper:    link,
 	}
 	if report != nil {
 		opts.Report = func(err error) { sendReport(report, err) }
 	}
-	return loop.New(opts).Run()
+	code, err := loop.New(opts).Run()
+	ended = true
+	return code, err
 }
+
+// keeperByeTimeout bounds the wait for the keeper to exit after the instance
+// ended, so that a stop that waits for respawner finds the keeper gone too.
+const keeperByeTimeout = time.Second
 
 // logFlushTimeout bounds how long an ending respawner waits for its log to
 // take the last lines (a full pipe nobody reads would take them never).

@@ -138,6 +138,7 @@ func (d *Dir) Acquire(name string) (*Lock, error) {
 // Release removes the instance's files and drops the lock.
 func (l *Lock) Release() {
 	l.dir.Remove(l.name + ".sock")
+	l.dir.Remove(l.name + ".keep")
 	l.dir.Remove(l.name + ".state")
 	l.dir.Remove(l.name + ".pid")
 	l.f.Close()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -80,7 +81,26 @@ func PeerAllowed(fd int) (uid uint32, ok bool) {
 // /proc/self/fd/DIRFD/NAME.sock, so the path cannot lead out of the
 // directory that was checked.
 func (d *Dir) Listen(name string) (int, error) {
-	file := name + ".sock"
+	return d.listenFile(name + ".sock")
+}
+
+// ListenKeep creates NAME.keep (mode 0600), where the instance's keeper
+// takes the next start's request (see internal/keeper). Call it only while
+// holding the instance Lock.
+func (d *Dir) ListenKeep(name string) (int, error) {
+	return d.listenFile(name + ".keep")
+}
+
+// DialKeep connects to the keeper of name, if one listens.
+func (d *Dir) DialKeep(name string, timeout time.Duration) (*net.UnixConn, error) {
+	c, err := d.connectFile(name+".keep", timeout)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.UnixConn), nil
+}
+
+func (d *Dir) listenFile(file string) (int, error) {
 	if err := fileName(file); err != nil {
 		return -1, err
 	}
@@ -97,7 +117,7 @@ func (d *Dir) Listen(name string) (int, error) {
 	}
 	if err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("listen on %s: %w", SockPath(d.Path, name), err)
+		return -1, fmt.Errorf("listen on %s: %w", filepath.Join(d.Path, file), err)
 	}
 	return fd, nil
 }
@@ -122,7 +142,10 @@ func (d *Dir) dial(name string, timeout time.Duration) (net.Conn, error) {
 }
 
 func (d *Dir) connect(name string, timeout time.Duration) (net.Conn, error) {
-	file := name + ".sock"
+	return d.connectFile(name+".sock", timeout)
+}
+
+func (d *Dir) connectFile(file string, timeout time.Duration) (net.Conn, error) {
 	if err := fileName(file); err != nil {
 		return nil, err
 	}

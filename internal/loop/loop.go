@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/control"
 	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/internal/keeper"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,6 +54,11 @@ type Options struct {
 	// Hooks, when set, runs hook plugins; nil means no plugin process,
 	// goroutine or timer exists at all.
 	Hooks *HookOptions
+	// Keeper, when set (daemon mode), is the process that forked respawner
+	// and holds the program's output pipes: the loop reads those pipes, and
+	// the keeper's other children (what an earlier, killed respawner left)
+	// belong to the instance like respawner's own.
+	Keeper *keeper.Link
 }
 
 // Adoption identifies a running program to take over.
@@ -174,11 +180,18 @@ func (l *Loop) Run() (int, error) {
 		return 1, err
 	}
 
-	if a := l.opt.Adopt; a != nil {
+	switch a := l.opt.Adopt; {
+	case a != nil:
 		l.pgid = a.PGID
 		l.log.Info("adopting running program", "pid", a.PID)
 		l.act(l.m.Adopt(time.Now(), a.PID, a.Started))
-	} else {
+	case len(l.instanceChildren()) > 0:
+		// A respawner killed while it cleaned up after a run left processes
+		// under the keeper (a worker that ignores SIGTERM): they go first,
+		// so that two generations never run side by side.
+		l.log.Warn("processes of an earlier run are still alive; terminating them before the start", "pids", l.instanceChildren())
+		l.act(l.m.Clear(time.Now()))
+	default:
 		l.act(l.m.Start(time.Now()))
 	}
 	if l.probers != nil {
@@ -256,7 +269,13 @@ func (l *Loop) setup() error {
 	l.files = []uintptr{l.opt.Stdin, 1, 2}
 	if l.opt.Output != nil {
 		for i := range l.out {
-			if err := l.out[i].open(l.epfd); err != nil {
+			var err error
+			if k := l.opt.Keeper; k != nil {
+				err = l.out[i].adopt(l.epfd, k.Pipes[2*i], k.Pipes[2*i+1])
+			} else {
+				err = l.out[i].open(l.epfd)
+			}
+			if err != nil {
 				return err
 			}
 			l.files[i+1] = uintptr(l.out[i].w)
@@ -680,11 +699,72 @@ func (l *Loop) watchedExited() {
 	l.flushEvents()
 }
 
+// instanceChildren lists the processes directly below the instance that
+// are not the watched process or the hook host: respawner's children and,
+// with a keeper, the keeper's children but respawner itself (processes of
+// an earlier run, reparented to the keeper when its respawner was killed).
+func (l *Loop) instanceChildren() []int {
+	self := os.Getpid()
+	pids := children(self, nil)
+	if k := l.opt.Keeper; k != nil {
+		for _, p := range children(k.PID, nil) {
+			if p != self {
+				pids = append(pids, p)
+			}
+		}
+	}
+	keep := pids[:0]
+	for _, p := range pids {
+		if !l.watched(p) {
+			keep = append(keep, p)
+		}
+	}
+	return keep
+}
+
+// instanceDescendants lists every process of the instance, breadth first:
+// what is below respawner (the hook host's subtree excepted), below the
+// keeper, and below the watched process when it is neither's child (a
+// program adopted by a respawner in the foreground).
+func (l *Loop) instanceDescendants() []int {
+	seen := map[int]bool{os.Getpid(): true}
+	var out []int
+	add := func(pids []int) {
+		for _, p := range pids {
+			if !seen[p] && !l.isHost(p) {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	add(children(os.Getpid(), nil))
+	if k := l.opt.Keeper; k != nil {
+		add(children(k.PID, nil))
+	}
+	if l.pid > 0 {
+		add([]int{l.pid})
+	}
+	for i := 0; i < len(out); i++ {
+		add(children(out[i], nil))
+	}
+	return out
+}
+
+// ours reports whether pid belongs to the instance: below respawner (not
+// through the hook host) or below its keeper.
+func (l *Loop) ours(pid int) bool {
+	if isDescendant(pid, os.Getpid(), l.isHost) {
+		return true
+	}
+	k := l.opt.Keeper
+	return k != nil && isDescendant(pid, k.PID, func(p int) bool { return p == os.Getpid() })
+}
+
 // watchLeftovers opens a pidfd for each of our children that is not yet
-// watched (what the run left behind, reparented to us as subreaper) and
-// returns the pids of all the run's processes being waited for.
+// watched (what the run left behind, reparented to us as subreaper, or to
+// the keeper) and returns the pids of all the run's processes being waited for.
 func (l *Loop) watchLeftovers() []int {
-	for _, pid := range children(os.Getpid(), nil) {
+	for _, pid := range l.instanceChildren() {
 		if l.watched(pid) {
 			continue
 		}
@@ -774,13 +854,14 @@ func (l *Loop) reapOrphans() {
 }
 
 // pruneTree drops leftovers that are no longer our children to wait for
-// (waitid says ECHILD), so that a stop can never wait for a process that is
-// gone without its pidfd having said so.
+// (waitid says ECHILD) and are not alive under the keeper either, so that a
+// stop can never wait for a process that is gone without its pidfd having
+// said so.
 func (l *Loop) pruneTree() {
 	for fd, pid := range l.tree {
 		var info unix.Siginfo
 		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
-		if errors.Is(err, unix.ECHILD) {
+		if errors.Is(err, unix.ECHILD) && !(l.opt.Keeper != nil && control.Alive(pid)) {
 			l.log.Debug("leftover process no longer ours", "pid", pid)
 			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 			unix.Close(fd)
@@ -820,8 +901,8 @@ func (l *Loop) signalTree(sig syscall.Signal) {
 			}
 		}
 	}
-	for _, pid := range descendants(os.Getpid(), l.isHost) {
-		if pgid, err := unix.Getpgid(pid); err == nil && (pgid != l.pgid || l.pgid == 0) {
+	for _, pid := range l.instanceDescendants() {
+		if pgid, err := unix.Getpgid(pid); err == nil && (pgid != l.pgid || l.pgid == 0) && pid != l.pid {
 			send(pid)
 		}
 	}
@@ -851,7 +932,7 @@ func (l *Loop) groupIsOurs() bool {
 			return true
 		}
 	}
-	for _, pid := range descendants(os.Getpid(), l.isHost) {
+	for _, pid := range l.instanceDescendants() {
 		if pg, err := unix.Getpgid(pid); err == nil && pg == l.pgid {
 			return true
 		}
@@ -924,7 +1005,7 @@ func (l *Loop) checkPidfile() {
 	case !control.Alive(pid):
 		l.pf.problem = fmt.Errorf("pidfile %s names pid %d, which is not running", l.opt.Pidfile, pid)
 		return
-	case !isDescendant(pid, os.Getpid(), l.isHost):
+	case !l.ours(pid):
 		l.pf.stop()
 		l.step(PidfileFailed{Err: fmt.Errorf("pidfile %s names pid %d, which respawner did not start: refusing to watch or signal it", l.opt.Pidfile, pid)})
 		return

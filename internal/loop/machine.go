@@ -285,6 +285,7 @@ type outcome struct {
 	code   int
 	reason string
 	delay  time.Duration
+	first  bool // the first start, after clearing what an earlier respawner left
 }
 
 // Machine is the supervision policy as a pure state machine: Step takes an event
@@ -358,6 +359,19 @@ func (m *Machine) Start(now time.Time) []Action {
 	}
 	m.set(Starting, now)
 	return []Action{Spawn{Restart: 0, Limit: m.cfg.Limit}}
+}
+
+// Clear begins supervision by terminating processes that an earlier
+// respawner of this instance left (it was killed while it cleaned up after a
+// run): SIGTERM, SIGKILL after the stop timeout, and the first start once
+// they are gone. A stop meanwhile ends supervision instead.
+func (m *Machine) Clear(now time.Time) []Action {
+	if m.state != Idle {
+		return nil
+	}
+	m.pending = outcome{first: true, reason: "processes of an earlier run"}
+	m.set(Cleanup, now)
+	return []Action{SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{}}
 }
 
 // Adopt begins supervision of a program that is already running as pid, left
@@ -736,6 +750,10 @@ func (m *Machine) finish(now time.Time, o outcome, disarmKill bool) []Action {
 	}
 	m.pending = o
 	switch {
+	case o.first:
+		m.pending = outcome{}
+		m.set(Starting, now)
+		return append(acts, Spawn{Restart: 0, Limit: m.cfg.Limit})
 	case o.exit:
 		if o.code == 0 {
 			m.set(Stopped, now)

@@ -2416,3 +2416,40 @@ func fuzzSeeds() [][]byte {
 			ev(kindUnhealthy, 0), ev(ex, fuzzArg(sigterm, false, 1)), ev(fr, 0), ev(fs, 0), ev(kindUnhealthy, 0), ev(ex, 0)),
 	}
 }
+
+// Clear: what an earlier, killed respawner left is terminated first (TERM,
+// KILL after the stop timeout), then the first start follows; a stop while
+// clearing ends supervision without starting anything.
+func TestClearBeforeFirstStart(t *testing.T) {
+	m := NewMachine(base())
+	got := m.Clear(t0)
+	want := []Action{SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: base().StopTimeout}, CollectTree{}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Clear = %s, want %s", fmtActs(got), fmtActs(want))
+	}
+	if m.State() != Cleanup {
+		t.Fatalf("state %s, want cleanup", m.State())
+	}
+	if got := m.Step(at(time.Second), TimerFired{ID: KillTimer}); !reflect.DeepEqual(got, []Action{SignalTree{Sig: syscall.SIGKILL}}) {
+		t.Fatalf("kill timer: %s", fmtActs(got))
+	}
+	got = m.Step(at(2*time.Second), TreeEmpty{})
+	want = []Action{DisarmTimer{ID: KillTimer}, Spawn{Restart: 0}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("tree empty: %s, want %s", fmtActs(got), fmtActs(want))
+	}
+	if s := m.Snapshot(); s.State != Starting || s.Restarts != 0 || s.Reason != "" {
+		t.Fatalf("after clearing: %+v", s)
+	}
+	if again := m.Clear(t0); again != nil {
+		t.Fatalf("second Clear = %s", fmtActs(again))
+	}
+
+	m = NewMachine(base())
+	m.Clear(t0)
+	m.Step(at(time.Second), StopRequested{})
+	got = m.Step(at(2*time.Second), TreeEmpty{})
+	if want := []Action{DisarmTimer{ID: KillTimer}, Exit{Code: 0, Reason: "stopped"}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("stop while clearing: %s, want %s", fmtActs(got), fmtActs(want))
+	}
+}
