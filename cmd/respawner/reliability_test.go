@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -209,5 +210,143 @@ func TestStatusOfLongArgumentList(t *testing.T) {
 	}
 	if r := respawner(t, dir, "stop", "long"); r.code != 0 {
 		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+}
+
+// killRespawner SIGKILLs the respawner of instance name and waits until it is gone.
+func killRespawner(t *testing.T, dir, name string) control.Status {
+	t.Helper()
+	st, code := statusOf(t, dir, name)
+	if code != 0 {
+		t.Fatalf("status before the kill: exit %d", code)
+	}
+	syscall.Kill(st.RespawnerPID, syscall.SIGKILL)
+	if !control.WaitGone(st.RespawnerPID, 5*time.Second) {
+		t.Fatal("respawner survived SIGKILL")
+	}
+	return st
+}
+
+// The program must outlive a respawner killed with SIGKILL, even though it
+// writes: before, respawner held the only read end of its output pipe and
+// the program died of SIGPIPE within a second. The keeper holds the pipe;
+// the next start adopts the program, and every line written meanwhile
+// reaches the log.
+func TestProgramOutlivesKilledRespawner(t *testing.T) {
+	dir := runtimeDir(t)
+	prog := script(t, t.TempDir(), "ticker.sh", `i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.1; done`)
+	startDaemon(t, dir, "ticker", prog)
+	st := killRespawner(t, dir, "ticker")
+	defer syscall.Kill(st.PID, syscall.SIGKILL) // if adoption fails
+	fd := watchPID(t, st.PID)
+	if gone(fd, 1500*time.Millisecond) {
+		t.Fatal("the program died with its respawner (SIGPIPE on its output?)")
+	}
+	if r := respawner(t, dir, "start", "--name", "ticker", prog); r.code != 0 {
+		t.Fatalf("start again: exit %d %s", r.code, r.stderr)
+	}
+	if st2, code := statusOf(t, dir, "ticker"); code != 0 || st2.PID != st.PID {
+		t.Fatalf("after the new start: %+v, want pid %d adopted", st2, st.PID)
+	}
+	waitLogged(t, control.LogPath(dir, "ticker"), "tick 30", 10*time.Second)
+	if r := respawner(t, dir, "stop", "ticker"); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+	log, _ := os.ReadFile(control.LogPath(dir, "ticker"))
+	last := 0
+	for _, l := range strings.Split(string(log), "\n") {
+		_, rest, ok := strings.Cut(l, "ticker: tick ")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.Atoi(rest)
+		if n != last+1 {
+			t.Fatalf("tick %d follows tick %d: lines lost while respawner was dead\n%s", n, last, log)
+		}
+		last = n
+	}
+	if last < 30 {
+		t.Fatalf("only %d ticks logged", last)
+	}
+	assertRuntimeDirEmpty(t, dir)
+}
+
+// waitLogged waits until the file at path contains s.
+func waitLogged(t *testing.T, path, s string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if b, _ := os.ReadFile(path); strings.Contains(string(b), s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(path)
+			t.Fatalf("%q not in %s after %s:\n%s", s, path, timeout, b)
+		}
+		time.Sleep(50 * time.Millisecond) // a log file has no event to wait on but its writes
+	}
+}
+
+// A respawner killed while it was terminating what a crashed run left (a
+// worker that ignores SIGTERM) must not leave that worker running beside the
+// next generation for ever: the next start terminates it first.
+func TestLeftoverOfKilledCleanupIsTerminated(t *testing.T) {
+	dir := runtimeDir(t)
+	tmp := t.TempDir()
+	// The first run starts a stubborn worker and fails; later runs just run.
+	prog := script(t, tmp, "crashy.sh", fmt.Sprintf(`
+if [ -e %[1]s/worker.pid ]; then exec sleep 1000; fi
+sh -c 'trap "" TERM; echo $$ > %[1]s/worker.tmp; mv %[1]s/worker.tmp %[1]s/worker.pid; exec sleep 1000' &
+while [ ! -e %[1]s/worker.pid ]; do sleep 0.05; done
+exit 1`, tmp))
+	startDaemon(t, dir, "crashy", "--start-check", "0", "--stop-timeout", "1m", "-t", "0", prog)
+	worker, _ := strconv.Atoi(waitFile(t, filepath.Join(tmp, "worker.pid"), 10*time.Second))
+	defer syscall.Kill(worker, syscall.SIGKILL)
+	fd := watchPID(t, worker)
+	// The run has failed: the worker got SIGTERM (ignored) and respawner
+	// waits a minute before SIGKILL. Kill respawner now.
+	waitLogged(t, control.LogPath(dir, "crashy"), "terminating processes left behind", 10*time.Second)
+	st, _ := statusOf(t, dir, "crashy")
+	syscall.Kill(st.RespawnerPID, syscall.SIGKILL)
+	if !control.WaitGone(st.RespawnerPID, 5*time.Second) {
+		t.Fatal("respawner survived SIGKILL")
+	}
+	if gone(fd, 500*time.Millisecond) {
+		t.Fatal("the worker died with respawner: nothing to test")
+	}
+	if r := respawner(t, dir, "start", "--name", "crashy", "--start-check", "0", "--stop-timeout", "500ms", prog); r.code != 0 {
+		t.Fatalf("start again: exit %d %s", r.code, r.stderr)
+	}
+	if !gone(fd, 10*time.Second) {
+		t.Fatalf("the stubborn worker of the killed respawner's run still runs beside the new one:\n%s", readFile(t, control.LogPath(dir, "crashy")))
+	}
+	waitState(t, dir, "crashy", "running", 0, 10*time.Second)
+	if r := respawner(t, dir, "stop", "crashy"); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+}
+
+// After adoption, stop must still reach every process of the instance,
+// including a grandchild that left the program's process group and session.
+func TestStopAfterAdoptionReachesSetsidGrandchild(t *testing.T) {
+	dir := runtimeDir(t)
+	tmp := t.TempDir()
+	prog := script(t, tmp, "forker.sh", fmt.Sprintf(`
+setsid sh -c 'echo $$ > %[1]s/gc.tmp; mv %[1]s/gc.tmp %[1]s/gc.pid; exec sleep 1000' &
+exec sleep 1000`, tmp))
+	startDaemon(t, dir, "forker", prog)
+	gc, _ := strconv.Atoi(waitFile(t, filepath.Join(tmp, "gc.pid"), 10*time.Second))
+	defer syscall.Kill(gc, syscall.SIGKILL)
+	fd := watchPID(t, gc)
+	st := killRespawner(t, dir, "forker")
+	defer syscall.Kill(st.PID, syscall.SIGKILL)
+	if r := respawner(t, dir, "start", "--name", "forker", prog); r.code != 0 {
+		t.Fatalf("start again: exit %d %s", r.code, r.stderr)
+	}
+	if r := respawner(t, dir, "stop", "forker"); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+	if !gone(fd, 5*time.Second) {
+		t.Fatal("the setsid'd grandchild survived the stop after adoption")
 	}
 }
