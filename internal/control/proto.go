@@ -28,7 +28,8 @@ type Status struct {
 	Program      string    `json:"program"`
 	Args         []string  `json:"args"`
 	RespawnerPID int       `json:"respawner_pid"`
-	Started      time.Time `json:"started,omitzero"` // start of the current run, when running
+	KeeperPID    int       `json:"keeper_pid,omitempty"` // daemon mode: the process holding the output pipes
+	Started      time.Time `json:"started,omitzero"`     // start of the current run, when running
 	NextRestart  time.Time `json:"next_restart,omitzero"`
 	Reason       string    `json:"reason,omitempty"`
 	LastProbe    string    `json:"last_probe,omitempty"` // result of the last health probe

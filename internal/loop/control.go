@@ -257,6 +257,9 @@ func (l *Loop) status() control.Status {
 	if st.Args == nil {
 		st.Args = []string{}
 	}
+	if k := l.opt.Keeper; k != nil {
+		st.KeeperPID = k.PID
+	}
 	if s.State == Running {
 		st.PID = s.PID
 		st.Started = s.Started.UTC().Truncate(time.Second)
