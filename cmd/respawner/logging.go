@@ -70,6 +70,7 @@ func (r *reopenFile) Write(p []byte) (int, error) {
 func newInstanceLogger(o *startOptions, stderr io.Writer, daemon bool) (log, output hclog.Logger, sink *logsink.Sink, reopen func() error, err error) {
 	out := stderr
 	syslogged := false
+	var slw *syslogWriter
 	switch {
 	case o.log.file != "" || daemon && !syslogAvailable():
 		// --log-file is the operator's path; NAME.log is reached through
@@ -88,9 +89,12 @@ func newInstanceLogger(o *startOptions, stderr io.Writer, daemon bool) (log, out
 		if err != nil {
 			return nil, nil, nil, nil, err
 		}
-		out, syslogged = w, true
+		out, syslogged, slw = w, true, w
 	}
 	sink = logsink.New(out, logsink.DefaultSize)
+	if slw != nil {
+		slw.drop = sink.Drop
+	}
 	opts := func(name string) *hclog.LoggerOptions {
 		return &hclog.LoggerOptions{
 			Name:        name,
@@ -126,23 +130,17 @@ func syslogAvailable() bool {
 
 // syslogWriter sends each hclog line to syslog (facility daemon) with the
 // priority of its level, as one datagram in the format of RFC 3164 that
-// /dev/log takes. A send never waits long: the loop logs, and a stalled
-// syslog daemon must not stall supervision. A line that cannot go out within
-// syslogWait is dropped, and so is every line for syslogPause after it
-// without trying; the next line that goes through says how many were lost.
+// /dev/log takes. It sits behind the log's queue (logsink), so a send may
+// wait; one that cannot go out within syslogWait is dropped and counted
+// with the queue's own drops, which the log reports once it catches up.
 type syslogWriter struct {
-	mu      sync.Mutex
-	c       net.Conn
-	pid     int
-	dropped int
-	retryAt time.Time
+	c    net.Conn
+	pid  int
+	drop func() // counts a line that could not go out
 }
 
-// syslogPause is how long lines are dropped without trying after a send failed.
-const syslogPause = time.Second
-
 // syslogWait bounds one send to the syslog socket.
-const syslogWait = 20 * time.Millisecond
+const syslogWait = time.Second
 
 // Syslog severities (RFC 5424) and the daemon facility.
 const (
@@ -158,40 +156,31 @@ func newSyslogWriter() (*syslogWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("syslog: %w", err)
 	}
-	return &syslogWriter{c: c, pid: os.Getpid()}, nil
+	return &syslogWriter{c: c, pid: os.Getpid(), drop: func() {}}, nil
 }
 
+// Write sends each line of p (the queue hands over several at once) as a
+// datagram of its own.
 func (s *syslogWriter) Write(p []byte) (int, error) {
-	line := strings.TrimRight(string(p), "\n")
-	sev := sevInfo
-	switch {
-	case strings.Contains(line, "[ERROR]"), strings.Contains(line, `"@level":"error"`):
-		sev = sevErr
-	case strings.Contains(line, "[WARN]"), strings.Contains(line, `"@level":"warn"`):
-		sev = sevWarning
-	case strings.Contains(line, "[DEBUG]"), strings.Contains(line, "[TRACE]"):
-		sev = sevDebug
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := time.Now()
-	if now.Before(s.retryAt) {
-		s.dropped++
-		return len(p), nil
-	}
-	if s.dropped > 0 && s.send(now, sevWarning, fmt.Sprintf("[WARN]  respawner: syslog was not taking lines: %d dropped", s.dropped)) {
-		s.dropped = 0
-	}
-	if !s.send(now, sev, line) {
-		s.dropped++
-		s.retryAt = now.Add(syslogPause)
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		sev := sevInfo
+		switch {
+		case strings.Contains(line, "[ERROR]"), strings.Contains(line, `"@level":"error"`):
+			sev = sevErr
+		case strings.Contains(line, "[WARN]"), strings.Contains(line, `"@level":"warn"`):
+			sev = sevWarning
+		case strings.Contains(line, "[DEBUG]"), strings.Contains(line, "[TRACE]"):
+			sev = sevDebug
+		}
+		msg := fmt.Sprintf("<%d>%s respawner[%d]: %s", facilityDaemon|sev, now.Format(time.Stamp), s.pid, line)
+		s.c.SetWriteDeadline(time.Now().Add(syslogWait))
+		if _, err := s.c.Write([]byte(msg)); err != nil {
+			s.drop()
+		}
 	}
 	return len(p), nil
-}
-
-func (s *syslogWriter) send(now time.Time, sev int, line string) bool {
-	msg := fmt.Sprintf("<%d>%s respawner[%d]: %s", facilityDaemon|sev, now.Format(time.Stamp), s.pid, line)
-	s.c.SetWriteDeadline(now.Add(syslogWait))
-	_, err := s.c.Write([]byte(msg))
-	return err == nil
 }

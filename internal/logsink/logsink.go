@@ -128,8 +128,19 @@ func (s *Sink) Flush(timeout time.Duration) error {
 	done := make(chan struct{})
 	go func() {
 		s.mu.Lock()
-		for (len(s.buf) > 0 || s.busy) && !s.closed {
-			s.idle.Wait()
+		for !s.closed {
+			for (len(s.buf) > 0 || s.busy) && !s.closed {
+				s.idle.Wait()
+			}
+			if s.dropped == 0 || s.notice == nil || s.closed {
+				break
+			}
+			// Drops not yet reported: say so in the log before it closes.
+			n, notice := s.dropped, s.notice
+			s.dropped = 0
+			s.mu.Unlock()
+			notice(n)
+			s.mu.Lock()
 		}
 		s.mu.Unlock()
 		close(done)

@@ -976,8 +976,9 @@ func (l *Loop) emitLine(b []byte, stderr bool) {
 	}
 }
 
-// finalOutput bounds what is read from the pipes when supervision ends.
-const finalOutput = 1 << 20
+// finalOutput bounds what is read from the pipes when supervision ends:
+// twice what a pipe can hold (keeper.PipeSize).
+const finalOutput = 2 << 20
 
 // drainOutput logs what the program wrote last, at the end of supervision:
 // up to finalOutput bytes a pipe, then any line left without its newline.
