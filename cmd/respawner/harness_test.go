@@ -68,6 +68,8 @@ func runHelper(name string, args []string) {
 		controlRequest(args)
 	case "http-server":
 		httpServer(args)
+	case "counter-writer":
+		counterWriter(args)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown helper %q\n", name)
 		os.Exit(2)
