@@ -62,15 +62,50 @@ func (w *pidfileWatch) timeoutError(path string, d time.Duration) error {
 	return fmt.Errorf("pidfile %s was not written within --start-timeout %s", path, d)
 }
 
-// readPidfile parses a pidfile: a positive decimal pid and a newline.
+// maxPidfile bounds a pidfile: a pid and a newline take a few bytes, and
+// respawner never reads more than this of whatever sits at the path.
+const maxPidfile = 64
+
+var (
+	errPidfileEmpty = errors.New("empty")
+	errNotPid       = errors.New("not one pid")
+)
+
+// parsePidfile parses the whole content of a pidfile: a positive decimal pid,
+// optionally followed by whitespace (a newline), and nothing else, in at
+// most maxPidfile bytes.
+func parsePidfile(b []byte) (int, error) {
+	if len(b) > maxPidfile {
+		return 0, errNotPid
+	}
+	s := strings.TrimRight(string(b), " \t\r\n")
+	if s == "" {
+		return 0, errPidfileEmpty
+	}
+	if len(s) > 10 {
+		return 0, errNotPid
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, errNotPid
+		}
+	}
+	pid, err := strconv.ParseInt(s, 10, 32)
+	if err != nil || pid <= 0 {
+		return 0, errNotPid
+	}
+	return int(pid), nil
+}
+
+// readPidfile reads the pid a pidfile names.
 func readPidfile(path string) (int, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
-	s := strings.TrimSpace(string(b))
-	pid, err := strconv.Atoi(s)
-	if err != nil || pid <= 0 {
+	pid, err := parsePidfile(b)
+	if err != nil {
+		s := strings.TrimSpace(string(b))
 		if len(s) > 40 {
 			s = s[:40] + "..."
 		}
