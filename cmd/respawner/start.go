@@ -191,6 +191,13 @@ func runStart(c *cobra.Command, o *startOptions) error {
 		}
 		return err
 	}
+	if o.pidfile != "" {
+		// Before anything starts: a -p that is no pidfile (a config file, a
+		// directory, a symbolic link) is refused, never removed.
+		if err := loop.CheckPidfile(o.pidfile); err != nil {
+			return fail(err)
+		}
+	}
 	if err := control.Prepare(o.runtimeDir); err != nil {
 		return fail(err)
 	}

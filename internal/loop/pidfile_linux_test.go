@@ -1,9 +1,14 @@
 package loop
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestParsePidfile(t *testing.T) {
@@ -58,4 +63,29 @@ func FuzzParsePidfile(f *testing.F) {
 			t.Fatalf("%q parsed as %d", b, pid)
 		}
 	})
+}
+
+// A named pipe at the -p path is refused without opening it: an open or a
+// read would block the loop for as long as nobody writes to it.
+func TestPidfileFIFORefused(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.pid")
+	if err := unix.Mkfifo(p, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- clearStalePidfile(p) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "is a named pipe") {
+			t.Fatalf("clearStalePidfile of a FIFO: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("clearStalePidfile blocked on a FIFO")
+	}
+	if _, err := readPidfile(p); err == nil || !strings.Contains(err.Error(), "is a named pipe") {
+		t.Fatalf("readPidfile of a FIFO: %v", err)
+	}
+	if fi, err := os.Lstat(p); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+		t.Fatalf("the FIFO was touched: %v %v", fi, err)
+	}
 }
