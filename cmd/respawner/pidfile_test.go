@@ -253,3 +253,39 @@ func TestStalePidfileRemoved(t *testing.T) {
 		})
 	}
 }
+
+// A daemon's pidfile rewritten to name pid 1: every restart refuses to start
+// a second copy, and status says why the instance stays down while it
+// retries, in the text line and in --json "reason".
+func TestStatusShowsWhyRestartFails(t *testing.T) {
+	tmp := t.TempDir()
+	pf := filepath.Join(tmp, "daemon.pid")
+	in := startRespawner(t, "-t", "0", "--pidfile="+pf, daemonScript(t, tmp, pf))
+	pid := in.waitFor("pidfile read", 10*time.Second).int("pid")
+	fd := watchPID(t, pid)
+	writeVictim(t, pf, "1\n")
+	syscall.Kill(pid, syscall.SIGKILL)
+	if !gone(fd, 5*time.Second) {
+		t.Fatal("the daemon did not die")
+	}
+	const why = "names running pid 1, which respawner did not start: is another copy running?"
+	for range 2 { // the first refusal, then a retry
+		if l := in.waitFor("cannot start program", 10*time.Second); !strings.Contains(l.str("error"), why) {
+			t.Fatalf("error %q, want %q", l.str("error"), why)
+		}
+		st, code := statusOf(t, in.dir, "daemon.sh")
+		if code != 3 || st.State != "backoff" || !strings.Contains(st.Reason, "pidfile "+pf+" "+why) {
+			t.Fatalf("status --json: exit %d %+v, want 3, backoff and the reason", code, st)
+		}
+		if r := respawner(t, in.dir, "status", "daemon.sh"); r.code != 3 || !strings.Contains(r.stdout, "daemon.sh is not running (backoff: cannot start: pidfile "+pf+" "+why) {
+			t.Fatalf("status: exit %d %q", r.code, r.stdout)
+		}
+	}
+	if n := lines(t, filepath.Join(tmp, "runs")); n != 1 {
+		t.Fatalf("the program ran %d times, want once", n)
+	}
+	in.stopOK()
+	if !alive(1) || strings.TrimSpace(readFile(t, pf)) != "1" {
+		t.Fatal("pid 1 or its pidfile was touched")
+	}
+}
