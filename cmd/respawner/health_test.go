@@ -176,3 +176,43 @@ func TestHealthcheckSlowProbeBoundedNoOverlap(t *testing.T) {
 	in.signal(syscall.SIGTERM)
 	in.wait(15 * time.Second)
 }
+
+// Every run starts probing over: with -t 0 a crash and its restart happen in
+// one step, and the probe's schedule and failure count must still not carry
+// over. A program that crashes every half second under initial-delay=2s is
+// never probed at all (and never killed as unhealthy) before a run of its
+// own is 2 s old, however long the crash loop goes on.
+func TestHealthcheckInitialDelayEveryRun(t *testing.T) {
+	const initialDelay = 2 * time.Second
+	tmp := t.TempDir()
+	prog := script(t, tmp, "crash.sh", "sleep 0.5\nexit 1")
+	check := fmt.Sprintf("healthcheck-http:url=http://127.0.0.1:%d/,interval=200ms,timeout=100ms,failures=1,initial-delay=%s",
+		freePort(t), initialDelay) // nothing listens: every probe fails
+	in := startRespawner(t, hookArgs("--plugin", check, "-t", "0", prog)...)
+	var runStart time.Time // of the current run, from respawner's own log
+	timeout := time.After(60 * time.Second)
+	for restarts := 0; restarts < 8; {
+		var l logLine
+		select {
+		case l = <-in.lines:
+		case <-timeout:
+			t.Fatalf("fewer than 8 restarts in 60s:\n%s", in.log())
+		}
+		ts, _ := time.Parse(time.RFC3339Nano, l.str("@timestamp"))
+		switch l.msg() {
+		case "":
+			t.Fatalf("respawner ended:\n%s", in.log())
+		case "restarted":
+			restarts++
+			fallthrough
+		case "started":
+			runStart = ts
+		case "probe failed", "unhealthy: restarting":
+			// Log timestamps are in milliseconds: allow for the rounding.
+			if up := ts.Sub(runStart); up < initialDelay-10*time.Millisecond {
+				t.Fatalf("%q %s into a run, before initial-delay %s:\n%s", l.msg(), up, initialDelay, in.log())
+			}
+		}
+	}
+	in.stopOK()
+}

@@ -222,6 +222,13 @@ func runStart(c *cobra.Command, o *startOptions) error {
 	if err := checkPidfileOwner(o.pidfile); err != nil {
 		return fail(err)
 	}
+	if o.pidfile != "" {
+		// Before anything starts: a -p that is no pidfile (a config file, a
+		// directory, a symbolic link) is refused, never removed.
+		if err := loop.CheckPidfile(o.pidfile); err != nil {
+			return fail(err)
+		}
+	}
 	d, err := control.Prepare(o.runtimeDir)
 	if err != nil {
 		return fail(err)

@@ -127,8 +127,8 @@ func describe(st *control.Status, now time.Time) string {
 		return st.Name + " is not running"
 	}
 	parts := []string{st.State}
-	if st.State == "held" && st.Reason != "" {
-		parts[0] = "held: " + st.Reason
+	if st.Reason != "" { // held by a hook, or why the last run failed
+		parts[0] += ": " + st.Reason
 	}
 	if !st.NextRestart.IsZero() {
 		parts = append(parts, "restart in "+max(st.NextRestart.Sub(now), 0).Round(100*time.Millisecond).String())

@@ -267,7 +267,11 @@ func (l *Loop) status() control.Status {
 	if s.State == Backoff {
 		st.NextRestart = s.Since.Add(s.Delay).UTC().Truncate(time.Millisecond)
 	}
-	if s.State == Held {
+	switch s.State {
+	case Held, Cleanup, Backoff:
+		// Why the program is not running while respawner waits to retry:
+		// the hook's reason, or the failure of the last run ("pidfile ...
+		// names running pid 1 ...: is another copy running?").
 		st.Reason = s.Reason
 	}
 	st.Health, st.LastProbe = l.health()

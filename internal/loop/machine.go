@@ -332,7 +332,7 @@ type Snapshot struct {
 	Following bool          // PID is a daemon followed after its launcher exited
 	Awaiting  bool          // waiting for the pidfile
 	Ready     bool          // the first run has been reported started
-	Reason    string        // why supervision ended (final), or why it is held (Held)
+	Reason    string        // why supervision ended (final), why it is held (Held), or why the run failed (Cleanup, Backoff)
 }
 
 // Snapshot reports the current state for status output and logging.
@@ -414,7 +414,7 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 		// loop's step (spawn, fail, spawn...) to read a stop request.
 		m.started = now
 		m.lastExit = &ExitStatus{Code: 127}
-		o := m.decide(now, false, "cannot start")
+		o := m.decide(now, false, "cannot start: "+ev.Err.Error())
 		if !o.exit {
 			o.delay = max(o.delay, minSpawnRetry)
 		}

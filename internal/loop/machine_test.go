@@ -1276,6 +1276,37 @@ func TestSnapshotReason(t *testing.T) {
 	}
 }
 
+// TestSnapshotReasonWhileRetrying: while the program is down and a restart
+// waits, Snapshot.Reason says why the last run failed, so that status can
+// show a restart that keeps failing ("is another copy running?"); an
+// ordinary exit leaves it empty (last_exit says it all).
+func TestSnapshotReasonWhileRetrying(t *testing.T) {
+	pf := with(func(c *Config) { c.Pidfile = true })
+	pfRun := []tev{{0, Started{PID: 42}}, {time.Second, PidfileRead{PID: 600}}}
+	cases := []struct {
+		name  string
+		cfg   Config
+		evs   []tev
+		state State
+		want  string
+	}{
+		{"exit", base(), toBackoff, Backoff, ""},
+		{"restart cannot exec", base(), then(toRestart, tev{6 * time.Second, SpawnFailed{Err: errExec}}), Backoff, "cannot start: " + errExec.Error()},
+		{"pidfile refused", pf, then(pfRun, tev{2 * time.Second, exited(1)}, tev{7 * time.Second, fireRespawn},
+			tev{7 * time.Second, Started{PID: 43}}, tev{8 * time.Second, PidfileFailed{Err: errPidfile}}), Cleanup, errPidfile.Error()},
+		{"pidfile refused, tree gone", pf, then(pfRun, tev{2 * time.Second, exited(1)}, tev{7 * time.Second, fireRespawn},
+			tev{7 * time.Second, Started{PID: 43}}, tev{8 * time.Second, PidfileFailed{Err: errPidfile}},
+			tev{9 * time.Second, TreeEmpty{}}), Backoff, errPidfile.Error()},
+		{"unhealthy", base(), then(toRunning, tev{time.Second, Unhealthy{Reason: "probe: refused"}}), Cleanup, "probe: refused"},
+	}
+	for _, tc := range cases {
+		m, _ := drive(t, tc.cfg, tc.evs...)
+		if s := m.Snapshot(); s.State != tc.state || s.Reason != tc.want {
+			t.Errorf("%s: %s, Reason %q; want %s, %q", tc.name, s.State, s.Reason, tc.state, tc.want)
+		}
+	}
+}
+
 func TestSnapshotSpawnFailedRestart(t *testing.T) {
 	m, _ := drive(t, base(), then(toRestart, tev{6 * time.Second, SpawnFailed{Err: errExec}})...)
 	s := m.Snapshot()

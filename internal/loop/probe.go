@@ -23,6 +23,7 @@ type prober struct {
 	health   string // unknown, healthy, unhealthy
 	last     string // reason of the last result
 	lastAt   time.Time
+	run      time.Time // start of the run being probed: a new run starts over
 }
 
 // guardSlack is added to a probe's timeout before the loop gives up on an answer.
@@ -38,12 +39,18 @@ func (l *Loop) initProbers() {
 
 // syncProbes starts probing when the program has started running and stops
 // it when the program is no longer running (backoff, starting, stopping).
+// Every run starts over (counts, health, the first probe after the initial
+// delay): with -t 0, exit, restart and start happen in one step, so the
+// program is running before and after it and only the run's start time
+// tells a new run from the old.
 func (l *Loop) syncProbes() {
 	running := l.m.State() == Running
+	run := l.m.started
 	for _, p := range l.probers {
 		switch {
-		case running && !p.active:
+		case running && (!p.active || !p.run.Equal(run)):
 			p.active, p.fails, p.oks, p.inflight, p.health = true, 0, 0, 0, "unknown"
+			p.run = run
 			first := p.sched.InitialDelay
 			if first <= 0 {
 				first = p.sched.Interval
