@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: all build demo test race vet lint fuzz bench proto clean
+.PHONY: all build demo test race vet lint fuzz soak bench proto clean
 
 all: build
 
@@ -27,15 +27,32 @@ vet:
 lint: vet
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }
 
-# Every test, with the race detector, real processes and no cache.
+# Every test, with the race detector, real processes and no cache; then a
+# short run of every fuzz target over its committed seeds and a bit more.
 test: lint build
 	$(GO) test -race -count=1 -timeout 14m ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+
+# Every fuzz target, as package:Target: each parser of outside input
+# (control requests, state and pid files, program output, plugin specs) and
+# the state machine. Seeds are in each package's testdata/fuzz.
+FUZZ := ./internal/loop:FuzzMachine ./internal/loop:FuzzOutputSplit \
+	./internal/loop:FuzzParsePidfile ./internal/control:FuzzParseRequest \
+	./internal/control:FuzzParseState ./pkg/hooks:FuzzParseSpec
+FUZZTIME ?= 30s
 
 fuzz:
-	$(GO) test ./internal/loop -run '^$$' -fuzz FuzzMachine -fuzztime 30s
-	$(GO) test ./pkg/hooks -run '^$$' -fuzz FuzzParseSpec -fuzztime 30s
-	$(GO) test ./internal/control -run '^$$' -fuzz FuzzParseRequest -fuzztime 10s
-	$(GO) test ./internal/control -run '^$$' -fuzz FuzzParseState -fuzztime 10s
+	@for t in $(FUZZ); do \
+		echo "fuzz $${t##*:} ($(FUZZTIME))"; \
+		$(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+# The adversarial soak at full size (several minutes; not in CI): 10,000
+# SIGKILLs with -t 0, a program writing at full speed for 60 s, repeated
+# kills of respawner with adoption, a plugin killed again and again.
+# make test runs the same tests small.
+soak: build
+	RESPAWNER_SOAK=full $(GO) test -count=1 -timeout 60m -run '^TestSoak' -v ./cmd/respawner
 
 # Regenerate pkg/hooks/proto from hooks.proto (installs protoc and the Go
 # generators when missing).

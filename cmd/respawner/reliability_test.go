@@ -350,3 +350,20 @@ exec sleep 1000`, tmp))
 		t.Fatal("the setsid'd grandchild survived the stop after adoption")
 	}
 }
+
+// A second SIGTERM while respawner waits for a slow plugin to shut down
+// must not kill it half way (exit 143, stale files): the signals respawner
+// handles stay taken until it exits.
+func TestSignalDuringSlowPluginShutdown(t *testing.T) {
+	in := startRespawner(t, hookArgs("--plugin", "testhook:sleep=1500ms", "--name", "slowplug", "/bin/sleep", "--", "1000")...)
+	in.waitFor("hook plugin ready", 10*time.Second)
+	in.waitFor("started", 5*time.Second)
+	in.signal(syscall.SIGTERM)
+	in.waitFor("stopped", 10*time.Second) // the loop is done; the host shuts down
+	in.signal(syscall.SIGTERM)
+	in.signal(syscall.SIGINT)
+	if code := in.wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d after a SIGTERM during the plugins' shutdown, want 0:\n%s", code, in.log())
+	}
+	assertRuntimeDirEmpty(t, in.dir)
+}
