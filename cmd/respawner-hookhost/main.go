@@ -49,12 +49,13 @@ func describe(paths []string) int {
 	enc := json.NewEncoder(os.Stdout)
 	for _, p := range paths {
 		d := description{Path: p}
-		if err := hookwire.CheckSafe(p); err != nil {
+		resolved, err := hookwire.SafeExecutable("plugin", p)
+		if err != nil {
 			d.Error = err.Error()
 			enc.Encode(d)
 			continue
 		}
-		c, err := hooks.Launch(p, hooks.LaunchOptions{Logger: hclog.NewNullLogger()})
+		c, err := hooks.Launch(resolved, hooks.LaunchOptions{Logger: hclog.NewNullLogger()})
 		if err != nil {
 			d.Error = err.Error()
 			enc.Encode(d)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -177,6 +178,12 @@ func TestHookStartErrors(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(pluginDir, "respawner-plugin-testhook"))
 	os.WriteFile(filepath.Join(openDir, "respawner-plugin-loose"), b, 0o755)
 	sum := sha256.Sum256(b)
+	// Owned by another user, and a link into a world-writable directory.
+	theirs := t.TempDir()
+	os.Chmod(theirs, 0o755)
+	os.WriteFile(filepath.Join(theirs, "respawner-plugin-theirs"), b, 0o755)
+	os.Chown(filepath.Join(theirs, "respawner-plugin-theirs"), 65534, 65534)
+	os.Symlink(filepath.Join(openDir, "respawner-plugin-loose"), filepath.Join(theirs, "respawner-plugin-linked"))
 	brokenDir := t.TempDir()
 	os.Chmod(brokenDir, 0o755)
 	os.WriteFile(filepath.Join(brokenDir, "respawner-plugin-broken"), []byte("#!/bin/sh\necho 'cannot read /etc/broken.conf' >&2\nexit 1\n"), 0o755)
@@ -193,12 +200,16 @@ func TestHookStartErrors(t *testing.T) {
 		{"healthcheck-http bad url", []string{"--plugin", "healthcheck-http:url=ftp://x/"}, []string{"plugin healthcheck-http", "url"}},
 		{"plugin that fails its own start-up", []string{"--plugin-dir", brokenDir, "--plugin", "broken"}, []string{"plugin broken", "its stderr: cannot read /etc/broken.conf"}},
 		{"world-writable directory", []string{"--plugin-dir", openDir, "--plugin", "loose"}, []string{"world-writable"}},
+		{"binary of another user", []string{"--plugin-dir", theirs, "--plugin", "theirs"}, []string{"respawner-plugin-theirs is owned by uid 65534", "chown root"}},
+		{"link into a world-writable directory", []string{"--plugin-dir", theirs, "--plugin", "linked"}, []string{"resolved to " + openDir, "sits in world-writable " + openDir}},
 		{"wrong sha256 pin", []string{"--plugin", "testhook:sha256=" + strings.Repeat("0", 64)}, []string{"plugin testhook", "checksum"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := runtimeDir(t)
-			args := append(append([]string{"start", "-D", "--plugin-dir", pluginDir}, tt.args...), "/bin/sleep", "--", "1000")
+			// /bin/true: a start that should have been refused ends at
+			// once (exit 0) instead of supervising forever.
+			args := append(append([]string{"start", "-D", "--plugin-dir", pluginDir}, tt.args...), "/bin/true")
 			r := respawner(t, dir, args...)
 			if r.code != 1 {
 				t.Fatalf("exit %d, want 1: %s", r.code, r.stderr)
@@ -214,6 +225,30 @@ func TestHookStartErrors(t *testing.T) {
 			assertRuntimeDirEmpty(t, dir)
 		})
 	}
+	t.Run("group-writable respawner-hookhost", func(t *testing.T) {
+		// respawner looks for the host beside itself: a copy of both, the
+		// host writable by its group.
+		dir := t.TempDir()
+		os.Chmod(dir, 0o755)
+		for _, f := range []string{"respawner", "respawner-hookhost"} {
+			b, err := os.ReadFile(filepath.Join(filepath.Dir(respawnerBin), f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(dir, f), b, 0o755)
+		}
+		host := filepath.Join(dir, "respawner-hookhost")
+		os.Chmod(host, 0o775)
+		cmd := exec.Command(filepath.Join(dir, "respawner"), "start", "-D", "--plugin-dir", pluginDir, "--plugin", "testhook", "/bin/true")
+		cmd.Env = append(os.Environ(), "RESPAWNER_RUNTIME_DIR="+runtimeDir(t))
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			t.Fatalf("exit %v, want 1: %s", err, out)
+		}
+		if want := "respawner-hookhost " + host + " is group-writable (-rwxrwxr-x, owner uid 0): refusing to run it (chmod go-w " + host + ")"; !strings.Contains(string(out), want) {
+			t.Fatalf("output %q lacks %q", out, want)
+		}
+	})
 	t.Run("right sha256 pin", func(t *testing.T) {
 		in := startRespawner(t, hookArgs("--plugin", "testhook:sha256="+hex.EncodeToString(sum[:]), "/bin/sleep", "--", "1000")...)
 		in.waitFor("hook plugin ready", 10*time.Second)
