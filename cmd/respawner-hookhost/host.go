@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/internal/pluginproc"
 	"github.com/respawner/respawner/pkg/hooks"
 	"golang.org/x/sys/unix"
 )
@@ -233,6 +234,10 @@ func (h *host) shutdown() {
 		go func() { defer wg.Done(); p.stop() }()
 	}
 	wg.Wait()
+	// Whatever the plugins started and left behind goes with them.
+	pluginproc.KillOrphans(func(pid int) {
+		h.log.Debug("killed a plugin's orphan", "pid", pid)
+	})
 }
 
 // pinOf decodes a --plugin sha256 option.

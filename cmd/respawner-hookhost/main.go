@@ -4,7 +4,9 @@
 // plugin (go-plugin owns and reaps those processes), configures it, delivers
 // events through a bounded queue per plugin, asks the veto question of all of
 // them at once under their deadlines, restarts a plugin that dies, and stops
-// them all when respawner says so or goes away.
+// them all when respawner says so or goes away. It is a child subreaper: the
+// processes plugins leave behind are reaped here, and killed when it ends,
+// never mistaken by respawner for the supervised program's.
 //
 //	respawner-hookhost               host mode (fd 3 is the socket to respawner)
 //	respawner-hookhost describe PATH  print a plugin's version and capabilities as JSON
@@ -18,6 +20,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/internal/pluginproc"
 	"github.com/respawner/respawner/pkg/hooks"
 )
 
@@ -34,6 +37,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "respawner-hookhost:", err)
 		os.Exit(1)
 	}
+	// What a plugin starts and abandons is reparented to the nearest
+	// subreaper. Without this that is respawner, which would take it for
+	// a process of the supervised program (and follow it as a daemon); here
+	// it stays with the plugins, and is reaped (and killed at the end) here.
+	if err := pluginproc.BecomeSubreaper(); err != nil {
+		fmt.Fprintln(os.Stderr, "respawner-hookhost:", err)
+		os.Exit(1)
+	}
+	go pluginproc.ReapOrphans(context.Background(), func(pid int, status string) {
+		h.log.Debug("reaped a plugin's orphan", "pid", pid, "status", status)
+	})
 	os.Exit(h.run())
 }
 

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // hookArgs runs respawner -D with plugins from the test plugin dir.
@@ -381,4 +383,129 @@ func TestHookStopWhileAsking(t *testing.T) {
 	if got, want := strings.Join(strings.Fields(readFile(t, rec)), " "), "started restart-pending exited stopped"; got != want {
 		t.Fatalf("events %q, want %q", got, want)
 	}
+}
+
+// hostOf returns the pid of the hook host below respawner.
+func hostOf(t *testing.T, in *instance) int {
+	t.Helper()
+	for _, p := range pluginProcs(in.cmd.Process.Pid) {
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p)); strings.HasSuffix(exe, "respawner-hookhost") {
+			return p
+		}
+	}
+	t.Fatalf("no hook host below respawner:\n%s", treeDump(in.cmd.Process.Pid))
+	return 0
+}
+
+// statusField returns a field of /proc/PID/status ("" when pid is gone).
+func statusField(pid int, field string) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && k == field {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// pluginOrphans reads the pids testhook's orphan=PATH wrote, wants n, and
+// makes sure each from the index from on is killed at the end of the test
+// (through a pidfd, so never a recycled pid).
+func pluginOrphans(t *testing.T, path string, from, n int) []int {
+	t.Helper()
+	var pids []int
+	for i, f := range strings.Fields(readFile(t, path)) {
+		var p int
+		if _, err := fmt.Sscan(f, &p); err != nil {
+			t.Fatalf("orphan pid %q: %v", f, err)
+		}
+		pids = append(pids, p)
+		if i < from {
+			continue
+		}
+		fd, err := unix.PidfdOpen(p, 0)
+		if err != nil {
+			t.Fatalf("orphan %d: %v", p, err)
+		}
+		t.Cleanup(func() {
+			unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+			unix.Close(fd)
+		})
+	}
+	if len(pids) != n {
+		t.Fatalf("%d orphans, want %d", len(pids), n)
+	}
+	return pids
+}
+
+// A process a plugin starts and abandons belongs to the plugins: it is
+// reparented to the hook host (a subreaper), not to respawner, so a program
+// that exits cleanly under on-failure ends supervision (exit 0) instead of
+// respawner "following" the plugin's orphan as the program's daemon; the
+// host kills it as it ends.
+func TestHookPluginOrphanIsNotTheProgram(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "orphans")
+	in := startRespawner(t, hookArgs("--plugin", "testhook:orphan="+rec, "/bin/sleep", "--", "1")...)
+	in.waitFor("hook plugin ready", 10*time.Second)
+	orphan := pluginOrphans(t, rec, 0, 1)[0]
+	fd := watchPID(t, orphan)
+	if host, ppid := hostOf(t, in), statusField(orphan, "PPid"); ppid != fmt.Sprint(host) {
+		t.Errorf("the plugin's orphan %d has parent %s, want the hook host %d", orphan, ppid, host)
+	}
+	in.waitFor("started", 5*time.Second)
+	if code := in.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit %d, want 0 (a clean exit ends supervision)", code)
+	}
+	if strings.Contains(in.log(), "following daemon") {
+		t.Fatalf("respawner followed the plugin's orphan:\n%s", in.log())
+	}
+	if !gone(fd, 5*time.Second) {
+		t.Fatalf("the plugin's orphan %d outlived respawner", orphan)
+	}
+}
+
+// The hook host reaps a plugin's orphan when it dies: no zombie stays below
+// it, and go-plugin still reaps the plugins themselves (a plugin killed
+// later is restarted as usual).
+func TestHookPluginOrphanIsReaped(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "orphans")
+	in := startRespawner(t, hookArgs("--log-level", "debug", "--plugin", "testhook:orphan="+rec+",orphans=2", "/bin/sleep", "--", "1000")...)
+	in.waitFor("hook plugin ready", 10*time.Second)
+	orphans := pluginOrphans(t, rec, 0, 2)
+	host := hostOf(t, in)
+	for _, o := range orphans {
+		if ppid := statusField(o, "PPid"); ppid != fmt.Sprint(host) {
+			t.Fatalf("the plugin's orphan %d has parent %s, want the hook host %d", o, ppid, host)
+		}
+	}
+	for _, o := range orphans {
+		syscall.Kill(o, syscall.SIGKILL)
+		if l := in.waitFor("reaped a plugin's orphan", 5*time.Second); l.int("pid") != o || l.str("status") != "SIGKILL" {
+			t.Fatalf("reaped %v, want orphan %d killed by SIGKILL", l, o)
+		}
+		if st := statusField(o, "State"); st != "" {
+			t.Fatalf("orphan %d still there after its reaping: %s", o, st)
+		}
+	}
+	for _, p := range descendantsOf(host) {
+		if st := statusField(p, "State"); strings.HasPrefix(st, "Z") {
+			t.Errorf("zombie %d below the hook host:\n%s", p, treeDump(host))
+		}
+	}
+	// The plugin itself is still go-plugin's to reap: killed, it is
+	// restarted, which needs its exit seen and collected.
+	var plugin int
+	for _, p := range pluginProcs(in.cmd.Process.Pid) {
+		if p != host {
+			plugin = p
+		}
+	}
+	syscall.Kill(plugin, syscall.SIGKILL)
+	in.waitFor("plugin exited; restarting it", 5*time.Second)
+	in.waitFor("plugin restarted", 10*time.Second)
+	if st := statusField(plugin, "State"); st != "" {
+		t.Fatalf("the killed plugin %d was not reaped: %s", plugin, st)
+	}
+	pluginOrphans(t, rec, 2, 4) // the relaunch's own two: killed at cleanup
+	in.stopOK()
 }

@@ -14,6 +14,11 @@
 //	deny-while=PATH                     deny while PATH exists, whatever decision says
 //	events=KIND,KIND                    subscribe to these kinds only (all)
 //	version=STRING                      what Info reports as the version (test)
+//	orphan=PATH                         in Configure, start `orphans` detached
+//	                                    `sleep 30` whose parent exits at once (an
+//	                                    orphan of the plugin), appending each pid
+//	                                    to PATH
+//	orphans=N                           how many (1)
 //
 // With TESTHOOK_NOTIFY_ONLY set in its environment it is a Notifier only (no
 // RestartPending), to test a respawner whose plugins cannot veto.
@@ -24,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"sync"
 	"time"
 
@@ -78,7 +84,32 @@ func (h *testhook) Configure(ctx context.Context, opts *hooks.Options) error {
 	h.denyWhile = opts.String("deny-while", "")
 	h.events = opts.Kinds("events", nil)
 	h.version = opts.String("version", "test")
-	return opts.Err()
+	orphan, orphans := opts.String("orphan", ""), opts.Int("orphans", 1)
+	if err := opts.Err(); err != nil {
+		return err
+	}
+	for range orphans {
+		if orphan == "" {
+			break
+		}
+		// sh forks sleep and exits: sleep is orphaned, with no pipe of ours.
+		out, err := exec.Command("/bin/sh", "-c", "sleep 30 </dev/null >/dev/null 2>&1 & echo $!").Output()
+		if err != nil {
+			return fmt.Errorf("orphan: %w", err)
+		}
+		f, err := os.OpenFile(orphan, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("orphan: %w", err)
+		}
+		_, err = f.Write(out)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("orphan: %w", err)
+		}
+	}
+	return nil
 }
 
 func (h *testhook) Events() []hooks.Kind {
