@@ -72,6 +72,14 @@ func (h *host) send(m hookwire.Msg) {
 	if err != nil {
 		return
 	}
+	if len(b) > hookwire.MaxPacket && m.T == hookwire.TLog {
+		// respawner reads at most MaxPacket bytes a packet: say what was
+		// dropped rather than send what it cannot read.
+		m.Line = fmt.Sprintf(`{"@level":"warn","@module":"hooks","@message":"log line too long for respawner's log; dropped","bytes":%d}`, len(m.Line))
+		if b, err = json.Marshal(m); err != nil {
+			return
+		}
+	}
 	h.sendMu.Lock()
 	defer h.sendMu.Unlock()
 	h.conn.Write(b) // one packet; an error means respawner is gone

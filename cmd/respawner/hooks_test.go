@@ -509,3 +509,50 @@ func TestHookPluginOrphanIsReaped(t *testing.T) {
 	pluginOrphans(t, rec, 2, 4) // the relaunch's own two: killed at cleanup
 	in.stopOK()
 }
+
+// A plugin's log lines that go-plugin's parser used to panic on (a number as
+// "@message", as a Python plugin wrote it, a number as "@level" or
+// "@timestamp", a null) and an overlong one, written at Configure and while
+// running: start succeeds, each is logged raw, and neither the host nor
+// another plugin goes down.
+func TestHookBadLogLines(t *testing.T) {
+	for _, when := range []string{"configure", "notify"} {
+		t.Run(when, func(t *testing.T) {
+			// The other plugin: a copy of testhook under another name.
+			other := t.TempDir()
+			os.Chmod(other, 0o755)
+			b, _ := os.ReadFile(filepath.Join(pluginDir, "respawner-plugin-testhook"))
+			os.WriteFile(filepath.Join(other, "respawner-plugin-other"), b, 0o755)
+			t.Setenv("RESPAWNER_PLUGIN_PATH", other)
+			t.Setenv("TESTHOOK_NOTIFY_ONLY", "1") // events in one queue: in order
+			rec := filepath.Join(t.TempDir(), "events")
+			in := startRespawner(t, hookArgs("--plugin", "testhook:badlog="+when, "--plugin", "other:record="+rec+",events=starting,started,exited,restarting,gave-up",
+				"-t", "0", "-n", "1", "/bin/sh", "--", "-c", "exit 3")...)
+			if when != "configure" {
+				in.waitFor("hook plugin ready", 10*time.Second)
+			}
+			l := in.waitFor("plugin log line with a non-string @message, @level or @timestamp; logged raw", 10*time.Second)
+			// In Notify, "when" is the event's kind.
+			if line := l.str("line"); !strings.Contains(line, `"@message":5`) || strings.Contains(line, `"when":"configure"`) != (when == "configure") {
+				t.Fatalf("raw line %q", line)
+			}
+			in.waitFor("plugin log line too long; cut and logged raw", 10*time.Second)
+			if when == "configure" {
+				in.waitFor("hook plugin ready", 10*time.Second) // start goes on
+			}
+			if code := in.wait(15 * time.Second); code != 1 {
+				t.Fatalf("exit %d, want 1 (gave up)", code)
+			}
+			// The other plugin, under the same host, heard every event to
+			// the end, after the bad lines.
+			if got, want := strings.Join(strings.Fields(readFile(t, rec)), " "), "starting started exited restarting started exited gave-up"; got != want {
+				t.Fatalf("the other plugin heard %q, want %q", got, want)
+			}
+			for _, bad := range []string{"hook host exited", "plugin exited; restarting it", "panic"} {
+				if strings.Contains(in.log(), bad) {
+					t.Fatalf("%q in the log:\n%s", bad, in.log())
+				}
+			}
+		})
+	}
+}

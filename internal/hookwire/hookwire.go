@@ -34,6 +34,11 @@ const (
 	TShutdown = "shutdown" // core → host: stop every plugin and exit
 )
 
+// MaxPacket bounds one packet from the host to respawner, which reads no
+// more: a longer one would be cut and lost whole. The host bounds what
+// plugins supply (reasons, log lines) well below it.
+const MaxPacket = 64 << 10
+
 // Msg is one packet. Only the fields of its type are set.
 type Msg struct {
 	T       string        `json:"t"`

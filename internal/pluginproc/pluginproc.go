@@ -8,6 +8,9 @@
 //     the fork, so that ReapOrphans, run in a host that is a child subreaper
 //     (BecomeSubreaper), reaps everything else a plugin left behind and never
 //     steals the exit status of a plugin from go-plugin's cmd.Wait;
+//   - hands go-plugin a plugin's stderr line by line through Sanitize, so
+//     that nothing a plugin prints can crash go-plugin's log parser (which
+//     panics on a non-string "@message") or make a log line unbounded;
 //   - checks the binary's sha256 pin right before the exec (go-plugin's
 //     SecureConfig cannot be combined with a runner of one's own);
 //   - ends the plugin's stdout and stderr streams shortly after the plugin
@@ -83,7 +86,7 @@ func New(path string, env []string, pin []byte, spec *exec.Cmd) (*Runner, error)
 	}
 	cmd.Stdout, cmd.Stderr = w[0], w[1]
 	r.out = &deadlineEOF{f: r.stdout}
-	r.errs = &deadlineEOF{f: r.stderr}
+	r.errs = NewLineReader(&deadlineEOF{f: r.stderr})
 	return r, nil
 }
 

@@ -118,8 +118,10 @@ func Launch(path string, o LaunchOptions) (*Client, error) {
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: pluginSets(nil, nil),
 		// Our own runner (go-plugin's is internal to it): it records the
-		// plugin's pid for the host's orphan reaper and checks the sha256
-		// pin right before the exec.
+		// plugin's pid for the host's orphan reaper, checks the sha256 pin
+		// right before the exec, and passes stderr through
+		// pluginproc.Sanitize, since go-plugin's log parser panics on a
+		// line whose "@message" is not a string.
 		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
 			r, err := pluginproc.New(path, env, o.SHA256, spec)
 			run = r
