@@ -112,7 +112,7 @@ func (h *host) run() int {
 	for _, spec := range m.Plugins {
 		p := &plugin{spec: spec, h: h, log: h.log.Named(spec.Name)}
 		if err := p.start(); err != nil {
-			h.send(hookwire.Msg{T: hookwire.TError, Error: fmt.Sprintf("plugin %s: %v", spec.Name, err)})
+			h.send(hookwire.Msg{T: hookwire.TError, Error: hookwire.Bound(fmt.Sprintf("plugin %s: %v", spec.Name, err), hookwire.MaxError)})
 			h.shutdown()
 			return 1
 		}
@@ -218,6 +218,9 @@ func (h *host) ask(id uint64, ev hooks.Event) {
 	if from != "" && reason != "" && best.Decision != hooks.DecisionAllow {
 		reason = from + ": " + reason
 	}
+	// A plugin's reason may be any length; the verdict must reach respawner
+	// whole, in one packet.
+	reason = hookwire.Bound(reason, hookwire.MaxReason)
 	h.send(hookwire.Msg{T: hookwire.TVerdict, ID: id, Plugin: from,
 		Verdict: &hookwire.Verdict{Decision: best.Decision.String(), Delay: best.Delay, Reason: reason}})
 }
@@ -226,7 +229,7 @@ func (h *host) probe(id uint64, name string) {
 	for _, p := range h.plugins {
 		if p.spec.Name == name {
 			res, ran := p.probe()
-			h.send(hookwire.Msg{T: hookwire.TProbed, ID: id, Plugin: name, Probe: &hookwire.ProbeOutcome{Healthy: res.Healthy, Reason: res.Reason, Unknown: !ran}})
+			h.send(hookwire.Msg{T: hookwire.TProbed, ID: id, Plugin: name, Probe: &hookwire.ProbeOutcome{Healthy: res.Healthy, Reason: hookwire.Bound(res.Reason, hookwire.MaxReason), Unknown: !ran}})
 			return
 		}
 	}

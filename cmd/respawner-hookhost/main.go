@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/hookwire"
@@ -89,9 +90,13 @@ func describe(paths []string) int {
 }
 
 func infoOf(name string, in hooks.Info, sched *hooks.ProbeConfig) hookwire.PluginInfo {
-	pi := hookwire.PluginInfo{Name: name, Version: in.Version, Notify: in.Notify, Veto: in.Veto, Probe: in.Probe}
+	pi := hookwire.PluginInfo{Name: name, Version: hookwire.Bound(in.Version, hookwire.MaxVersion), Notify: in.Notify, Veto: in.Veto, Probe: in.Probe}
 	for _, k := range in.Events {
-		pi.Events = append(pi.Events, string(k))
+		// Known kinds only, once each: the list is the plugin's to make,
+		// and travels to respawner in one packet.
+		if k.Valid() && !slices.Contains(pi.Events, string(k)) {
+			pi.Events = append(pi.Events, string(k))
+		}
 	}
 	if sched != nil {
 		pi.Sched = &hookwire.ProbeSchedule{Interval: sched.Interval, Timeout: sched.Timeout,

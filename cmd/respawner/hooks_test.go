@@ -556,3 +556,25 @@ func TestHookBadLogLines(t *testing.T) {
 		})
 	}
 }
+
+// A deny with a 100 KiB reason (more than one 64 KiB packet to respawner)
+// still holds the restart: the host cuts the reason to 1 KiB and keeps the
+// verdict, and status says held with the cut reason.
+func TestHookDenyLongReason(t *testing.T) {
+	in := startRespawner(t, hookArgs("--plugin", "testhook:decision=deny,reason=closed,reason-bytes=102400", "-t", "200ms", "/bin/sh", "--", "-c", "exit 3")...)
+	in.waitFor("exited", 10*time.Second)
+	held := in.waitFor("restart held by a hook", 5*time.Second)
+	reason := held.str("reason")
+	if !strings.HasPrefix(reason, "testhook: closedéé") || !strings.HasSuffix(reason, " bytes cut]") || len(reason) > 1024 {
+		t.Fatalf("held for a reason of %d bytes: %.80q...%q", len(reason), reason, reason[max(len(reason)-40, 0):])
+	}
+	st, code := statusOf(t, in.dir, "sh")
+	if code != 3 || st.State != "held" || st.Reason != reason || st.Restarts != 0 {
+		t.Fatalf("status while held: exit %d %+v", code, st)
+	}
+	in.waitFor("restart held by a hook", 5*time.Second) // asked again, still held
+	if strings.Contains(in.log(), `"restarted"`) {
+		t.Fatalf("restarted despite the deny:\n%s", in.log())
+	}
+	in.stopOK()
+}

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Message types.
@@ -38,6 +39,29 @@ const (
 // more: a longer one would be cut and lost whole. The host bounds what
 // plugins supply (reasons, log lines) well below it.
 const MaxPacket = 64 << 10
+
+// Bounds on what plugins supply that travels to respawner, each far below
+// MaxPacket: a verdict's or a probe's reason (shown by status and logged),
+// an error (a plugin's configure error, say), a plugin's version.
+const (
+	MaxReason  = 1 << 10
+	MaxError   = 4 << 10
+	MaxVersion = 256
+)
+
+// Bound returns s cut to at most n bytes on a UTF-8 boundary, with a marker
+// saying how much was cut, the marker included in the n.
+func Bound(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	marker := func(cut int) string { return fmt.Sprintf("... [%d bytes cut]", cut) }
+	keep := max(n-len(marker(len(s))), 0)
+	for keep > 0 && !utf8.RuneStart(s[keep]) {
+		keep--
+	}
+	return s[:keep] + marker(len(s)-keep)
+}
 
 // Msg is one packet. Only the fields of its type are set.
 type Msg struct {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestParseSpec(t *testing.T) {
@@ -174,6 +175,19 @@ func TestFindRefusesWhatOthersCanReplace(t *testing.T) {
 			t.Errorf("%s/%s: %v; want an error with %q", tc.dir, tc.name, err, tc.want)
 		} else if strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s/%s: the error is more than one line: %q", tc.dir, tc.name, err)
+		}
+	}
+}
+
+func TestBound(t *testing.T) {
+	if got := Bound("short", MaxReason); got != "short" {
+		t.Fatalf("short: %q", got)
+	}
+	for _, n := range []int{100, 101, 102, 103} {
+		long := strings.Repeat("é", 60<<10) // two bytes each: every cut offset is tried
+		got := Bound(long[:len(long)-(n%2)*2]+strings.Repeat("x", n%2), n)
+		if len(got) > n || !utf8.ValidString(got) || !strings.Contains(got, " bytes cut]") {
+			t.Errorf("Bound to %d: %d bytes, valid %v: %q", n, len(got), utf8.ValidString(got), got)
 		}
 	}
 }
