@@ -34,6 +34,8 @@ test: lint build
 fuzz:
 	$(GO) test ./internal/loop -run '^$$' -fuzz FuzzMachine -fuzztime 30s
 	$(GO) test ./pkg/hooks -run '^$$' -fuzz FuzzParseSpec -fuzztime 30s
+	$(GO) test ./pkg/hooks -run '^$$' -fuzz FuzzOptions -fuzztime 30s
+	$(GO) test ./internal/pluginproc -run '^$$' -fuzz FuzzSanitize -fuzztime 30s
 
 # Regenerate pkg/hooks/proto from hooks.proto (installs protoc and the Go
 # generators when missing).

@@ -60,3 +60,46 @@ func TestLineReaderBounds(t *testing.T) {
 		t.Error("cut JSON line is not valid UTF-8")
 	}
 }
+
+// FuzzSanitize feeds plugin stderr to the line reader and go-plugin's own
+// parsing of each line it hands on: nothing may panic, and every line is
+// bounded.
+func FuzzSanitize(f *testing.F) {
+	for _, s := range []string{
+		`{"@level":"info","@message":5,"@timestamp":"2026-01-02T15:04:05.000000Z"}`,
+		`{"@level":3}`, `{"@message":null}`, `{"@timestamp":[1]}`, `{"@message":"ok","k":{"a":[1,2]}}`,
+		"plain\nlines\n", "\xff\xfe{", `{"@message":"a","@message":5}`, "[INFO] x\n{\"@level\":true}\n",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		b, err := io.ReadAll(NewLineReader(io.NopCloser(strings.NewReader(in))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if len(line) > MaxLogLine+len(" [cut]") && !strings.Contains(line, MsgCut) {
+				t.Fatalf("line of %d bytes", len(line))
+			}
+			goPluginParse([]byte(line))
+		}
+	})
+}
+
+// goPluginParse is go-plugin v1.8.0's parseJSON (log_entry.go), whose type
+// assertions panicked on plugin lines before Sanitize.
+func goPluginParse(input []byte) {
+	var raw map[string]any
+	if json.Unmarshal(input, &raw) != nil {
+		return
+	}
+	if v, ok := raw["@message"]; ok {
+		_ = v.(string)
+	}
+	if v, ok := raw["@level"]; ok {
+		_ = v.(string)
+	}
+	if v, ok := raw["@timestamp"]; ok {
+		_ = v.(string)
+	}
+}
