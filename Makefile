@@ -38,7 +38,8 @@ test: lint build
 # the state machine. Seeds are in each package's testdata/fuzz.
 FUZZ := ./internal/loop:FuzzMachine ./internal/loop:FuzzOutputSplit \
 	./internal/loop:FuzzParsePidfile ./internal/control:FuzzParseRequest \
-	./internal/control:FuzzParseState ./pkg/hooks:FuzzParseSpec
+	./internal/control:FuzzParseState ./pkg/hooks:FuzzParseSpec \
+	./pkg/hooks:FuzzOptions ./internal/pluginproc:FuzzSanitize
 FUZZTIME ?= 30s
 
 fuzz:

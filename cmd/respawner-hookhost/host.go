@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/internal/pluginproc"
 	"github.com/respawner/respawner/pkg/hooks"
 	"golang.org/x/sys/unix"
 )
@@ -71,6 +72,14 @@ func (h *host) send(m hookwire.Msg) {
 	if err != nil {
 		return
 	}
+	if len(b) > hookwire.MaxPacket && m.T == hookwire.TLog {
+		// respawner reads at most MaxPacket bytes a packet: say what was
+		// dropped rather than send what it cannot read.
+		m.Line = fmt.Sprintf(`{"@level":"warn","@module":"hooks","@message":"log line too long for respawner's log; dropped","bytes":%d}`, len(m.Line))
+		if b, err = json.Marshal(m); err != nil {
+			return
+		}
+	}
 	h.sendMu.Lock()
 	defer h.sendMu.Unlock()
 	h.conn.Write(b) // one packet; an error means respawner is gone
@@ -103,7 +112,7 @@ func (h *host) run() int {
 	for _, spec := range m.Plugins {
 		p := &plugin{spec: spec, h: h, log: h.log.Named(spec.Name)}
 		if err := p.start(); err != nil {
-			h.send(hookwire.Msg{T: hookwire.TError, Error: fmt.Sprintf("plugin %s: %v", spec.Name, err)})
+			h.send(hookwire.Msg{T: hookwire.TError, Error: hookwire.Bound(fmt.Sprintf("plugin %s: %v", spec.Name, err), hookwire.MaxError)})
 			h.shutdown()
 			return 1
 		}
@@ -209,6 +218,9 @@ func (h *host) ask(id uint64, ev hooks.Event) {
 	if from != "" && reason != "" && best.Decision != hooks.DecisionAllow {
 		reason = from + ": " + reason
 	}
+	// A plugin's reason may be any length; the verdict must reach respawner
+	// whole, in one packet.
+	reason = hookwire.Bound(reason, hookwire.MaxReason)
 	h.send(hookwire.Msg{T: hookwire.TVerdict, ID: id, Plugin: from,
 		Verdict: &hookwire.Verdict{Decision: best.Decision.String(), Delay: best.Delay, Reason: reason}})
 }
@@ -217,7 +229,7 @@ func (h *host) probe(id uint64, name string) {
 	for _, p := range h.plugins {
 		if p.spec.Name == name {
 			res, ran := p.probe()
-			h.send(hookwire.Msg{T: hookwire.TProbed, ID: id, Plugin: name, Probe: &hookwire.ProbeOutcome{Healthy: res.Healthy, Reason: res.Reason, Unknown: !ran}})
+			h.send(hookwire.Msg{T: hookwire.TProbed, ID: id, Plugin: name, Probe: &hookwire.ProbeOutcome{Healthy: res.Healthy, Reason: hookwire.Bound(res.Reason, hookwire.MaxReason), Unknown: !ran}})
 			return
 		}
 	}
@@ -233,6 +245,10 @@ func (h *host) shutdown() {
 		go func() { defer wg.Done(); p.stop() }()
 	}
 	wg.Wait()
+	// Whatever the plugins started and left behind goes with them.
+	pluginproc.KillOrphans(func(pid int) {
+		h.log.Debug("killed a plugin's orphan", "pid", pid)
+	})
 }
 
 // pinOf decodes a --plugin sha256 option.

@@ -4,7 +4,9 @@
 // plugin (go-plugin owns and reaps those processes), configures it, delivers
 // events through a bounded queue per plugin, asks the veto question of all of
 // them at once under their deadlines, restarts a plugin that dies, and stops
-// them all when respawner says so or goes away.
+// them all when respawner says so or goes away. It is a child subreaper: the
+// processes plugins leave behind are reaped here, and killed when it ends,
+// never mistaken by respawner for the supervised program's.
 //
 //	respawner-hookhost               host mode (fd 3 is the socket to respawner)
 //	respawner-hookhost describe PATH  print a plugin's version and capabilities as JSON
@@ -15,9 +17,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/internal/pluginproc"
 	"github.com/respawner/respawner/pkg/hooks"
 )
 
@@ -34,6 +38,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "respawner-hookhost:", err)
 		os.Exit(1)
 	}
+	// What a plugin starts and abandons is reparented to the nearest
+	// subreaper. Without this that is respawner, which would take it for
+	// a process of the supervised program (and follow it as a daemon); here
+	// it stays with the plugins, and is reaped (and killed at the end) here.
+	if err := pluginproc.BecomeSubreaper(); err != nil {
+		fmt.Fprintln(os.Stderr, "respawner-hookhost:", err)
+		os.Exit(1)
+	}
+	go pluginproc.ReapOrphans(context.Background(), func(pid int, status string) {
+		h.log.Debug("reaped a plugin's orphan", "pid", pid, "status", status)
+	})
 	os.Exit(h.run())
 }
 
@@ -49,12 +64,13 @@ func describe(paths []string) int {
 	enc := json.NewEncoder(os.Stdout)
 	for _, p := range paths {
 		d := description{Path: p}
-		if err := hookwire.CheckSafe(p); err != nil {
+		resolved, err := hookwire.SafeExecutable("plugin", p)
+		if err != nil {
 			d.Error = err.Error()
 			enc.Encode(d)
 			continue
 		}
-		c, err := hooks.Launch(p, hooks.LaunchOptions{Logger: hclog.NewNullLogger()})
+		c, err := hooks.Launch(resolved, hooks.LaunchOptions{Logger: hclog.NewNullLogger()})
 		if err != nil {
 			d.Error = err.Error()
 			enc.Encode(d)
@@ -74,9 +90,13 @@ func describe(paths []string) int {
 }
 
 func infoOf(name string, in hooks.Info, sched *hooks.ProbeConfig) hookwire.PluginInfo {
-	pi := hookwire.PluginInfo{Name: name, Version: in.Version, Notify: in.Notify, Veto: in.Veto, Probe: in.Probe}
+	pi := hookwire.PluginInfo{Name: name, Version: hookwire.Bound(in.Version, hookwire.MaxVersion), Notify: in.Notify, Veto: in.Veto, Probe: in.Probe}
 	for _, k := range in.Events {
-		pi.Events = append(pi.Events, string(k))
+		// Known kinds only, once each: the list is the plugin's to make,
+		// and travels to respawner in one packet.
+		if k.Valid() && !slices.Contains(pi.Events, string(k)) {
+			pi.Events = append(pi.Events, string(k))
+		}
 	}
 	if sched != nil {
 		pi.Sched = &hookwire.ProbeSchedule{Interval: sched.Interval, Timeout: sched.Timeout,

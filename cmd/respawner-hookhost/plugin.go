@@ -54,7 +54,13 @@ func (p *plugin) start() error {
 }
 
 func (p *plugin) launch() (*hooks.Client, hooks.Info, *hooks.ProbeConfig, error) {
-	c, err := hooks.Launch(p.spec.Path, hooks.LaunchOptions{Logger: p.h.log, SHA256: pinOf(p.spec.SHA256)})
+	// Checked again at each launch, relaunches included: respawner checked
+	// it at start, but a plugin may be relaunched days later.
+	path, err := hookwire.SafeExecutable("plugin", p.spec.Path)
+	if err != nil {
+		return nil, hooks.Info{}, nil, err
+	}
+	c, err := hooks.Launch(path, hooks.LaunchOptions{Logger: p.h.log, SHA256: pinOf(p.spec.SHA256)})
 	if err != nil {
 		return nil, hooks.Info{}, nil, err
 	}

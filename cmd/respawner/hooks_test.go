@@ -5,11 +5,14 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // hookArgs runs respawner -D with plugins from the test plugin dir.
@@ -177,6 +180,12 @@ func TestHookStartErrors(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(pluginDir, "respawner-plugin-testhook"))
 	os.WriteFile(filepath.Join(openDir, "respawner-plugin-loose"), b, 0o755)
 	sum := sha256.Sum256(b)
+	// Owned by another user, and a link into a world-writable directory.
+	theirs := t.TempDir()
+	os.Chmod(theirs, 0o755)
+	os.WriteFile(filepath.Join(theirs, "respawner-plugin-theirs"), b, 0o755)
+	os.Chown(filepath.Join(theirs, "respawner-plugin-theirs"), 65534, 65534)
+	os.Symlink(filepath.Join(openDir, "respawner-plugin-loose"), filepath.Join(theirs, "respawner-plugin-linked"))
 	brokenDir := t.TempDir()
 	os.Chmod(brokenDir, 0o755)
 	os.WriteFile(filepath.Join(brokenDir, "respawner-plugin-broken"), []byte("#!/bin/sh\necho 'cannot read /etc/broken.conf' >&2\nexit 1\n"), 0o755)
@@ -193,12 +202,16 @@ func TestHookStartErrors(t *testing.T) {
 		{"healthcheck-http bad url", []string{"--plugin", "healthcheck-http:url=ftp://x/"}, []string{"plugin healthcheck-http", "url"}},
 		{"plugin that fails its own start-up", []string{"--plugin-dir", brokenDir, "--plugin", "broken"}, []string{"plugin broken", "its stderr: cannot read /etc/broken.conf"}},
 		{"world-writable directory", []string{"--plugin-dir", openDir, "--plugin", "loose"}, []string{"world-writable"}},
+		{"binary of another user", []string{"--plugin-dir", theirs, "--plugin", "theirs"}, []string{"respawner-plugin-theirs is owned by uid 65534", "chown root"}},
+		{"link into a world-writable directory", []string{"--plugin-dir", theirs, "--plugin", "linked"}, []string{"resolved to " + openDir, "sits in world-writable " + openDir}},
 		{"wrong sha256 pin", []string{"--plugin", "testhook:sha256=" + strings.Repeat("0", 64)}, []string{"plugin testhook", "checksum"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := runtimeDir(t)
-			args := append(append([]string{"start", "-D", "--plugin-dir", pluginDir}, tt.args...), "/bin/sleep", "--", "1000")
+			// /bin/true: a start that should have been refused ends at
+			// once (exit 0) instead of supervising forever.
+			args := append(append([]string{"start", "-D", "--plugin-dir", pluginDir}, tt.args...), "/bin/true")
 			r := respawner(t, dir, args...)
 			if r.code != 1 {
 				t.Fatalf("exit %d, want 1: %s", r.code, r.stderr)
@@ -214,6 +227,30 @@ func TestHookStartErrors(t *testing.T) {
 			assertRuntimeDirEmpty(t, dir)
 		})
 	}
+	t.Run("group-writable respawner-hookhost", func(t *testing.T) {
+		// respawner looks for the host beside itself: a copy of both, the
+		// host writable by its group.
+		dir := t.TempDir()
+		os.Chmod(dir, 0o755)
+		for _, f := range []string{"respawner", "respawner-hookhost"} {
+			b, err := os.ReadFile(filepath.Join(filepath.Dir(respawnerBin), f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			os.WriteFile(filepath.Join(dir, f), b, 0o755)
+		}
+		host := filepath.Join(dir, "respawner-hookhost")
+		os.Chmod(host, 0o775)
+		cmd := exec.Command(filepath.Join(dir, "respawner"), "start", "-D", "--plugin-dir", pluginDir, "--plugin", "testhook", "/bin/true")
+		cmd.Env = append(os.Environ(), "RESPAWNER_RUNTIME_DIR="+runtimeDir(t))
+		out, err := cmd.CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			t.Fatalf("exit %v, want 1: %s", err, out)
+		}
+		if want := "respawner-hookhost " + host + " is group-writable (-rwxrwxr-x, owner uid 0): refusing to run it (chmod go-w " + host + ")"; !strings.Contains(string(out), want) {
+			t.Fatalf("output %q lacks %q", out, want)
+		}
+	})
 	t.Run("right sha256 pin", func(t *testing.T) {
 		in := startRespawner(t, hookArgs("--plugin", "testhook:sha256="+hex.EncodeToString(sum[:]), "/bin/sleep", "--", "1000")...)
 		in.waitFor("hook plugin ready", 10*time.Second)
@@ -346,4 +383,198 @@ func TestHookStopWhileAsking(t *testing.T) {
 	if got, want := strings.Join(strings.Fields(readFile(t, rec)), " "), "started restart-pending exited stopped"; got != want {
 		t.Fatalf("events %q, want %q", got, want)
 	}
+}
+
+// hostOf returns the pid of the hook host below respawner.
+func hostOf(t *testing.T, in *instance) int {
+	t.Helper()
+	for _, p := range pluginProcs(in.cmd.Process.Pid) {
+		if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p)); strings.HasSuffix(exe, "respawner-hookhost") {
+			return p
+		}
+	}
+	t.Fatalf("no hook host below respawner:\n%s", treeDump(in.cmd.Process.Pid))
+	return 0
+}
+
+// statusField returns a field of /proc/PID/status ("" when pid is gone).
+func statusField(pid int, field string) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && k == field {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+// pluginOrphans reads the pids testhook's orphan=PATH wrote, wants n, and
+// makes sure each from the index from on is killed at the end of the test
+// (through a pidfd, so never a recycled pid).
+func pluginOrphans(t *testing.T, path string, from, n int) []int {
+	t.Helper()
+	var pids []int
+	for i, f := range strings.Fields(readFile(t, path)) {
+		var p int
+		if _, err := fmt.Sscan(f, &p); err != nil {
+			t.Fatalf("orphan pid %q: %v", f, err)
+		}
+		pids = append(pids, p)
+		if i < from {
+			continue
+		}
+		fd, err := unix.PidfdOpen(p, 0)
+		if err != nil {
+			t.Fatalf("orphan %d: %v", p, err)
+		}
+		t.Cleanup(func() {
+			unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+			unix.Close(fd)
+		})
+	}
+	if len(pids) != n {
+		t.Fatalf("%d orphans, want %d", len(pids), n)
+	}
+	return pids
+}
+
+// A process a plugin starts and abandons belongs to the plugins: it is
+// reparented to the hook host (a subreaper), not to respawner, so a program
+// that exits cleanly under on-failure ends supervision (exit 0) instead of
+// respawner "following" the plugin's orphan as the program's daemon; the
+// host kills it as it ends.
+func TestHookPluginOrphanIsNotTheProgram(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "orphans")
+	in := startRespawner(t, hookArgs("--plugin", "testhook:orphan="+rec, "/bin/sleep", "--", "1")...)
+	in.waitFor("hook plugin ready", 10*time.Second)
+	orphan := pluginOrphans(t, rec, 0, 1)[0]
+	fd := watchPID(t, orphan)
+	if host, ppid := hostOf(t, in), statusField(orphan, "PPid"); ppid != fmt.Sprint(host) {
+		t.Errorf("the plugin's orphan %d has parent %s, want the hook host %d", orphan, ppid, host)
+	}
+	in.waitFor("started", 5*time.Second)
+	if code := in.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit %d, want 0 (a clean exit ends supervision)", code)
+	}
+	if strings.Contains(in.log(), "following daemon") {
+		t.Fatalf("respawner followed the plugin's orphan:\n%s", in.log())
+	}
+	if !gone(fd, 5*time.Second) {
+		t.Fatalf("the plugin's orphan %d outlived respawner", orphan)
+	}
+}
+
+// The hook host reaps a plugin's orphan when it dies: no zombie stays below
+// it, and go-plugin still reaps the plugins themselves (a plugin killed
+// later is restarted as usual).
+func TestHookPluginOrphanIsReaped(t *testing.T) {
+	rec := filepath.Join(t.TempDir(), "orphans")
+	in := startRespawner(t, hookArgs("--log-level", "debug", "--plugin", "testhook:orphan="+rec+",orphans=2", "/bin/sleep", "--", "1000")...)
+	in.waitFor("hook plugin ready", 10*time.Second)
+	orphans := pluginOrphans(t, rec, 0, 2)
+	host := hostOf(t, in)
+	for _, o := range orphans {
+		if ppid := statusField(o, "PPid"); ppid != fmt.Sprint(host) {
+			t.Fatalf("the plugin's orphan %d has parent %s, want the hook host %d", o, ppid, host)
+		}
+	}
+	for _, o := range orphans {
+		syscall.Kill(o, syscall.SIGKILL)
+		if l := in.waitFor("reaped a plugin's orphan", 5*time.Second); l.int("pid") != o || l.str("status") != "SIGKILL" {
+			t.Fatalf("reaped %v, want orphan %d killed by SIGKILL", l, o)
+		}
+		if st := statusField(o, "State"); st != "" {
+			t.Fatalf("orphan %d still there after its reaping: %s", o, st)
+		}
+	}
+	for _, p := range descendantsOf(host) {
+		if st := statusField(p, "State"); strings.HasPrefix(st, "Z") {
+			t.Errorf("zombie %d below the hook host:\n%s", p, treeDump(host))
+		}
+	}
+	// The plugin itself is still go-plugin's to reap: killed, it is
+	// restarted, which needs its exit seen and collected.
+	var plugin int
+	for _, p := range pluginProcs(in.cmd.Process.Pid) {
+		if p != host {
+			plugin = p
+		}
+	}
+	syscall.Kill(plugin, syscall.SIGKILL)
+	in.waitFor("plugin exited; restarting it", 5*time.Second)
+	in.waitFor("plugin restarted", 10*time.Second)
+	if st := statusField(plugin, "State"); st != "" {
+		t.Fatalf("the killed plugin %d was not reaped: %s", plugin, st)
+	}
+	pluginOrphans(t, rec, 2, 4) // the relaunch's own two: killed at cleanup
+	in.stopOK()
+}
+
+// A plugin's log lines that go-plugin's parser used to panic on (a number as
+// "@message", as a Python plugin wrote it, a number as "@level" or
+// "@timestamp", a null) and an overlong one, written at Configure and while
+// running: start succeeds, each is logged raw, and neither the host nor
+// another plugin goes down.
+func TestHookBadLogLines(t *testing.T) {
+	for _, when := range []string{"configure", "notify"} {
+		t.Run(when, func(t *testing.T) {
+			// The other plugin: a copy of testhook under another name.
+			other := t.TempDir()
+			os.Chmod(other, 0o755)
+			b, _ := os.ReadFile(filepath.Join(pluginDir, "respawner-plugin-testhook"))
+			os.WriteFile(filepath.Join(other, "respawner-plugin-other"), b, 0o755)
+			t.Setenv("RESPAWNER_PLUGIN_PATH", other)
+			t.Setenv("TESTHOOK_NOTIFY_ONLY", "1") // events in one queue: in order
+			rec := filepath.Join(t.TempDir(), "events")
+			in := startRespawner(t, hookArgs("--plugin", "testhook:badlog="+when, "--plugin", "other:record="+rec+",events=starting,started,exited,restarting,gave-up",
+				"-t", "0", "-n", "1", "/bin/sh", "--", "-c", "exit 3")...)
+			if when != "configure" {
+				in.waitFor("hook plugin ready", 10*time.Second)
+			}
+			l := in.waitFor("plugin log line with a non-string @message, @level or @timestamp; logged raw", 10*time.Second)
+			// In Notify, "when" is the event's kind.
+			if line := l.str("line"); !strings.Contains(line, `"@message":5`) || strings.Contains(line, `"when":"configure"`) != (when == "configure") {
+				t.Fatalf("raw line %q", line)
+			}
+			in.waitFor("plugin log line too long; cut and logged raw", 10*time.Second)
+			if when == "configure" {
+				in.waitFor("hook plugin ready", 10*time.Second) // start goes on
+			}
+			if code := in.wait(15 * time.Second); code != 1 {
+				t.Fatalf("exit %d, want 1 (gave up)", code)
+			}
+			// The other plugin, under the same host, heard every event to
+			// the end, after the bad lines.
+			if got, want := strings.Join(strings.Fields(readFile(t, rec)), " "), "starting started exited restarting started exited gave-up"; got != want {
+				t.Fatalf("the other plugin heard %q, want %q", got, want)
+			}
+			for _, bad := range []string{"hook host exited", "plugin exited; restarting it", "panic"} {
+				if strings.Contains(in.log(), bad) {
+					t.Fatalf("%q in the log:\n%s", bad, in.log())
+				}
+			}
+		})
+	}
+}
+
+// A deny with a 100 KiB reason (more than one 64 KiB packet to respawner)
+// still holds the restart: the host cuts the reason to 1 KiB and keeps the
+// verdict, and status says held with the cut reason.
+func TestHookDenyLongReason(t *testing.T) {
+	in := startRespawner(t, hookArgs("--plugin", "testhook:decision=deny,reason=closed,reason-bytes=102400", "-t", "200ms", "/bin/sh", "--", "-c", "exit 3")...)
+	in.waitFor("exited", 10*time.Second)
+	held := in.waitFor("restart held by a hook", 5*time.Second)
+	reason := held.str("reason")
+	if !strings.HasPrefix(reason, "testhook: closedéé") || !strings.HasSuffix(reason, " bytes cut]") || len(reason) > 1024 {
+		t.Fatalf("held for a reason of %d bytes: %.80q...%q", len(reason), reason, reason[max(len(reason)-40, 0):])
+	}
+	st, code := statusOf(t, in.dir, "sh")
+	if code != 3 || st.State != "held" || st.Reason != reason || st.Restarts != 0 {
+		t.Fatalf("status while held: exit %d %+v", code, st)
+	}
+	in.waitFor("restart held by a hook", 5*time.Second) // asked again, still held
+	if strings.Contains(in.log(), `"restarted"`) {
+		t.Fatalf("restarted despite the deny:\n%s", in.log())
+	}
+	in.stopOK()
 }

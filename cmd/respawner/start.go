@@ -404,11 +404,12 @@ const hostBinary = "respawner-hookhost"
 func hostPath() (string, error) {
 	for _, d := range []string{exeDir(), "/usr/lib/respawner"} {
 		p := filepath.Join(d, hostBinary)
-		if err := hookwire.CheckSafe(p); err == nil {
-			return p, nil
-		} else if _, serr := os.Stat(p); serr == nil {
-			return "", err
+		if _, serr := os.Stat(p); serr != nil {
+			continue
 		}
+		// The first one found is checked like a plugin binary (it runs
+		// them, often as root) and refused, not skipped, when unsafe.
+		return hookwire.SafeExecutable(hostBinary, p)
 	}
 	return "", fmt.Errorf("%s not found next to respawner (%s) or in /usr/lib/respawner: it runs the plugins; install it (make build puts it in bin/)", hostBinary, exeDir())
 }

@@ -16,7 +16,9 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Message types.
@@ -32,6 +34,34 @@ const (
 	TLog      = "log"      // host → core: one hclog JSON line for the core's log
 	TShutdown = "shutdown" // core → host: stop every plugin and exit
 )
+
+// MaxPacket bounds one packet from the host to respawner, which reads no
+// more: a longer one would be cut and lost whole. The host bounds what
+// plugins supply (reasons, log lines) well below it.
+const MaxPacket = 64 << 10
+
+// Bounds on what plugins supply that travels to respawner, each far below
+// MaxPacket: a verdict's or a probe's reason (shown by status and logged),
+// an error (a plugin's configure error, say), a plugin's version.
+const (
+	MaxReason  = 1 << 10
+	MaxError   = 4 << 10
+	MaxVersion = 256
+)
+
+// Bound returns s cut to at most n bytes on a UTF-8 boundary, with a marker
+// saying how much was cut, the marker included in the n.
+func Bound(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	marker := func(cut int) string { return fmt.Sprintf("... [%d bytes cut]", cut) }
+	keep := max(n-len(marker(len(s))), 0)
+	for keep > 0 && !utf8.RuneStart(s[keep]) {
+		keep--
+	}
+	return s[:keep] + marker(len(s)-keep)
+}
 
 // Msg is one packet. Only the fields of its type are set.
 type Msg struct {
@@ -251,42 +281,112 @@ func SearchDirs(pluginDir, exeDir string) []string {
 // ErrNotFound: no binary of that name in the search path.
 var ErrNotFound = errors.New("plugin not found")
 
-// Find returns the first respawner-plugin-NAME in dirs, refusing binaries
-// that anyone could have replaced.
+// Find returns the first respawner-plugin-NAME in dirs, resolved (symlinks
+// followed) and checked by CheckSafe: the first match is refused, not
+// skipped, when anyone but root or this user could have replaced it. The
+// path returned is the resolved one, so that a link changed after the check
+// cannot redirect what is run.
 func Find(name string, dirs []string) (string, error) {
 	for _, d := range dirs {
 		p := filepath.Join(d, BinaryPrefix+name)
 		if fi, err := os.Stat(p); err != nil || fi.IsDir() {
 			continue
 		}
-		return p, CheckSafe(p)
+		return SafeExecutable("plugin", p)
 	}
 	return "", fmt.Errorf("plugin %s: %w: no %s%s in %s", name, ErrNotFound, BinaryPrefix, name, strings.Join(dirs, ", "))
 }
 
-// CheckSafe refuses a plugin binary that is world-writable or sits in a
-// world-writable directory: anyone could swap the code respawner runs.
+// CheckSafe refuses a plugin binary that someone other than root or this
+// user could replace (see SafeExecutable).
 func CheckSafe(path string) error {
-	fi, err := os.Stat(path)
+	_, err := SafeExecutable("plugin", path)
+	return err
+}
+
+// SafeExecutable resolves path (symlinks followed) and checks, as OpenSSH's
+// StrictModes and sudo do, that nobody but root and the effective user can
+// replace what it names: the file and every directory on its resolved path up
+// to / must be owned by root or the effective user and not writable by group
+// or others. The one exception is a root-owned sticky directory such as /tmp:
+// there only an entry's owner (checked in turn) may rename or remove it. It
+// also wants a regular, executable file. It returns the resolved path, to be
+// run instead of path; kind ("plugin", "respawner-hookhost") starts each
+// error, which names the offending path, its owner and mode, and the fix.
+func SafeExecutable(kind, path string) (string, error) {
+	abs, err := filepath.Abs(path)
 	if err != nil {
-		return fmt.Errorf("plugin %s: %w", path, err)
+		return "", fmt.Errorf("%s %s: %w", kind, path, err)
 	}
-	if fi.Mode().Perm()&0o002 != 0 {
-		return fmt.Errorf("plugin %s is world-writable: refusing to run it (chmod o-w %s)", path, path)
+	resolved, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", kind, path, err)
+	}
+	what := kind + " " + path
+	if resolved != abs {
+		what += " (resolved to " + resolved + ")"
+	}
+	fi, err := os.Lstat(resolved)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file (%s): refusing to run it", what, fi.Mode())
+	}
+	if err := safeOwner(fi, what, resolved, "refusing to run it", "chown root "+resolved+", or reinstall it"); err != nil {
+		return "", err
+	}
+	if w := writableBy(fi); w != "" {
+		return "", fmt.Errorf("%s is %s-writable (%s, %s): refusing to run it (chmod go-w %s)", what, w, fi.Mode(), ownerOf(fi), resolved)
 	}
 	if fi.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("plugin %s is not executable (chmod +x %s)", path, path)
+		return "", fmt.Errorf("%s is not executable (chmod +x %s)", what, resolved)
 	}
-	dir := filepath.Dir(path)
-	di, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("plugin %s: %w", path, err)
+	for dir := filepath.Dir(resolved); ; dir = filepath.Dir(dir) {
+		di, err := os.Lstat(dir) // resolved: no link on the way
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", what, err)
+		}
+		if err := safeOwner(di, what+" sits in "+dir+", which", dir, "refusing to run it", "chown root "+dir+", or move the "+kind); err != nil {
+			return "", err
+		}
+		if w := writableBy(di); w != "" && !(di.Mode()&os.ModeSticky != 0 && uidOf(di) == 0) {
+			return "", fmt.Errorf("%s sits in %s-writable %s (%s, %s): refusing to run it (chmod go-w %s, or move the %s)", what, w, dir, di.Mode(), ownerOf(di), dir, kind)
+		}
+		if dir == "/" || dir == filepath.Dir(dir) {
+			break
+		}
 	}
-	if di.Mode().Perm()&0o002 != 0 {
-		return fmt.Errorf("plugin %s sits in world-writable %s: refusing to run it (move it, or chmod o-w %s)", path, dir, dir)
+	return resolved, nil
+}
+
+// safeOwner wants fi owned by root or the effective user.
+func safeOwner(fi os.FileInfo, what, path, refusal, fix string) error {
+	if uid := uidOf(fi); uid != 0 && uid != os.Geteuid() {
+		return fmt.Errorf("%s is owned by uid %d (%s), not by root or uid %d: %s (%s)", what, uid, fi.Mode(), os.Geteuid(), refusal, fix)
 	}
 	return nil
 }
+
+// writableBy says "world" or "group" when others or the group may write fi.
+func writableBy(fi os.FileInfo) string {
+	switch {
+	case fi.Mode().Perm()&0o002 != 0:
+		return "world"
+	case fi.Mode().Perm()&0o020 != 0:
+		return "group"
+	}
+	return ""
+}
+
+func uidOf(fi os.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return -1
+}
+
+func ownerOf(fi os.FileInfo) string { return "owner uid " + strconv.Itoa(uidOf(fi)) }
 
 // Available lists every plugin binary in dirs, first match of each name only.
 func Available(dirs []string) map[string]string {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestParseSpec(t *testing.T) {
@@ -50,7 +51,7 @@ func TestFindRefusesUnsafeBinaries(t *testing.T) {
 	if p, err := Find("good", []string{safe}); err != nil || p != filepath.Join(safe, BinaryPrefix+"good") {
 		t.Fatalf("good: %q %v", p, err)
 	}
-	if _, err := Find("loose", []string{safe}); err == nil || !strings.Contains(err.Error(), "world-writable: refusing") {
+	if _, err := Find("loose", []string{safe}); err == nil || !strings.Contains(err.Error(), "is world-writable (") {
 		t.Fatalf("world-writable binary: %v", err)
 	}
 	if _, err := Find("indir", []string{open}); err == nil || !strings.Contains(err.Error(), "sits in world-writable") {
@@ -67,5 +68,126 @@ func TestFindRefusesUnsafeBinaries(t *testing.T) {
 	}
 	if got := SortedNames(Available([]string{safe, open})); !reflect.DeepEqual(got, []string{"good", "indir", "loose"}) {
 		t.Fatalf("Available: %v", got)
+	}
+}
+
+// nobody is the uid that owns what "another user" could replace.
+const nobody = 65534
+
+// TestFindRefusesWhatOthersCanReplace: the binary and every directory on its
+// resolved path up to / must be owned by root or this user and not writable
+// by group or others, except a root-owned sticky directory such as /tmp
+// (t.TempDir lives below it: that is the allowed case).
+func TestFindRefusesWhatOthersCanReplace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown to another uid")
+	}
+	bin := []byte("#!/bin/sh\n")
+	// mk makes dir (mode, owner) below parent and returns it.
+	mk := func(parent, name string, mode os.FileMode, uid int) string {
+		t.Helper()
+		d := filepath.Join(parent, name)
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(d, uid, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, mode); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	put := func(dir, name string, mode os.FileMode, uid int) string {
+		t.Helper()
+		p := filepath.Join(dir, BinaryPrefix+name)
+		if err := os.WriteFile(p, bin, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, uid, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	root := t.TempDir()
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	safe := mk(root, "safe", 0o755, 0)
+	good := put(safe, "good", 0o755, 0)
+	put(safe, "groupw", 0o775, 0)
+	put(safe, "theirs", 0o755, nobody)
+	theirDir := mk(root, "theirdir", 0o755, nobody)
+	put(theirDir, "x", 0o755, 0)
+	// A safe-looking directory below one that another user owns: they can
+	// rename it away and put their own in its place.
+	below := mk(theirDir, "below", 0o755, 0)
+	put(below, "deep", 0o755, 0)
+	groupDir := mk(root, "groupdir", 0o775, 0)
+	put(groupDir, "x", 0o755, 0)
+	open := mk(root, "open", 0o777, 0)
+	put(open, "x", 0o755, 0)
+	// A link in a safe directory to a binary in an open one.
+	links := mk(root, "links", 0o755, 0)
+	if err := os.Symlink(filepath.Join(open, BinaryPrefix+"x"), filepath.Join(links, BinaryPrefix+"viaopen")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(good, filepath.Join(links, BinaryPrefix+"viasafe")); err != nil {
+		t.Fatal(err)
+	}
+	// Sticky and root-owned, like /tmp: others cannot rename our entry.
+	sticky := mk(root, "sticky", os.ModeSticky|0o777, 0)
+	put(sticky, "ours", 0o755, 0)
+	put(sticky, "theirs", 0o755, nobody)
+	// Sticky but owned by another user: that owner may rename anything.
+	theirSticky := mk(root, "theirsticky", os.ModeSticky|0o777, nobody)
+	put(theirSticky, "x", 0o755, 0)
+
+	for _, tc := range []struct {
+		dir, name string
+		want      string // "" when it must be accepted; else a piece of the error
+		resolved  string
+	}{
+		{safe, "good", "", good},
+		{links, "viasafe", "", good},
+		{sticky, "ours", "", filepath.Join(sticky, BinaryPrefix+"ours")},
+		{safe, "groupw", "is group-writable (-rwxrwxr-x, owner uid 0): refusing to run it (chmod go-w " + filepath.Join(safe, BinaryPrefix+"groupw") + ")", ""},
+		{safe, "theirs", "is owned by uid 65534 (-rwxr-xr-x), not by root or uid 0: refusing to run it", ""},
+		{theirDir, "x", "sits in " + theirDir + ", which is owned by uid 65534 (drwxr-xr-x)", ""},
+		{below, "deep", "sits in " + theirDir + ", which is owned by uid 65534", ""},
+		{groupDir, "x", "sits in group-writable " + groupDir + " (drwxrwxr-x, owner uid 0): refusing to run it (chmod go-w " + groupDir, ""},
+		{open, "x", "sits in world-writable " + open, ""},
+		{links, "viaopen", "(resolved to " + filepath.Join(open, BinaryPrefix+"x") + ") sits in world-writable " + open, ""},
+		{sticky, "theirs", "is owned by uid 65534", ""},
+		{theirSticky, "x", "sits in " + theirSticky + ", which is owned by uid 65534", ""},
+	} {
+		p, err := Find(tc.name, []string{tc.dir})
+		if tc.want == "" {
+			if err != nil || p != tc.resolved {
+				t.Errorf("%s/%s: %q, %v; want %q accepted", tc.dir, tc.name, p, err, tc.resolved)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s/%s: %v; want an error with %q", tc.dir, tc.name, err, tc.want)
+		} else if strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s/%s: the error is more than one line: %q", tc.dir, tc.name, err)
+		}
+	}
+}
+
+func TestBound(t *testing.T) {
+	if got := Bound("short", MaxReason); got != "short" {
+		t.Fatalf("short: %q", got)
+	}
+	for _, n := range []int{100, 101, 102, 103} {
+		long := strings.Repeat("é", 60<<10) // two bytes each: every cut offset is tried
+		got := Bound(long[:len(long)-(n%2)*2]+strings.Repeat("x", n%2), n)
+		if len(got) > n || !utf8.ValidString(got) || !strings.Contains(got, " bytes cut]") {
+			t.Errorf("Bound to %d: %d bytes, valid %v: %q", n, len(got), utf8.ValidString(got), got)
+		}
 	}
 }

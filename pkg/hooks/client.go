@@ -20,9 +20,11 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"github.com/hashicorp/go-plugin/runner"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/respawner/respawner/internal/pluginproc"
 	pb "github.com/respawner/respawner/pkg/hooks/proto"
 )
 
@@ -92,16 +94,44 @@ func Launch(path string, o LaunchOptions) (*Client, error) {
 	if o.StartTimeout <= 0 {
 		o.StartTimeout = DefaultStartTimeout
 	}
+	if o.SHA256 != nil && len(o.SHA256) != sha256.Size {
+		return nil, fmt.Errorf("launch %s: SHA256 pin is %d bytes, want %d", path, len(o.SHA256), sha256.Size)
+	}
+	// The plugin's environment: respawner's own (secrets reach plugins
+	// through it, not argv), then ours, then go-plugin's (the handshake).
+	env := os.Environ()
+	level := o.Logger.GetLevel()
+	if level == hclog.NoLevel { // a logger that does not say (hclog.NewNullLogger)
+		level = hclog.Info
+	}
+	env = append(env, LogLevelEnv+"="+level.String())
+	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
+		// Hook work is waiting on I/O. A Go plugin with a P per core keeps
+		// a spinning thread that competes with respawner for the CPU at
+		// each call: on 2 cores, GOMAXPROCS=1 took RestartPending from
+		// ~135/440 µs to ~100/380 µs (p50/p99). Env may still override it.
+		env = append(env, "GOMAXPROCS=1")
+	}
+	env = append(env, o.Env...)
+	var run *pluginproc.Runner
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: pluginSets(nil, nil),
-		Cmd:              exec.Command(path),
+		// Our own runner (go-plugin's is internal to it): it records the
+		// plugin's pid for the host's orphan reaper, checks the sha256 pin
+		// right before the exec, and passes stderr through
+		// pluginproc.Sanitize, since go-plugin's log parser panics on a
+		// line whose "@message" is not a string.
+		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
+			r, err := pluginproc.New(path, env, o.SHA256, spec)
+			run = r
+			return r, err
+		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
 		Logger:           o.Logger,
 		StartTimeout:     o.StartTimeout,
-		// go-plugin would append the host environment after ours, so that
-		// it overrode Env; we pass it first ourselves instead.
+		// The runner passes the host environment first, so Env overrides it.
 		SkipHostEnv: true,
 		// See newGRPCServerFunc.
 		GRPCDialOptions: []grpc.DialOption{
@@ -109,30 +139,11 @@ func Launch(path string, o LaunchOptions) (*Client, error) {
 			grpc.WithInitialConnWindowSize(windowSize),
 		},
 	}
-	level := o.Logger.GetLevel()
-	if level == hclog.NoLevel { // a logger that does not say (hclog.NewNullLogger)
-		level = hclog.Info
-	}
-	cfg.Cmd.Env = append(os.Environ(), LogLevelEnv+"="+level.String())
-	if _, set := os.LookupEnv("GOMAXPROCS"); !set {
-		// Hook work is waiting on I/O. A Go plugin with a P per core keeps
-		// a spinning thread that competes with respawner for the CPU at
-		// each call: on 2 cores, GOMAXPROCS=1 took RestartPending from
-		// ~135/440 µs to ~100/380 µs (p50/p99). Env may still override it.
-		cfg.Cmd.Env = append(cfg.Cmd.Env, "GOMAXPROCS=1")
-	}
-	cfg.Cmd.Env = append(cfg.Cmd.Env, o.Env...)
 	// What the plugin writes to os.Stdout or os.Stderr after Serve reaches
 	// us over go-plugin's stdio stream; log it rather than lose it.
 	named := o.Logger.Named(filepath.Base(path))
 	cfg.SyncStdout = named.StandardWriter(&hclog.StandardLoggerOptions{ForceLevel: hclog.Info})
 	cfg.SyncStderr = named.StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true})
-	if o.SHA256 != nil {
-		if len(o.SHA256) != sha256.Size {
-			return nil, fmt.Errorf("launch %s: SHA256 pin is %d bytes, want %d", path, len(o.SHA256), sha256.Size)
-		}
-		cfg.SecureConfig = &plugin.SecureConfig{Checksum: o.SHA256, Hash: sha256.New()}
-	}
 
 	// go-plugin logs what a plugin writes to stderr before its handshake at
 	// debug level only, so a plugin that fails its own start-up ("cannot read
@@ -152,11 +163,7 @@ func Launch(path string, o LaunchOptions) (*Client, error) {
 		pc.Kill()
 		return nil, fmt.Errorf("launch %s: %w", path, err)
 	}
-	c := &Client{g: raw.(*grpcClient), pc: pc}
-	if rc := pc.ReattachConfig(); rc != nil {
-		c.pid = rc.Pid
-	}
-	return c, nil
+	return &Client{g: raw.(*grpcClient), pc: pc, pid: run.PID()}, nil
 }
 
 // stderrTail keeps the last lines a plugin wrote to its stderr until its

@@ -1,6 +1,7 @@
 package hooks
 
 import (
+	"fmt"
 	"github.com/respawner/respawner/internal/hookwire"
 	"slices"
 	"strings"
@@ -298,7 +299,8 @@ func formatSpec(name string, opts map[string][]string) string {
 }
 
 func FuzzParseSpec(f *testing.F) {
-	for _, s := range []string{"x", "x:a=1,b=2", `x:h=a\,b,h=c`, "x:events=exited,gave-up", "x:=", `x:\`, "x:a=b=c", "a.b_c-d:"} {
+	for _, s := range []string{"x", "x:a=1,b=2", `x:h=a\,b,h=c`, "x:events=exited,gave-up", "x:=", `x:\`, "x:a=b=c", "a.b_c-d:",
+		"x:timeout=500ms", "x:timeout=0", "x:timeout=3,timeout=-1s", "x:sha256=" + strings.Repeat("AB", 32), "x:sha256=abc"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, spec string) {
@@ -317,6 +319,67 @@ func FuzzParseSpec(f *testing.F) {
 		name2, opts2, err := ParseSpec(formatSpec(name, opts))
 		if err != nil || name2 != name || !equalOpts(opts, opts2) {
 			t.Fatalf("round trip of %q: %q %q %v, then %q %q", spec, name, opts, err, name2, opts2)
+		}
+		// respawner's own reading of the same --plugin: sha256 and timeout.
+		sp, err := hookwire.ParseSpec(spec)
+		if err != nil {
+			return
+		}
+		if sp.Name != name || sp.Timeout <= 0 {
+			t.Fatalf("hookwire.ParseSpec(%q): name %q timeout %s", spec, sp.Name, sp.Timeout)
+		}
+		if _, ok := sp.Options["sha256"]; ok {
+			t.Fatalf("hookwire.ParseSpec(%q) passes sha256 to the plugin", spec)
+		}
+		if sp.SHA256 != "" && (len(sp.SHA256) != 64 || strings.Trim(sp.SHA256, "0123456789abcdef") != "") {
+			t.Fatalf("hookwire.ParseSpec(%q): sha256 %q", spec, sp.SHA256)
+		}
+	})
+}
+
+// FuzzOptions feeds --plugin options, as a plugin receives them, to every
+// getter of Options: none may panic, Err must name every bad value and every
+// option no getter read, and a clean Err must mean each value was taken.
+func FuzzOptions(f *testing.F) {
+	for _, s := range []string{
+		"x:interval=5s,timeout=1,failures=3,successes=1,initial-delay=0",
+		"x:interval=0,failures=0,successes=-1", "x:events=all", "x:events=exited,nope",
+		"x:flag=yes,n=12,d=1m30s,c=red", "x:flag=maybe,n=1e3,d=-5,d=6", "x:list=a@x, b@y,,list=c",
+		"x:n=99999999999999999999", "x:d=9223372037s", "x:colour=red",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		_, m, err := ParseSpec(spec)
+		if err != nil {
+			return
+		}
+		o := NewOptions(m)
+		known := []string{"s", "flag", "n", "d", "c", "list", "h", "events"}
+		o.String("s", "")
+		o.Bool("flag", false)
+		o.Int("n", 0)
+		o.Duration("d", 0)
+		o.OneOf("c", "red", "red", "green")
+		o.List("list")
+		o.Strings("h")
+		o.Kinds("events", nil)
+		pc := o.ProbeConfig(ProbeConfig{})
+		if pc.Interval <= 0 || pc.Timeout <= 0 || pc.FailureThreshold < 1 || pc.SuccessThreshold < 1 {
+			t.Fatalf("%q: probe config %+v", spec, pc)
+		}
+		known = append(known, "interval", "timeout", "initial-delay", "failures", "successes")
+		err = o.Err()
+		for k := range m {
+			if !slices.Contains(known, k) && (err == nil || !strings.Contains(err.Error(), fmt.Sprintf("unknown option %q", k))) {
+				t.Fatalf("%q: unknown option %q not reported: %v", spec, k, err)
+			}
+		}
+		if err != nil && strings.Contains(err.Error(), "\n") && !strings.ContainsAny(spec, "\n") {
+			t.Fatalf("%q: Err is more than one line: %q", spec, err)
+		}
+		if !equalOpts(o.Map(), m) {
+			t.Fatalf("%q: Map %q, want %q", spec, o.Map(), m)
 		}
 	})
 }

@@ -14,6 +14,17 @@
 //	deny-while=PATH                     deny while PATH exists, whatever decision says
 //	events=KIND,KIND                    subscribe to these kinds only (all)
 //	version=STRING                      what Info reports as the version (test)
+//	orphan=PATH                         in Configure, start `orphans` detached
+//	                                    `sleep 30` whose parent exits at once (an
+//	                                    orphan of the plugin), appending each pid
+//	                                    to PATH
+//	orphans=N                           how many (1)
+//	badlog=configure|notify|all         write log lines on stderr that go-plugin's
+//	                                    parser cannot take (a number as @message,
+//	                                    ...) and an overlong one, in Configure,
+//	                                    in each Notify, or both
+//	reason-bytes=N                      pad the verdict's reason to N bytes with
+//	                                    "é" (two bytes each), to test bounds
 //
 // With TESTHOOK_NOTIFY_ONLY set in its environment it is a Notifier only (no
 // RestartPending), to test a respawner whose plugins cannot veto.
@@ -24,6 +35,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,7 +57,12 @@ type testhook struct {
 	denyWhile string
 	events    []hooks.Kind
 	version   string
+	badlog    string
 }
+
+// stderr is the plugin's real stderr, which go-plugin in the host parses as
+// log lines (Serve points os.Stderr elsewhere).
+var stderr = os.Stderr
 
 func (h *testhook) Configure(ctx context.Context, opts *hooks.Options) error {
 	h.mu.Lock()
@@ -78,7 +96,40 @@ func (h *testhook) Configure(ctx context.Context, opts *hooks.Options) error {
 	h.denyWhile = opts.String("deny-while", "")
 	h.events = opts.Kinds("events", nil)
 	h.version = opts.String("version", "test")
-	return opts.Err()
+	if n := opts.Int("reason-bytes", 0); n > len(h.verdict.Reason) {
+		pad := n - len(h.verdict.Reason)
+		h.verdict.Reason += strings.Repeat("é", pad/2) + strings.Repeat("x", pad%2)
+	}
+	h.badlog = opts.OneOf("badlog", "", "configure", "notify", "all")
+	orphan, orphans := opts.String("orphan", ""), opts.Int("orphans", 1)
+	if err := opts.Err(); err != nil {
+		return err
+	}
+	if h.badlog == "configure" || h.badlog == "all" {
+		badLines("configure")
+	}
+	for range orphans {
+		if orphan == "" {
+			break
+		}
+		// sh forks sleep and exits: sleep is orphaned, with no pipe of ours.
+		out, err := exec.Command("/bin/sh", "-c", "sleep 30 </dev/null >/dev/null 2>&1 & echo $!").Output()
+		if err != nil {
+			return fmt.Errorf("orphan: %w", err)
+		}
+		f, err := os.OpenFile(orphan, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return fmt.Errorf("orphan: %w", err)
+		}
+		_, err = f.Write(out)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("orphan: %w", err)
+		}
+	}
+	return nil
 }
 
 func (h *testhook) Events() []hooks.Kind {
@@ -127,7 +178,24 @@ func (h *testhook) receive(ev hooks.Event) error {
 }
 
 func (h *testhook) Notify(ctx context.Context, ev hooks.Event) error {
+	h.mu.Lock()
+	badlog := h.badlog
+	h.mu.Unlock()
+	if badlog == "notify" || badlog == "all" {
+		badLines(string(ev.Kind))
+	}
 	return h.receive(ev)
+}
+
+// badLines writes lines that go-plugin's log parser used to panic on, and
+// one far longer than a log line may be.
+func badLines(when string) {
+	ts := time.Now().Format("2006-01-02T15:04:05.000000Z07:00")
+	fmt.Fprintf(stderr, `{"@level":"info","@message":5,"@timestamp":%q,"when":%q}`+"\n", ts, when)
+	fmt.Fprintf(stderr, `{"@level":3,"@message":"level is a number","when":%q}`+"\n", when)
+	fmt.Fprintf(stderr, `{"@level":"info","@message":null,"when":%q}`+"\n", when)
+	fmt.Fprintf(stderr, `{"@level":"info","@message":"timestamp is a number","@timestamp":1,"when":%q}`+"\n", when)
+	fmt.Fprintf(stderr, `{"@level":"info","@message":"long","when":%q,"x":"%s"}`+"\n", when, strings.Repeat("x", 100<<10))
 }
 
 func (h *testhook) RestartPending(ctx context.Context, ev hooks.Event) (hooks.Verdict, error) {
