@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/respawner/respawner/internal/control"
+	"golang.org/x/sys/unix"
 )
 
 // Faults and attacks that once stopped supervision; docs/reliability.md
@@ -174,9 +175,11 @@ func TestSignalStormLeavesNoStaleFiles(t *testing.T) {
 	for round := range 3 {
 		in := startRespawner(t, "--name", "storm", "/bin/sleep", "--", "1000")
 		in.waitFor("started", 5*time.Second)
-		pid := in.cmd.Process.Pid
-		for range 300 {
-			if syscall.Kill(pid, syscall.SIGTERM) != nil {
+		// SIGTERMs until respawner is gone: through its pidfd, so that
+		// none can reach a process that reused its pid.
+		fd := watchPID(t, in.cmd.Process.Pid)
+		for sent := 0; sent < 100000; sent++ {
+			if unix.PidfdSendSignal(fd, syscall.SIGTERM, nil, 0) != nil || gone(fd, 0) {
 				break
 			}
 		}
