@@ -193,7 +193,7 @@ func (p *plugin) watch(c *hooks.Client) {
 	if time.Since(p.launched) >= stablePlugin {
 		p.restarts = 0 // it ran long enough: a new streak
 	}
-	delay := min(time.Second<<min(p.restarts, 5), 30*time.Second)
+	delay := hookwire.RestartDelay(p.restarts)
 	p.restarts++
 	p.mu.Unlock()
 	c.Kill() // lets go-plugin reap it and release its resources
@@ -211,7 +211,7 @@ func (p *plugin) relaunch() {
 	c, in, sched, err := p.launch()
 	if err != nil {
 		p.mu.Lock()
-		delay := min(time.Second<<min(p.restarts, 5), 30*time.Second)
+		delay := hookwire.RestartDelay(p.restarts)
 		p.restarts++
 		p.mu.Unlock()
 		p.log.Error("plugin restart failed", "error", err, "retry_in", delay.String())

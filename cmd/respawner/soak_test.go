@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"os"
 	"os/signal"
@@ -228,4 +229,54 @@ func TestSoakAdoption(t *testing.T) {
 	}
 	t.Logf("%d adoptions, %d ticks, none lost", rounds, last)
 	assertRuntimeDirEmpty(t, dir)
+}
+
+// Part 4: a plugin killed again and again (its restart backoff capped low
+// for the test): each time the host brings it back, the program runs on
+// untouched, and neither respawner nor the host keeps a zombie or a
+// descriptor per kill.
+func TestSoakPluginKills(t *testing.T) {
+	kills := soakSize(5, 100)
+	t.Setenv("RESPAWNER_PLUGIN_RESTART_MAX", "50ms")
+	in := startRespawner(t, hookArgs("--plugin", "testhook", "--name", "plugged", "/bin/sleep", "--", "1000")...)
+	in.waitFor("hook plugin ready", 10*time.Second)
+	prog := in.waitFor("started", 5*time.Second).int("pid")
+	me := in.cmd.Process.Pid
+	plugin := func() (host, plug int) {
+		for _, p := range pluginProcs(me) {
+			exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p))
+			switch {
+			case strings.HasSuffix(exe, "respawner-hookhost"):
+				host = p
+			case strings.HasSuffix(exe, "respawner-plugin-testhook"):
+				plug = p
+			}
+		}
+		return host, plug
+	}
+	host, _ := plugin()
+	var fds0, rss0, hostFDs0 int
+	for i := 1; i <= kills; i++ {
+		if i == 2 {
+			fds0, rss0, hostFDs0 = openFDs(t, me), vmRSS(t, me), openFDs(t, host)
+		}
+		h, victim := plugin()
+		if victim == 0 || h != host {
+			t.Fatalf("kill %d: host %d (want %d), plugin %d", i, h, host, victim)
+		}
+		syscall.Kill(victim, syscall.SIGKILL)
+		in.waitFor("plugin exited; restarting it", 10*time.Second)
+		in.waitFor("plugin restarted", 10*time.Second)
+	}
+	if !alive(prog) {
+		t.Fatal("the program died with the plugin kills")
+	}
+	flat(t, "after the plugin kills", me, fds0, rss0)
+	if fds := openFDs(t, host); fds > hostFDs0+2 {
+		t.Errorf("the hook host has %d descriptors open, %d after the first kill", fds, hostFDs0)
+	}
+	if z := zombiesBelow(host); len(z) > 0 {
+		t.Errorf("zombies below the hook host: %v", z)
+	}
+	in.stopOK()
 }

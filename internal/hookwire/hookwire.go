@@ -148,6 +148,20 @@ type Verdict struct {
 	Reason   string        `json:"reason,omitempty"`
 }
 
+// RestartDelay is the backoff before the n-th consecutive restart (from 0)
+// of a crashed plugin, or of the hook host: 1 s, doubling, up to a cap of
+// 30 s, or of $RESPAWNER_PLUGIN_RESTART_MAX (a duration) when that is set
+// lower (the soak test brings a plugin back after each of 100 kills).
+func RestartDelay(n int) time.Duration {
+	limit := 30 * time.Second
+	if v := os.Getenv("RESPAWNER_PLUGIN_RESTART_MAX"); v != "" {
+		if d, err := parseDuration(v); err == nil && d > 0 && d < limit {
+			limit = d
+		}
+	}
+	return min(time.Second<<min(n, 5), limit)
+}
+
 // DefaultTimeout is a plugin call's deadline unless its option timeout says otherwise.
 const DefaultTimeout = 2 * time.Second
 

@@ -298,7 +298,7 @@ func (l *Loop) hostExited() {
 	if time.Since(h.started) >= stableHost {
 		h.restarts = 0
 	}
-	delay := min(time.Second<<min(h.restarts, 5), 30*time.Second)
+	delay := hookwire.RestartDelay(h.restarts)
 	h.restarts++
 	if err := armTimerfd(l.hostTimer, delay); err != nil {
 		l.log.Error("cannot schedule hook host restart", "error", err)
@@ -319,7 +319,7 @@ func (l *Loop) restartHost() {
 	err := l.spawnHost()
 	if h.pidfd < 0 { // not even forked: try again later
 		l.log.Error("hook host restart failed", "error", err)
-		delay := min(time.Second<<min(h.restarts, 5), 30*time.Second)
+		delay := hookwire.RestartDelay(h.restarts)
 		h.restarts++
 		armTimerfd(l.hostTimer, delay)
 		return
