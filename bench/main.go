@@ -9,11 +9,13 @@
 //     plugin that answers restart-pending with allow,
 //  6. probe idle cost: CPU time and context switches of respawner,
 //     respawner-hookhost and the healthcheck-http plugin probing lighttpd.
+//  7. flood: `respawner start /usr/bin/yes` in daemon mode: start, status
+//     and stop times, memory of respawner and its keeper, a restart on time.
 //
 // Usage: go run ./bench -bin bin/respawner
 // [-only restart,timer,idle,crash,veto,probe] [-samples 200]
 // [-timer-samples 5] [-idle 60s] [-crash 5s] [-veto-samples 1000]
-// [-probe-idle 60s] [-json]
+// [-probe-idle 60s] [-flood-samples 50] [-json]
 //
 // See docs/BENCHMARKS.md for the method and the figures.
 package main
@@ -62,9 +64,10 @@ type config struct {
 	probeIdle     time.Duration
 	probeInterval time.Duration
 	probeSettle   time.Duration
+	floodSamples  int
 }
 
-var parts = []string{"restart", "timer", "idle", "crash", "veto", "probe"}
+var parts = []string{"restart", "timer", "idle", "crash", "veto", "probe", "flood"}
 
 var quiet bool
 
@@ -100,6 +103,7 @@ func run() int {
 	flag.DurationVar(&c.probeIdle, "probe-idle", 60*time.Second, "probe idle cost: length of the measured window")
 	flag.DurationVar(&c.probeInterval, "probe-interval", time.Second, "probe idle cost: the probe interval")
 	flag.DurationVar(&c.probeSettle, "probe-settle", 5*time.Second, "probe idle cost: wait this long after lighttpd, the host and the plugin are up")
+	flag.IntVar(&c.floodSamples, "flood-samples", 50, "flood: status requests while yes writes")
 	flag.BoolVar(&c.jsonOut, "json", false, "print the results as JSON on stdout instead of the table")
 	flag.BoolVar(&quiet, "q", false, "no progress messages on stderr")
 	flag.Parse()
@@ -183,6 +187,7 @@ type report struct {
 	Crash   []*crashResult   `json:"crash,omitempty"`
 	Veto    *vetoResult      `json:"veto,omitempty"`
 	Probe   *probeResult     `json:"probe,omitempty"`
+	Flood   *floodResult     `json:"flood,omitempty"`
 	Notes   []string         `json:"notes,omitempty"`
 }
 
@@ -383,6 +388,28 @@ func measure(c *config) (*report, error) {
 				add("probe", fmt.Sprintf("probe every %s: %s context switches per probe", c.probeInterval, p.Role), p.PerProbe,
 					fmt.Sprintf("%.1f", p.PerProbe), "-", "info")
 			}
+		}
+	}
+
+	if c.only["flood"] {
+		progress("flood: respawner start /usr/bin/yes (daemon mode), %d status requests...\n", c.floodSamples)
+		r, err := benchFlood(c, c.floodSamples, time.Second)
+		if err != nil {
+			return nil, fmt.Errorf("flood: %w", err)
+		}
+		rep.Flood = r
+		add("flood", "yes: start returns after --start-check 1s", ms(r.Start), fmtMS(r.Start), "-", "info")
+		add("flood", "yes: status round trip, median / max", ms(r.Status.Max), fmtMS(r.Status.Median)+" / "+fmtMS(r.Status.Max), "<= 50 ms", verdict(r.Status.Max <= 50*time.Millisecond))
+		add("flood", "yes: stop", ms(r.Stop), fmtMS(r.Stop), "<= 1 s", verdict(r.Stop <= time.Second))
+		add("flood", "yes: respawner's RSS, highest", float64(r.RSSKB)/1024, fmtKB(r.RSSKB), "< 16 MiB", verdict(r.RSSKB < 16*1024))
+		add("flood", "yes: the keeper's RSS", float64(r.KeeperKB)/1024, fmtKB(r.KeeperKB), "-", "info")
+		how := "exit -> fork (kernel timestamps)"
+		if !r.Kernel {
+			how = "death seen -> new yes seen (harness)"
+		}
+		add("flood", fmt.Sprintf("yes: kill -9, restart after -t %s, error, %s", r.Delay, how), ms(r.Restart), fmtMS(r.Restart), "<= 1.5 ms", verdict(r.Restart <= 1500*time.Microsecond && r.Restart >= 0))
+		if r.LogMBps > 0 {
+			add("flood", "yes: NAME.log growth", r.LogMBps, fmt.Sprintf("%.0f MB/s", r.LogMBps), "-", "info")
 		}
 	}
 

@@ -206,8 +206,17 @@ func (l *Loop) Run() (int, error) {
 		if err != nil {
 			return 1, fmt.Errorf("epoll_wait: %w", err)
 		}
-		for i := 0; i < n && l.exit == nil; i++ {
-			l.dispatch(int(events[i].Fd))
+		// Supervision first: a pidfd, a timer or a request of this batch is
+		// handled before the program's output, so a program that floods its
+		// pipe delays neither a restart nor a stop by the chunk of output
+		// read in the same turn.
+		for pass := 0; pass < 2; pass++ {
+			for i := 0; i < n && l.exit == nil; i++ {
+				fd := int(events[i].Fd)
+				if l.isOutput(fd) == (pass == 1) {
+					l.dispatch(fd)
+				}
+			}
 		}
 	}
 	if l.opt.StatePath != "" {
@@ -313,6 +322,11 @@ func (l *Loop) forwardSignals(sigs <-chan os.Signal, done <-chan struct{}) {
 			return
 		}
 	}
+}
+
+// isOutput reports whether fd is one of the program's output pipes.
+func (l *Loop) isOutput(fd int) bool {
+	return fd >= 0 && (fd == l.out[0].r || fd == l.out[1].r)
 }
 
 func (l *Loop) dispatch(fd int) {

@@ -24,7 +24,7 @@ type output struct {
 
 // readChunk bounds what one turn of the loop reads from one pipe: at most a
 // few thousand lines to log before the loop looks at its other descriptors.
-const readChunk = 16 << 10
+const readChunk = 4 << 10
 
 // maxLine bounds a line; longer ones are cut into pieces of exactly maxLine
 // bytes, whether their newline has come or not, and no byte is lost.
