@@ -137,3 +137,51 @@ func (o *output) tailText() string {
 	}
 	return b.String()
 }
+
+// forward logs one chunk of the program's output, line by line (daemon
+// mode). A line the log has no room for is dropped before it costs any
+// formatting, and counted; the log says how many once it catches up.
+func (l *Loop) forward(o *output, stderr bool) bool {
+	return o.read(l.emitter(stderr))
+}
+
+func (l *Loop) emitter(stderr bool) func([]byte) {
+	if stderr {
+		return l.emitErr
+	}
+	return l.emitOut
+}
+
+// lineOverhead is about what the log adds to a line (time, level, name).
+const lineOverhead = 64
+
+func (l *Loop) emitOut(b []byte) { l.emitLine(b, false) }
+
+func (l *Loop) emitErr(b []byte) { l.emitLine(b, true) }
+
+func (l *Loop) emitLine(b []byte, stderr bool) {
+	if bl := l.opt.Backlog; bl != nil && !bl.Room(len(b)+lineOverhead) {
+		bl.Drop()
+		return
+	}
+	if stderr {
+		l.opt.Output.Warn(string(b))
+	} else {
+		l.opt.Output.Info(string(b))
+	}
+}
+
+// finalOutput bounds what is read from the pipes when supervision ends:
+// twice what a pipe can hold (keeper.PipeSize).
+const finalOutput = 2 << 20
+
+// drainOutput logs what the program wrote last, at the end of supervision:
+// up to finalOutput bytes a pipe, then any line left without its newline.
+func (l *Loop) drainOutput() {
+	for i := range l.out {
+		o := &l.out[i]
+		for n := 0; n < finalOutput/readChunk && l.forward(o, i == 1); n++ {
+		}
+		o.flushPartial(l.emitter(i == 1))
+	}
+}

@@ -270,3 +270,28 @@ func isDescendant(pid, ancestor int, skip func(int) bool) bool {
 	}
 	return false
 }
+
+// checkPidfile reads the pidfile and, once it names a live descendant of
+// ours, follows that process.
+func (l *Loop) checkPidfile() {
+	if !l.m.awaiting {
+		l.pf.stop()
+		return
+	}
+	pid, err := readPidfile(l.opt.Pidfile)
+	switch {
+	case err != nil:
+		l.pf.problem = err // absent, partial or garbage: wait for the next write
+		return
+	case !control.Alive(pid):
+		l.pf.problem = fmt.Errorf("pidfile %s names pid %d, which is not running", l.opt.Pidfile, pid)
+		return
+	case !l.ours(pid):
+		l.pf.stop()
+		l.step(PidfileFailed{Err: fmt.Errorf("pidfile %s names pid %d, which respawner did not start: refusing to watch or signal it", l.opt.Pidfile, pid)})
+		return
+	}
+	l.pf.stop()
+	l.log.Info("pidfile read", "path", l.opt.Pidfile, "pid", pid)
+	l.step(PidfileRead{PID: pid})
+}

@@ -1,13 +1,17 @@
 package loop
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 	"unsafe"
 
+	"github.com/respawner/respawner/internal/control"
+	"github.com/respawner/respawner/internal/hookwire"
 	"golang.org/x/sys/unix"
 )
 
@@ -91,4 +95,162 @@ func CloseInheritedFDs() error {
 		}
 	}
 	return nil
+}
+
+func (l *Loop) spawn(a Spawn) {
+	if l.opt.Pidfile != "" {
+		if err := clearStalePidfile(l.opt.Pidfile); err != nil {
+			l.log.Error("cannot start program", "error", err)
+			l.step(SpawnFailed{Err: err})
+			return
+		}
+	}
+	switch {
+	case a.Restart == 0:
+		l.notify("starting", hookwire.Event{})
+	default:
+		if !l.m.cfg.Ask && l.m.delayUsed == 0 {
+			l.notifyPending() // an immediate restart had no backoff to announce it
+		}
+		l.notify("restarting", hookwire.Event{Attempt: a.Restart, Limit: a.Limit})
+	}
+	pid, pidfd, err := spawn(l.opt.Path, l.opt.Argv, l.opt.Env, l.files)
+	if err != nil {
+		l.log.Error("cannot start program", "error", err)
+		l.step(SpawnFailed{Err: err})
+		return
+	}
+	if err := epollAdd(l.epfd, pidfd); err != nil {
+		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		unix.Close(pidfd)
+		l.fatal(err)
+		return
+	}
+	l.pid, l.pidfd, l.pgid = pid, pidfd, pid
+	if a.Restart == 0 {
+		l.log.Info("started", "pid", pid)
+	} else {
+		l.log.Info("restarted", "restart", restartOf(a), "pid", pid)
+	}
+	l.saveState()
+	l.notify("started", hookwire.Event{PID: pid, Attempt: a.Restart})
+	l.step(Started{PID: pid})
+}
+
+func restartOf(a Spawn) string {
+	if a.Limit == 0 {
+		return strconv.Itoa(a.Restart)
+	}
+	return strconv.Itoa(a.Restart) + "/" + strconv.Itoa(a.Limit)
+}
+
+// follow makes pid the watched process: a daemon that left its launcher, or
+// a program adopted from a killed respawner.
+func (l *Loop) follow(pid int) {
+	if l.pidfd >= 0 && l.pid != pid {
+		// The launcher is still alive (the pidfile came first): it is one of
+		// the run's other processes now.
+		l.tree[l.pidfd] = l.pid
+		l.pid, l.pidfd = 0, -1
+	}
+	fd := -1
+	for f, p := range l.tree {
+		if p == pid {
+			fd = f
+			delete(l.tree, f)
+		}
+	}
+	if fd < 0 {
+		var err error
+		if fd, err = unix.PidfdOpen(pid, 0); err != nil {
+			l.log.Warn("daemon vanished before it could be watched", "pid", pid, "error", err)
+			l.step(Exited{Status: ExitStatus{Unknown: true}})
+			return
+		}
+		if err := epollAdd(l.epfd, fd); err != nil {
+			unix.Close(fd)
+			l.fatal(err)
+			return
+		}
+	}
+	l.pid, l.pidfd = pid, fd
+	if l.opt.Adopt == nil || l.opt.Adopt.PID != pid {
+		l.log.Info("following daemon", "pid", pid)
+	}
+	l.saveState()
+}
+
+// saveState records the program's identity (pid, start time, process group)
+// so that a respawner started after this one was killed can adopt it. The
+// file stays open: one pwrite and one ftruncate per start, since a crash loop
+// restarts hundreds of times a second. A torn write cannot mislead the
+// reader, which adopts only a live pid whose start time matches.
+func (l *Loop) saveState() {
+	if l.opt.StatePath == "" || l.pid == 0 {
+		return
+	}
+	if l.stateFD < 0 {
+		fd, err := unix.Open(l.opt.StatePath, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		if err != nil {
+			l.log.Warn("cannot record the program for adoption", "error", err)
+			return
+		}
+		l.stateFD = fd
+	}
+	st, err := control.ProcStartTime(l.pid)
+	if err != nil {
+		return
+	}
+	b := fmt.Appendf(l.stateBuf[:0], "%d %d %d\n", l.pid, st, l.pgid)
+	if _, err := unix.Pwrite(l.stateFD, b, 0); err == nil {
+		unix.Ftruncate(l.stateFD, int64(len(b)))
+	}
+}
+
+// watchedExited handles the end of the watched process.
+func (l *Loop) watchedExited() {
+	if !pidfdExited(l.pidfd) {
+		return // a stale event: see pidfdExited
+	}
+	st, err := waitPidfd(l.pidfd)
+	if errors.Is(err, unix.ECHILD) {
+		st = ExitStatus{Unknown: true} // adopted: not our child, status unknowable
+	} else if err != nil {
+		l.fatal(err)
+		return
+	}
+	uptime := time.Since(l.m.started).Round(time.Millisecond)
+	pid := l.pid
+	unix.Close(l.pidfd) // closing also removes it from the epoll set
+	l.pid, l.pidfd = 0, -1
+	switch {
+	case st.Unknown:
+		l.log.Info("exited", "pid", pid, "status", "unknown (not our child)", "uptime", uptime)
+	case st.Signal != 0:
+		l.log.Info("killed by signal", "pid", pid, "signal", signalName(st.Signal), "uptime", uptime)
+	default:
+		l.log.Info("exited", "pid", pid, "status", st.Code, "uptime", uptime)
+	}
+	ev := hookwire.Event{PID: pid, Uptime: uptime, ExitCode: st.Code, Signal: sigString(st.Signal)}
+	if st.Unknown {
+		ev.Reason = "exit status unknown (adopted process)"
+	}
+	// Held across the step: if it asks restart-pending, the question goes
+	// out before this event and whatever the step adds.
+	l.host.holding = true
+	l.notify("exited", ev)
+	if l.collecting {
+		l.watchLeftovers() // its children are ours now: wait for them too
+		l.host.holding = false
+		l.flushEvents()
+		l.checkCollected()
+		return
+	}
+	leftovers := l.watchLeftovers()
+	if len(leftovers) == 0 {
+		l.pgid = 0
+	}
+	l.step(Exited{Status: st, Leftovers: leftovers})
+	l.host.holding = false
+	l.flushEvents()
 }

@@ -1,0 +1,256 @@
+package loop
+
+import (
+	"errors"
+	"os"
+	"syscall"
+
+	"github.com/respawner/respawner/internal/control"
+	"github.com/respawner/respawner/internal/hookwire"
+	"golang.org/x/sys/unix"
+)
+
+// instanceChildren lists the processes directly below the instance that
+// are not the watched process or the hook host: respawner's children and,
+// with a keeper, the keeper's children but respawner itself (processes of
+// an earlier run, reparented to the keeper when its respawner was killed).
+func (l *Loop) instanceChildren() []int {
+	self := os.Getpid()
+	pids := children(self, nil)
+	if k := l.opt.Keeper; k != nil {
+		for _, p := range children(k.PID, nil) {
+			if p != self {
+				pids = append(pids, p)
+			}
+		}
+	}
+	keep := pids[:0]
+	for _, p := range pids {
+		if !l.watched(p) {
+			keep = append(keep, p)
+		}
+	}
+	return keep
+}
+
+// instanceDescendants lists every process of the instance, breadth first:
+// what is below respawner (the hook host's subtree excepted), below the
+// keeper, and below the watched process when it is neither's child (a
+// program adopted by a respawner in the foreground).
+func (l *Loop) instanceDescendants() []int {
+	seen := map[int]bool{os.Getpid(): true}
+	var out []int
+	add := func(pids []int) {
+		for _, p := range pids {
+			if !seen[p] && !l.isHost(p) {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	add(children(os.Getpid(), nil))
+	if k := l.opt.Keeper; k != nil {
+		add(children(k.PID, nil))
+	}
+	if l.pid > 0 {
+		add([]int{l.pid})
+	}
+	for i := 0; i < len(out); i++ {
+		add(children(out[i], nil))
+	}
+	return out
+}
+
+// ours reports whether pid belongs to the instance: below respawner (not
+// through the hook host) or below its keeper.
+func (l *Loop) ours(pid int) bool {
+	if isDescendant(pid, os.Getpid(), l.isHost) {
+		return true
+	}
+	k := l.opt.Keeper
+	return k != nil && isDescendant(pid, k.PID, func(p int) bool { return p == os.Getpid() })
+}
+
+// watchLeftovers opens a pidfd for each of our children that is not yet
+// watched (what the run left behind, reparented to us as subreaper, or to
+// the keeper) and returns the pids of all the run's processes being waited for.
+func (l *Loop) watchLeftovers() []int {
+	for _, pid := range l.instanceChildren() {
+		if l.watched(pid) {
+			continue
+		}
+		if st, dead := reapIfDead(pid); dead {
+			// Already a zombie: an intermediate of a double fork, say.
+			l.log.Debug("reaped leftover process", "pid", pid, "status", st.String())
+			continue
+		}
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue // gone already
+		}
+		if err := epollAdd(l.epfd, fd); err != nil {
+			unix.Close(fd)
+			continue
+		}
+		l.tree[fd] = pid
+		l.log.Debug("waiting for leftover process", "pid", pid)
+	}
+	if len(l.tree) == 0 {
+		return nil
+	}
+	pids := make([]int, 0, len(l.tree))
+	for _, p := range l.tree {
+		pids = append(pids, p)
+	}
+	return pids
+}
+
+func (l *Loop) watched(pid int) bool {
+	if pid == l.pid || pid == l.host.pid && pid != 0 {
+		return true // the hook host is reaped through its own pidfd
+	}
+	for _, p := range l.tree {
+		if p == pid {
+			return true
+		}
+	}
+	return false
+}
+
+func (l *Loop) leftoverExited(fd, pid int) {
+	if !pidfdExited(fd) {
+		return // a stale event: see pidfdExited
+	}
+	st, err := waitPidfd(fd)
+	unix.Close(fd)
+	delete(l.tree, fd)
+	if err == nil {
+		l.log.Debug("leftover process ended", "pid", pid, "status", st.String())
+	}
+	l.watchLeftovers() // its children, if any, are ours now
+	if l.collecting {
+		l.checkCollected()
+	}
+}
+
+// checkCollected raises TreeEmpty once the watched process and every other
+// process of the run are gone.
+func (l *Loop) checkCollected() {
+	if l.pidfd >= 0 || len(l.tree) > 0 {
+		l.log.Debug("waiting for the run's processes", "watched", l.pid, "others", len(l.tree))
+		return
+	}
+	l.collecting = false
+	l.pgid = 0
+	l.step(TreeEmpty{})
+}
+
+// reapOrphans collects zombies reparented to us while the program runs (a
+// grandchild whose parent died). The program itself and leftovers are reaped
+// through their pidfds, never here.
+func (l *Loop) reapOrphans() {
+	for _, pid := range children(os.Getpid(), nil) {
+		if l.watched(pid) {
+			continue
+		}
+		if st, ok := reapIfDead(pid); ok {
+			l.log.Debug("reaped orphan", "pid", pid, "status", st.String())
+		}
+	}
+	if l.collecting {
+		l.pruneTree()
+		l.watchLeftovers()
+		l.checkCollected()
+	}
+}
+
+// pruneTree drops leftovers that are no longer our children to wait for
+// (waitid says ECHILD) and are not alive under the keeper either, so that a
+// stop can never wait for a process that is gone without its pidfd having
+// said so.
+func (l *Loop) pruneTree() {
+	for fd, pid := range l.tree {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+		if errors.Is(err, unix.ECHILD) && !(l.opt.Keeper != nil && control.Alive(pid)) {
+			l.log.Debug("leftover process no longer ours", "pid", pid)
+			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+			unix.Close(fd)
+			delete(l.tree, fd)
+		}
+	}
+}
+
+// signalTree sends sig to the process group of the run, to the watched
+// process when it left that group (a daemon, an adopted program), and to
+// every descendant outside the group (daemons that called setsid), so nothing
+// the program started outlives a stop. SIGTERM is followed by SIGCONT so that
+// a stopped (SIGSTOP) process can act on it.
+func (l *Loop) signalTree(sig syscall.Signal) {
+	send := func(target int) {
+		err := ignoreESRCH(unix.Kill(target, sig))
+		if err == nil && sig == unix.SIGTERM {
+			unix.Kill(target, unix.SIGCONT)
+		}
+		if err != nil {
+			l.log.Warn("kill", "pid", target, "signal", signalName(sig), "error", err)
+		}
+	}
+	if l.pgid > 0 && !l.groupIsOurs() {
+		// The group emptied (a daemon called setsid): its number may be anyone's now.
+		l.log.Debug("process group gone; not signalling it", "pgid", l.pgid)
+		l.pgid = 0
+	}
+	if l.pgid > 0 {
+		send(-l.pgid)
+	}
+	if l.pidfd >= 0 {
+		if pgid, err := unix.Getpgid(l.pid); err == nil && pgid != l.pgid {
+			unix.PidfdSendSignal(l.pidfd, sig, nil, 0)
+			if sig == unix.SIGTERM {
+				unix.PidfdSendSignal(l.pidfd, unix.SIGCONT, nil, 0)
+			}
+		}
+	}
+	for _, pid := range l.instanceDescendants() {
+		if pgid, err := unix.Getpgid(pid); err == nil && (pgid != l.pgid || l.pgid == 0) && pid != l.pid {
+			send(pid)
+		}
+	}
+	switch {
+	case sig == unix.SIGKILL:
+		l.log.Warn("killing", "signal", "SIGKILL")
+		if l.collecting {
+			l.pruneTree()
+			l.watchLeftovers()
+			defer l.checkCollected()
+		}
+	case l.m.State() == Cleanup:
+		l.log.Info("terminating processes left behind", "signal", signalName(sig), "timeout", l.opt.Machine.StopTimeout)
+	default:
+		l.log.Info("stopping", "signal", signalName(sig), "timeout", l.opt.Machine.StopTimeout)
+		l.notify("stopping", hookwire.Event{PID: l.pid, Reason: "stop requested"})
+	}
+}
+
+// groupIsOurs reports whether the run's process group still has a member
+// that is ours: the watched process, or a descendant of respawner. A group
+// whose members are all gone frees its number, which the kernel may give to
+// an unrelated process that leads a group of its own: never signal it then.
+func (l *Loop) groupIsOurs() bool {
+	if l.pid > 0 {
+		if pg, err := unix.Getpgid(l.pid); err == nil && pg == l.pgid {
+			return true
+		}
+	}
+	for _, pid := range l.instanceDescendants() {
+		if pg, err := unix.Getpgid(pid); err == nil && pg == l.pgid {
+			return true
+		}
+	}
+	return false
+}
+
+// isHost tells the hook host (and so its plugins, below it) from the
+// program's processes: they are never signalled as part of the program.
+func (l *Loop) isHost(pid int) bool { return pid == l.host.pid && pid != 0 }
