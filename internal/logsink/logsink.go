@@ -28,6 +28,7 @@ type Sink struct {
 	busy    bool   // the writer goroutine holds a batch
 	dropped int    // lines dropped since the last report
 	closed  bool
+	held    bool              // Write does not wake the writer: Kick does
 	notice  func(dropped int) // formats the "lines dropped" report
 	wake    chan struct{}     // one token: there is work
 	idle    *sync.Cond        // signalled when the queue empties
@@ -61,14 +62,40 @@ func (s *Sink) Write(p []byte) (int, error) {
 	}
 	empty := len(s.buf) == 0
 	s.buf = append(s.buf, p...)
+	held := s.held
 	s.mu.Unlock()
-	if empty {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+	if empty && !held {
+		s.signal()
 	}
 	return len(p), nil
+}
+
+func (s *Sink) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Hold makes Write only queue, without waking the writer goroutine; Kick
+// wakes it. The event loop holds its sink and kicks it before it waits for
+// events, so that the write of a restart's log lines (a thread woken, a
+// write on the other CPU) never competes with the restart itself: the lines
+// go out when the loop has nothing else to do, microseconds later.
+func (s *Sink) Hold() {
+	s.mu.Lock()
+	s.held = true
+	s.mu.Unlock()
+}
+
+// Kick wakes the writer when lines are queued.
+func (s *Sink) Kick() {
+	s.mu.Lock()
+	pending := len(s.buf) > 0
+	s.mu.Unlock()
+	if pending {
+		s.signal()
+	}
 }
 
 // Room reports whether a line of n bytes would be queued now. The program's
@@ -125,6 +152,10 @@ func (s *Sink) run() {
 // sink: what is still queued is dropped, and later writes are discarded. It
 // reports how many lines were lost that way, and any drop not yet reported.
 func (s *Sink) Flush(timeout time.Duration) error {
+	s.mu.Lock()
+	s.held = false
+	s.mu.Unlock()
+	s.Kick()
 	done := make(chan struct{})
 	go func() {
 		s.mu.Lock()

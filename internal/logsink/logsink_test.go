@@ -78,3 +78,26 @@ func TestDropsAreReportedInOrder(t *testing.T) {
 		t.Fatal("no drop reported, though the queue holds far fewer than 50000 lines")
 	}
 }
+
+// A held sink writes nothing until it is kicked, then everything.
+func TestHeldSinkWritesOnKick(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	s := New(w, DefaultSize)
+	s.Hold()
+	s.Write([]byte("one\n"))
+	r.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	buf := make([]byte, 64)
+	if n, _ := r.Read(buf); n > 0 {
+		t.Fatalf("a held sink wrote %q before the kick", buf[:n])
+	}
+	s.Kick()
+	r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "one\n" {
+		t.Fatalf("after the kick: %q, %v", buf[:n], err)
+	}
+}

@@ -69,6 +69,10 @@ type Adoption struct {
 type Backlog interface {
 	Room(n int) bool
 	Drop()
+	// Hold and Kick: the loop's lines are written when it is about to
+	// wait for events, not in the middle of a restart.
+	Hold()
+	Kick()
 }
 
 // Loop is the supervisor: one goroutine, locked to its thread, blocked in
@@ -195,8 +199,14 @@ func (l *Loop) Run() (int, error) {
 	if l.probers != nil {
 		l.syncProbes()
 	}
+	if l.opt.Backlog != nil {
+		l.opt.Backlog.Hold()
+	}
 	var events [16]unix.EpollEvent
 	for l.exit == nil {
+		if l.opt.Backlog != nil {
+			l.opt.Backlog.Kick() // what this turn logged goes out now
+		}
 		n, err := unix.EpollWait(l.epfd, events[:], -1)
 		if err == unix.EINTR {
 			continue
