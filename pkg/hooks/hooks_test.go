@@ -35,14 +35,14 @@ func TestStrictest(t *testing.T) {
 
 func TestVerdictString(t *testing.T) {
 	for v, want := range map[Verdict]string{
-		Allow():                        "allow",
-		DelayBy(5 * time.Second):       "delay 5s",
-		Deny("maintenance"):            "deny: maintenance",
-		GiveUp("too many"):             "give-up: too many",
-		{Decision: Decision(9)}:        "decision(9)",
-		{Decision: -1, Reason: "x"}:    "decision(-1): x",
-		{Decision: DecisionGiveUp}:     "give-up",
-		{DecisionDelay, time.Hour, ""}: "delay 1h0m0s",
+		Allow():                                     "allow",
+		DelayBy(5 * time.Second):                    "delay 5s",
+		Deny("maintenance"):                         "deny: maintenance",
+		GiveUp("too many"):                          "give-up: too many",
+		{Decision: Decision(9)}:                     "decision(9)",
+		{Decision: -1, Reason: "x"}:                 "decision(-1): x",
+		{Decision: DecisionGiveUp}:                  "give-up",
+		{Decision: DecisionDelay, Delay: time.Hour}: "delay 1h0m0s",
 	} {
 		if got := v.String(); got != want {
 			t.Errorf("%#v.String() = %q, want %q", v, got, want)

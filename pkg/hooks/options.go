@@ -213,7 +213,7 @@ func (o *Options) Kinds(key string, def []Kind) []Kind {
 
 func kindList() string {
 	var b strings.Builder
-	for i, k := range allKinds {
+	for i, k := range Kinds() {
 		if i > 0 {
 			b.WriteString(", ")
 		}
