@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/respawner/respawner/internal/loop"
+	"github.com/respawner/respawner/internal/machine"
 )
 
 // durationValue is a pflag.Value for delays: a bare integer means seconds
@@ -50,12 +50,12 @@ func parseDuration(s string) (time.Duration, error) {
 
 // codeListValue is a pflag.Value for -e: comma-separated exit codes 0-255.
 type codeListValue struct {
-	set  loop.CodeSet
+	set  machine.CodeSet
 	text string
 }
 
 func (c *codeListValue) Set(s string) error {
-	var set loop.CodeSet
+	var set machine.CodeSet
 	for f := range strings.SplitSeq(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 0 || n > 255 {
@@ -71,10 +71,10 @@ func (c *codeListValue) String() string { return c.text }
 func (c *codeListValue) Type() string   { return "list" }
 
 // policyValue is a pflag.Value for --restart.
-type policyValue loop.Policy
+type policyValue machine.Policy
 
 func (p *policyValue) Set(s string) error {
-	v, err := loop.ParsePolicy(s)
+	v, err := machine.ParsePolicy(s)
 	if err != nil {
 		return errors.New("want on-failure, always or never")
 	}
@@ -82,7 +82,7 @@ func (p *policyValue) Set(s string) error {
 	return nil
 }
 
-func (p *policyValue) String() string { return loop.Policy(*p).String() }
+func (p *policyValue) String() string { return machine.Policy(*p).String() }
 func (p *policyValue) Type() string   { return "policy" }
 
 // choiceValue is a pflag.Value that accepts one of a fixed set of words.

@@ -12,6 +12,7 @@ import (
 	"github.com/respawner/respawner/internal/hookwire"
 	"github.com/respawner/respawner/internal/keeper"
 	"github.com/respawner/respawner/internal/loop"
+	"github.com/respawner/respawner/internal/machine"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -171,14 +172,14 @@ func checkPidfileOwner(path string) error {
 		path, control.OwnerName(st.Uid), parent, control.OwnerName(st.Uid))
 }
 
-func (o *startOptions) machineConfig() loop.Config {
-	cfg := loop.Config{
+func (o *startOptions) machineConfig() machine.Config {
+	cfg := machine.Config{
 		RespawnTimeout: time.Duration(o.respawnTimeout),
 		MaxDelay:       time.Duration(o.maxDelay),
 		Reset:          time.Duration(o.reset),
 		Window:         time.Duration(o.window),
 		Limit:          o.limit,
-		Policy:         loop.Policy(o.policy),
+		Policy:         machine.Policy(o.policy),
 		Success:        o.success.set,
 		StopTimeout:    time.Duration(o.stopTimeout),
 		Pidfile:        o.pidfile != "",

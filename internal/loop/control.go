@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/respawner/respawner/internal/control"
+	"github.com/respawner/respawner/internal/machine"
 	"golang.org/x/sys/unix"
 )
 
@@ -206,7 +207,7 @@ func (l *Loop) serve(fd int, c *conn) {
 		c.stopped = true
 		l.armCtlTimer() // it owes nothing now
 		l.log.Info("stop requested")
-		l.step(StopRequested{})
+		l.step(machine.StopRequested{})
 	}
 }
 
@@ -260,15 +261,15 @@ func (l *Loop) status() control.Status {
 	if k := l.opt.Keeper; k != nil {
 		st.KeeperPID = k.PID
 	}
-	if s.State == Running {
+	if s.State == machine.Running {
 		st.PID = s.PID
 		st.Started = s.Started.UTC().Truncate(time.Second)
 	}
-	if s.State == Backoff {
+	if s.State == machine.Backoff {
 		st.NextRestart = s.Since.Add(s.Delay).UTC().Truncate(time.Millisecond)
 	}
 	switch s.State {
-	case Held, Cleanup, Backoff:
+	case machine.Held, machine.Cleanup, machine.Backoff:
 		// Why the program is not running while respawner waits to retry:
 		// the hook's reason, or the failure of the last run ("pidfile ...
 		// names running pid 1 ...: is another copy running?").
@@ -290,19 +291,19 @@ func (l *Loop) status() control.Status {
 }
 
 // statusState maps machine states to the states of SPEC §2.
-func statusState(s Snapshot) string {
+func statusState(s machine.Snapshot) string {
 	switch s.State {
-	case Idle, Starting:
+	case machine.Idle, machine.Starting:
 		return "starting"
-	case Running:
+	case machine.Running:
 		return "running"
-	case Cleanup, Backoff:
+	case machine.Cleanup, machine.Backoff:
 		return "backoff"
-	case Stopping:
+	case machine.Stopping:
 		return "stopping"
-	case Stopped:
+	case machine.Stopped:
 		return "stopped"
-	case Held:
+	case machine.Held:
 		return "held"
 	}
 	return "failed"

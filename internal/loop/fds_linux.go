@@ -9,6 +9,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/respawner/respawner/internal/machine"
 	"golang.org/x/sys/unix"
 )
 
@@ -66,7 +67,7 @@ func writeEventfd(fd int) {
 }
 
 // waitPidfd reaps the exited process behind pidfd with waitid(P_PIDFD).
-func waitPidfd(pidfd int) (ExitStatus, error) {
+func waitPidfd(pidfd int) (machine.ExitStatus, error) {
 	var info unix.Siginfo
 	for {
 		err := unix.Waitid(unix.P_PIDFD, pidfd, &info, unix.WEXITED, nil)
@@ -74,7 +75,7 @@ func waitPidfd(pidfd int) (ExitStatus, error) {
 			continue
 		}
 		if err != nil {
-			return ExitStatus{}, fmt.Errorf("waitid pidfd: %w", err)
+			return machine.ExitStatus{}, fmt.Errorf("waitid pidfd: %w", err)
 		}
 		return siginfoStatus(&info), nil
 	}
@@ -96,11 +97,11 @@ func pidfdExited(pidfd int) bool {
 }
 
 // reapIfDead reaps pid when it is a zombie and leaves it alone otherwise.
-func reapIfDead(pid int) (ExitStatus, bool) {
+func reapIfDead(pid int) (machine.ExitStatus, bool) {
 	var info unix.Siginfo
 	err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOHANG, nil)
 	if err != nil || siginfoPID(&info) == 0 {
-		return ExitStatus{}, false
+		return machine.ExitStatus{}, false
 	}
 	return siginfoStatus(&info), true
 }
@@ -117,13 +118,13 @@ const (
 	cldDumped = 3
 )
 
-func siginfoStatus(info *unix.Siginfo) ExitStatus {
+func siginfoStatus(info *unix.Siginfo) machine.ExitStatus {
 	status := int(*(*int32)(unsafe.Add(unsafe.Pointer(info), 24)))
 	switch info.Code {
 	case cldKilled, cldDumped:
-		return ExitStatus{Signal: unix.Signal(status)}
+		return machine.ExitStatus{Signal: unix.Signal(status)}
 	}
-	return ExitStatus{Code: status}
+	return machine.ExitStatus{Code: status}
 }
 
 // children lists the child processes of pid from /proc/PID/task/*/children

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/internal/machine"
+	"github.com/respawner/respawner/pkg/hookspec"
 	"golang.org/x/sys/unix"
 )
 
@@ -206,11 +208,11 @@ func (l *Loop) hostReadable() {
 			if m.ID == 0 || m.ID != l.host.askID || m.Verdict == nil {
 				continue // the answer to a question already settled
 			}
-			v := verdictOf(m.Verdict)
+			v := l.verdictOf(m.Verdict)
 			// An allow is the common case, and its line would cost every
 			// restart a log write before the fork: at debug level only.
 			lvl := hclog.Info
-			if v.Decision == Allow {
+			if v.Decision == hookspec.DecisionAllow {
 				lvl = hclog.Debug
 			}
 			l.log.Log(lvl, "restart-pending answered", "decision", m.Verdict.Decision, "delay", v.Delay, "reason", v.Reason, "took", time.Since(l.host.askedAt))
@@ -229,17 +231,15 @@ func (l *Loop) hostReadable() {
 	}
 }
 
-func verdictOf(v *hookwire.Verdict) Verdict {
-	d := Allow
-	switch v.Decision {
-	case hookwire.Delay:
-		d = Delay
-	case hookwire.Deny:
-		d = Deny
-	case hookwire.GiveUp:
-		d = GiveUp
+// verdictOf reads the host's answer. An unknown decision is an error,
+// logged, and counts as allow: never silently mapped to another one.
+func (l *Loop) verdictOf(v *hookwire.Verdict) machine.Verdict {
+	d, err := hookspec.ParseDecision(v.Decision)
+	if err != nil {
+		l.log.Error("restart-pending: the hook host's answer is not understood; counted as allow", "error", err)
+		return machine.Verdict{Decision: hookspec.DecisionAllow, Reason: "unknown decision " + v.Decision}
 	}
-	return Verdict{Decision: d, Delay: v.Delay, Reason: v.Reason}
+	return machine.Verdict{Decision: d, Delay: v.Delay, Reason: v.Reason}
 }
 
 // hostLog writes one of the host's (or a plugin's) JSON log lines to our log
@@ -290,7 +290,7 @@ func (l *Loop) hostExited() {
 	h.outbox = h.outbox[:0]
 	if h.askID != 0 {
 		h.askID = 0
-		l.step(Verdict{Decision: Allow, Reason: "hook host died"})
+		l.step(machine.Verdict{Decision: hookspec.DecisionAllow, Reason: "hook host died"})
 	}
 	if l.exit != nil {
 		return
@@ -390,13 +390,11 @@ func killGroup(pgid int) {
 // outbox while a restart-pending question is out (or while the loop holds it
 // across a step), so that the question, on the restart's critical path, does
 // not queue behind their deliveries; they keep their order.
-func (l *Loop) notify(kind string, ev hookwire.Event) {
+func (l *Loop) notify(e hookspec.Event) {
 	if l.opt.Hooks == nil || l.host.sock < 0 {
 		return
 	}
-	ev.Kind = kind
-	l.fillEvent(&ev)
-	l.host.outbox = append(l.host.outbox, ev)
+	l.host.outbox = append(l.host.outbox, l.wireEvent(e))
 	l.flushEvents()
 }
 
@@ -435,53 +433,32 @@ func (l *Loop) settled() {
 	l.flushEvents()
 }
 
-func (l *Loop) fillEvent(ev *hookwire.Event) {
-	ev.Instance = l.opt.Name
-	ev.Program = l.opt.Path
-	ev.Args = l.opt.Argv[1:]
-	ev.Time = time.Now()
-	if ev.Limit == 0 {
-		ev.Limit = l.opt.Machine.Limit
+// wireEvent is the machine's event with what only the loop knows (the
+// instance, its program), in the form the host takes.
+func (l *Loop) wireEvent(e hookspec.Event) hookwire.Event {
+	return hookwire.Event{
+		Kind: string(e.Kind), Instance: l.opt.Name, Program: l.opt.Path, Args: l.opt.Argv[1:],
+		PID: e.PID, Time: e.Time, ExitCode: e.ExitCode, Signal: e.Signal, Uptime: e.Uptime,
+		Attempt: e.Attempt, Limit: e.Limit, Reason: e.Reason,
 	}
-}
-
-// notifyPending tells the plugins a restart is due when none of them can
-// veto it (then restart-pending is an event, not a question).
-func (l *Loop) notifyPending() {
-	ev := hookwire.Event{Attempt: l.m.restarts + 1}
-	if e := l.m.lastExit; e != nil {
-		ev.ExitCode, ev.Signal = e.Code, sigString(e.Signal)
-	}
-	l.notify("restart-pending", ev)
 }
 
 // askHooks puts restart-pending to the plugins.
-func (l *Loop) askHooks(a Ask) {
+func (l *Loop) askHooks(a machine.Ask) {
 	h := &l.host
 	if h.sock < 0 {
-		l.step(Verdict{Decision: Allow, Reason: "hook host not running"})
+		l.step(machine.Verdict{Decision: hookspec.DecisionAllow, Reason: "hook host not running"})
 		return
 	}
 	h.nextID++
 	h.askID = h.nextID
 	h.askedAt = time.Now()
-	ev := hookwire.Event{Kind: "restart-pending", Attempt: a.Restart, Limit: a.Limit}
-	if e := l.m.lastExit; e != nil {
-		ev.ExitCode, ev.Signal = e.Code, sigString(e.Signal)
-	}
-	l.fillEvent(&ev)
+	ev := l.wireEvent(a.Event)
 	if err := l.hostSend(hookwire.Msg{T: hookwire.TAsk, ID: h.askID, Event: &ev}); err != nil {
 		l.log.Warn("restart-pending not delivered; restarting", "error", err)
 		l.settled()
-		l.step(Verdict{Decision: Allow, Reason: "not delivered"})
+		l.step(machine.Verdict{Decision: hookspec.DecisionAllow, Reason: "not delivered"})
 	}
-}
-
-func sigString(s syscall.Signal) string {
-	if s == 0 {
-		return ""
-	}
-	return signalName(s)
 }
 
 // pluginNames lists the configured plugins for status.

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/respawner/respawner/internal/hookwire"
 	"github.com/respawner/respawner/internal/keeper"
+	"github.com/respawner/respawner/internal/machine"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,7 +23,7 @@ type Options struct {
 	Argv    []string // argv, argv[0] included
 	Env     []string // environment of the program
 	Stdin   uintptr  // the program's stdin (fd 0 of respawner, or /dev/null)
-	Machine Config
+	Machine machine.Config
 	Log     hclog.Logger
 	// Reopen is called on SIGHUP (logrotate); nil when there is nothing to reopen.
 	Reopen func() error
@@ -84,20 +84,20 @@ type Backlog interface {
 type Loop struct {
 	opt Options
 	log hclog.Logger
-	m   *Machine
+	m   *machine.Machine
 
 	epfd    int
 	evfd    int
-	timers  [numTimers]int
+	timers  [machine.NumTimers]int
 	pending atomic.Uint64 // signal numbers waiting for the loop
 
 	pid        int         // the watched process, 0 when none
 	pidfd      int         // pidfd of pid, -1 when none
 	pgid       int         // process group of the current run, 0 once it is gone
 	tree       map[int]int // pidfd -> pid of other processes of the run being waited for
-	collecting bool        // CollectTree: TreeEmpty is due when all are gone
+	collecting bool        // CollectTree: machine.TreeEmpty is due when all are gone
 
-	queue    []Event // events raised while acting, stepped in order
+	queue    []machine.Event // events raised while acting, stepped in order
 	stepping bool
 
 	ctl   ctlSocket
@@ -113,7 +113,7 @@ type Loop struct {
 	stateBuf [64]byte
 
 	reported bool
-	exit     *Exit
+	exit     *machine.Exit
 }
 
 // New returns a loop for opt; Run starts it.
@@ -122,7 +122,7 @@ func New(opt Options) *Loop {
 		opt.Log = hclog.NewNullLogger()
 	}
 	l := &Loop{
-		opt: opt, log: opt.Log, m: NewMachine(opt.Machine),
+		opt: opt, log: opt.Log,
 		epfd: -1, evfd: -1, pidfd: -1, hostTimer: -1, stateFD: -1,
 		host: hookHost{pidfd: -1, sock: -1},
 		tree: map[int]int{},
@@ -181,6 +181,9 @@ func (l *Loop) Run() (int, error) {
 		l.report(err)
 		return 1, err
 	}
+	// The machine is made from a complete configuration: whether hooks are
+	// asked is known once the host has said what its plugins can do.
+	l.m = machine.NewMachine(l.opt.Machine)
 
 	switch a := l.opt.Adopt; {
 	case a != nil:
@@ -276,11 +279,11 @@ func (l *Loop) setup() error {
 			deadline = max(deadline, p.Timeout)
 		}
 		for _, in := range l.host.infos {
-			l.m.cfg.Ask = l.m.cfg.Ask || in.Veto
+			l.opt.Machine.Ask = l.opt.Machine.Ask || in.Veto
 		}
 		// The host enforces each plugin's deadline; ours only guards against
 		// a host that answers nothing at all.
-		l.m.cfg.AskDeadline = deadline + 500*time.Millisecond
+		l.opt.Machine.AskDeadline = deadline + 500*time.Millisecond
 		l.initProbers()
 	}
 	l.files = []uintptr{l.opt.Stdin, 1, 2}
@@ -344,7 +347,7 @@ func (l *Loop) dispatch(fd int) {
 		l.signals(l.pending.Swap(0))
 	case fd == l.pidfd:
 		l.watchedExited()
-	case fd >= 0 && (fd == l.timers[RespawnTimer] || fd == l.timers[KillTimer] || fd == l.timers[StartTimer] || fd == l.timers[AskTimer]):
+	case fd >= 0 && (fd == l.timers[machine.RespawnTimer] || fd == l.timers[machine.KillTimer] || fd == l.timers[machine.StartTimer] || fd == l.timers[machine.AskTimer]):
 		if !readCounter(fd) {
 			return // disarmed after it became ready
 		}
@@ -390,16 +393,16 @@ func (l *Loop) timerFired(fd int) {
 		if l.timers[id] != fd {
 			continue
 		}
-		if TimerID(id) == AskTimer && l.host.askID != 0 {
+		if machine.TimerID(id) == machine.AskTimer && l.host.askID != 0 {
 			l.log.Warn("hook host did not answer restart-pending in time; restarting")
 			l.settled()
 		}
-		if TimerID(id) == StartTimer && l.m.awaiting {
+		if machine.TimerID(id) == machine.StartTimer && l.m.Snapshot().Awaiting {
 			// The machine only knows the pidfile is late; the loop knows why.
-			l.step(PidfileFailed{Err: l.pf.timeoutError(l.opt.Pidfile, l.opt.Machine.StartTimeout)})
+			l.step(machine.PidfileFailed{Err: l.pf.timeoutError(l.opt.Pidfile, l.opt.Machine.StartTimeout)})
 			return
 		}
-		l.step(TimerFired{ID: TimerID(id)})
+		l.step(machine.TimerFired{ID: machine.TimerID(id)})
 	}
 }
 
@@ -411,7 +414,7 @@ func (l *Loop) signals(bits uint64) {
 		switch sig {
 		case unix.SIGTERM, unix.SIGINT:
 			l.log.Info("signal received, stopping", "signal", signalName(sig))
-			l.step(StopRequested{})
+			l.step(machine.StopRequested{})
 		case unix.SIGHUP:
 			if l.opt.Reopen == nil {
 				l.log.Info("SIGHUP received; nothing to reopen, supervision goes on")
@@ -432,12 +435,17 @@ func (l *Loop) signals(bits uint64) {
 // step feeds ev to the machine and carries out the actions. Events raised
 // while acting are queued and stepped after, in order, so actions of one step
 // are never interleaved with those of the next.
-func (l *Loop) step(ev Event) {
+func (l *Loop) step(ev machine.Event) {
 	l.queue = append(l.queue, ev)
 	if l.stepping {
 		return
 	}
 	l.stepping = true
+	// The hooks' events of a step wait in the outbox until it is done: a
+	// question the step asks goes out first, and no send wakes the host
+	// while the step forks.
+	held := l.host.holding
+	l.host.holding = true
 	for len(l.queue) > 0 && l.exit == nil {
 		ev := l.queue[0]
 		l.queue = l.queue[1:]
@@ -445,34 +453,33 @@ func (l *Loop) step(ev Event) {
 	}
 	l.queue = l.queue[:0]
 	l.stepping = false
+	l.host.holding = held
+	l.flushEvents()
 	if l.probers != nil && l.exit == nil {
 		l.syncProbes()
 	}
 }
 
-func (l *Loop) act(acts []Action) {
+func (l *Loop) act(acts []machine.Action) {
 	for _, a := range acts {
 		if l.exit != nil {
 			return
 		}
 		switch a := a.(type) {
-		case Spawn:
+		case machine.Spawn:
 			l.spawn(a)
-		case ArmTimer:
-			switch {
-			case a.ID == RespawnTimer && l.m.State() == Held:
-				l.log.Info("restart held by a hook", "reason", l.m.held, "ask_again_in", a.After)
-			case a.ID == RespawnTimer:
+		case machine.ArmTimer:
+			switch s := l.m.Snapshot(); {
+			case a.ID == machine.RespawnTimer && s.State == machine.Held:
+				l.log.Info("restart held by a hook", "reason", s.Reason, "ask_again_in", a.After)
+			case a.ID == machine.RespawnTimer:
 				l.log.Info("respawn scheduled", "delay", a.After)
-				if !l.m.cfg.Ask && l.m.State() == Backoff {
-					l.notifyPending() // with vetoers, the question itself is the event
-				}
 			}
 			if err := l.armTimer(a.ID, a.After); err != nil {
 				l.fatal(err)
 			}
-		case DisarmTimer:
-			if a.ID == AskTimer && l.host.askID != 0 {
+		case machine.DisarmTimer:
+			if a.ID == machine.AskTimer && l.host.askID != 0 {
 				// The question is abandoned (a stop while it was out): its
 				// late answer will not match, and held events flow again.
 				l.settled()
@@ -483,25 +490,27 @@ func (l *Loop) act(acts []Action) {
 			if err := disarmTimerfd(l.timers[a.ID]); err != nil {
 				l.fatal(err)
 			}
-		case SignalTree:
+		case machine.SignalTree:
 			l.signalTree(a.Sig)
-		case CollectTree:
+		case machine.CollectTree:
 			l.collecting = true
 			l.watchLeftovers()
 			l.checkCollected()
-		case WatchPidfile:
+		case machine.WatchPidfile:
 			if err := l.pf.start(l.epfd, l.opt.Pidfile); err != nil {
-				l.step(PidfileFailed{Err: err})
+				l.step(machine.PidfileFailed{Err: err})
 			} else {
 				l.checkPidfile()
 			}
-		case Follow:
+		case machine.Follow:
 			l.follow(a.PID)
-		case Ready:
+		case machine.Ready:
 			l.report(nil)
-		case Ask:
+		case machine.Ask:
 			l.askHooks(a)
-		case Exit:
+		case machine.Notify:
+			l.notify(a.Event)
+		case machine.Exit:
 			l.finish(a)
 		}
 	}
@@ -509,7 +518,7 @@ func (l *Loop) act(acts []Action) {
 
 // armTimer arms timer id, creating its timerfd on first use: a timer that is
 // never needed (the hooks' deadline without plugins) never exists.
-func (l *Loop) armTimer(id TimerID, d time.Duration) error {
+func (l *Loop) armTimer(id machine.TimerID, d time.Duration) error {
 	if l.timers[id] < 0 {
 		fd, err := newTimerfd()
 		if err != nil {
@@ -527,22 +536,19 @@ func (l *Loop) armTimer(id TimerID, d time.Duration) error {
 func (l *Loop) fatal(err error) {
 	l.log.Error("fatal", "error", err)
 	l.signalTree(unix.SIGKILL)
-	l.finish(Exit{Code: 1, Reason: err.Error()})
+	l.finish(machine.Exit{Code: 1, Reason: err.Error()})
 }
 
-func (l *Loop) finish(a Exit) {
+func (l *Loop) finish(a machine.Exit) {
 	l.exit = &a
 	l.pf.stop()
 	if l.opt.Output != nil { // what the program said last belongs before our verdict
 		l.drainOutput()
 	}
-	switch {
-	case a.Code != 0:
-		l.log.Error(a.Reason, "restarts", l.m.restarts)
-		l.notify("gave-up", hookwire.Event{Reason: a.Reason, Attempt: l.m.restarts})
-	default:
+	if a.Code != 0 {
+		l.log.Error(a.Reason, "restarts", l.m.Snapshot().Restarts)
+	} else {
 		l.log.Info(a.Reason)
-		l.notify("stopped", hookwire.Event{Reason: a.Reason})
 	}
 	if !l.reported {
 		reason := a.Reason

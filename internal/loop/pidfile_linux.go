@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/respawner/respawner/internal/control"
+	"github.com/respawner/respawner/internal/machine"
 	"golang.org/x/sys/unix"
 )
 
@@ -274,7 +275,7 @@ func isDescendant(pid, ancestor int, skip func(int) bool) bool {
 // checkPidfile reads the pidfile and, once it names a live descendant of
 // ours, follows that process.
 func (l *Loop) checkPidfile() {
-	if !l.m.awaiting {
+	if !l.m.Snapshot().Awaiting {
 		l.pf.stop()
 		return
 	}
@@ -288,10 +289,10 @@ func (l *Loop) checkPidfile() {
 		return
 	case !l.ours(pid):
 		l.pf.stop()
-		l.step(PidfileFailed{Err: fmt.Errorf("pidfile %s names pid %d, which respawner did not start: refusing to watch or signal it", l.opt.Pidfile, pid)})
+		l.step(machine.PidfileFailed{Err: fmt.Errorf("pidfile %s names pid %d, which respawner did not start: refusing to watch or signal it", l.opt.Pidfile, pid)})
 		return
 	}
 	l.pf.stop()
 	l.log.Info("pidfile read", "path", l.opt.Pidfile, "pid", pid)
-	l.step(PidfileRead{PID: pid})
+	l.step(machine.PidfileRead{PID: pid})
 }

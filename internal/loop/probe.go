@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/internal/machine"
+	"github.com/respawner/respawner/pkg/hookspec"
 )
 
 // prober schedules one plugin's health probe on its own timerfd, as a
@@ -44,8 +46,8 @@ func (l *Loop) initProbers() {
 // program is running before and after it and only the run's start time
 // tells a new run from the old.
 func (l *Loop) syncProbes() {
-	running := l.m.State() == Running
-	run := l.m.started
+	running := l.m.State() == machine.Running
+	run := l.m.Snapshot().Started
 	for _, p := range l.probers {
 		switch {
 		case running && (!p.active || !p.run.Equal(run)):
@@ -139,7 +141,7 @@ func (l *Loop) probeResult(p *prober, r hookwire.ProbeOutcome) {
 		if p.health != "healthy" && p.oks >= p.sched.Successes {
 			p.health = "healthy"
 			l.log.Info("healthy", "plugin", p.plugin, "result", r.Reason)
-			l.notify("healthy", hookwire.Event{PID: l.pid, Reason: r.Reason})
+			l.notify(hookspec.Event{Kind: hookspec.Healthy, Time: time.Now(), PID: l.pid, Reason: r.Reason})
 		}
 	} else {
 		p.fails, p.oks = p.fails+1, 0
@@ -148,8 +150,8 @@ func (l *Loop) probeResult(p *prober, r hookwire.ProbeOutcome) {
 			p.health = "unhealthy"
 			reason := p.plugin + ": " + r.Reason
 			l.log.Warn("unhealthy: restarting", "plugin", p.plugin, "reason", r.Reason)
-			l.notify("unhealthy", hookwire.Event{PID: l.pid, Reason: reason})
-			l.step(Unhealthy{Reason: reason})
+			l.notify(hookspec.Event{Kind: hookspec.Unhealthy, Time: time.Now(), PID: l.pid, Reason: reason})
+			l.step(machine.Unhealthy{Reason: reason})
 		}
 	}
 	if p.active {

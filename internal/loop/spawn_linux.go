@@ -11,7 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/respawner/respawner/internal/control"
-	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/internal/machine"
 	"golang.org/x/sys/unix"
 )
 
@@ -97,27 +97,18 @@ func CloseInheritedFDs() error {
 	return nil
 }
 
-func (l *Loop) spawn(a Spawn) {
+func (l *Loop) spawn(a machine.Spawn) {
 	if l.opt.Pidfile != "" {
 		if err := clearStalePidfile(l.opt.Pidfile); err != nil {
 			l.log.Error("cannot start program", "error", err)
-			l.step(SpawnFailed{Err: err})
+			l.step(machine.SpawnFailed{Err: err})
 			return
 		}
-	}
-	switch {
-	case a.Restart == 0:
-		l.notify("starting", hookwire.Event{})
-	default:
-		if !l.m.cfg.Ask && l.m.delayUsed == 0 {
-			l.notifyPending() // an immediate restart had no backoff to announce it
-		}
-		l.notify("restarting", hookwire.Event{Attempt: a.Restart, Limit: a.Limit})
 	}
 	pid, pidfd, err := spawn(l.opt.Path, l.opt.Argv, l.opt.Env, l.files)
 	if err != nil {
 		l.log.Error("cannot start program", "error", err)
-		l.step(SpawnFailed{Err: err})
+		l.step(machine.SpawnFailed{Err: err})
 		return
 	}
 	if err := epollAdd(l.epfd, pidfd); err != nil {
@@ -133,11 +124,10 @@ func (l *Loop) spawn(a Spawn) {
 		l.log.Info("restarted", "restart", restartOf(a), "pid", pid)
 	}
 	l.saveState()
-	l.notify("started", hookwire.Event{PID: pid, Attempt: a.Restart})
-	l.step(Started{PID: pid})
+	l.step(machine.Started{PID: pid})
 }
 
-func restartOf(a Spawn) string {
+func restartOf(a machine.Spawn) string {
 	if a.Limit == 0 {
 		return strconv.Itoa(a.Restart)
 	}
@@ -164,7 +154,7 @@ func (l *Loop) follow(pid int) {
 		var err error
 		if fd, err = unix.PidfdOpen(pid, 0); err != nil {
 			l.log.Warn("daemon vanished before it could be watched", "pid", pid, "error", err)
-			l.step(Exited{Status: ExitStatus{Unknown: true}})
+			l.step(machine.Exited{Status: machine.ExitStatus{Unknown: true}})
 			return
 		}
 		if err := epollAdd(l.epfd, fd); err != nil {
@@ -214,12 +204,12 @@ func (l *Loop) watchedExited() {
 	}
 	st, err := waitPidfd(l.pidfd)
 	if errors.Is(err, unix.ECHILD) {
-		st = ExitStatus{Unknown: true} // adopted: not our child, status unknowable
+		st = machine.ExitStatus{Unknown: true} // adopted: not our child, status unknowable
 	} else if err != nil {
 		l.fatal(err)
 		return
 	}
-	uptime := time.Since(l.m.started).Round(time.Millisecond)
+	uptime := time.Since(l.m.Snapshot().Started).Round(time.Millisecond)
 	pid := l.pid
 	unix.Close(l.pidfd) // closing also removes it from the epoll set
 	l.pid, l.pidfd = 0, -1
@@ -231,18 +221,9 @@ func (l *Loop) watchedExited() {
 	default:
 		l.log.Info("exited", "pid", pid, "status", st.Code, "uptime", uptime)
 	}
-	ev := hookwire.Event{PID: pid, Uptime: uptime, ExitCode: st.Code, Signal: sigString(st.Signal)}
-	if st.Unknown {
-		ev.Reason = "exit status unknown (adopted process)"
-	}
-	// Held across the step: if it asks restart-pending, the question goes
-	// out before this event and whatever the step adds.
-	l.host.holding = true
-	l.notify("exited", ev)
 	if l.collecting {
 		l.watchLeftovers() // its children are ours now: wait for them too
-		l.host.holding = false
-		l.flushEvents()
+		l.step(machine.Exited{PID: pid, Status: st})
 		l.checkCollected()
 		return
 	}
@@ -250,7 +231,5 @@ func (l *Loop) watchedExited() {
 	if len(leftovers) == 0 {
 		l.pgid = 0
 	}
-	l.step(Exited{Status: st, Leftovers: leftovers})
-	l.host.holding = false
-	l.flushEvents()
+	l.step(machine.Exited{PID: pid, Status: st, Leftovers: leftovers})
 }

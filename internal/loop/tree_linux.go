@@ -6,7 +6,7 @@ import (
 	"syscall"
 
 	"github.com/respawner/respawner/internal/control"
-	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/internal/machine"
 	"golang.org/x/sys/unix"
 )
 
@@ -142,7 +142,7 @@ func (l *Loop) checkCollected() {
 	}
 	l.collecting = false
 	l.pgid = 0
-	l.step(TreeEmpty{})
+	l.step(machine.TreeEmpty{})
 }
 
 // reapOrphans collects zombies reparented to us while the program runs (a
@@ -225,11 +225,10 @@ func (l *Loop) signalTree(sig syscall.Signal) {
 			l.watchLeftovers()
 			defer l.checkCollected()
 		}
-	case l.m.State() == Cleanup:
+	case l.m.State() == machine.Cleanup:
 		l.log.Info("terminating processes left behind", "signal", signalName(sig), "timeout", l.opt.Machine.StopTimeout)
 	default:
 		l.log.Info("stopping", "signal", signalName(sig), "timeout", l.opt.Machine.StopTimeout)
-		l.notify("stopping", hookwire.Event{PID: l.pid, Reason: "stop requested"})
 	}
 }
 

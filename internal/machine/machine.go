@@ -1,9 +1,11 @@
-package loop
+package machine
 
 import (
 	"fmt"
 	"syscall"
 	"time"
+
+	"github.com/respawner/respawner/pkg/hookspec"
 )
 
 // State is where supervision stands. Each constant's comment is its invariant.
@@ -85,7 +87,7 @@ func (e ExitStatus) String() string {
 		return "exit status unknown"
 	}
 	if e.Signal != 0 {
-		return "killed by signal " + signalName(e.Signal)
+		return "killed by signal " + SignalName(e.Signal)
 	}
 	return fmt.Sprintf("exit status %d", e.Code)
 }
@@ -158,7 +160,8 @@ const (
 	StartTimer
 	// AskTimer bounds the wait for the hooks' answer to restart-pending.
 	AskTimer
-	numTimers
+	// NumTimers is how many timers there are.
+	NumTimers
 )
 
 // Event is a fact the loop observed.
@@ -170,9 +173,11 @@ type Started struct{ PID int }
 // SpawnFailed: the program could not be executed.
 type SpawnFailed struct{ Err error }
 
-// Exited: the watched process ended and was reaped. Leftovers are the pids of
-// processes of its tree still alive (reparented to us); the loop watches them.
+// Exited: the watched process PID ended and was reaped. Leftovers are the
+// pids of processes of its tree still alive (reparented to us); the loop
+// watches them.
 type Exited struct {
+	PID       int
 	Status    ExitStatus
 	Leftovers []int
 }
@@ -198,22 +203,8 @@ type PidfileRead struct{ PID int }
 // PidfileFailed: the pidfile cannot be trusted or never came.
 type PidfileFailed struct{ Err error }
 
-// Decision is a hook's answer to restart-pending, weakest first.
-type Decision uint8
-
-const (
-	Allow Decision = iota
-	Delay
-	Deny
-	GiveUp
-)
-
 // Verdict: the hooks answered restart-pending (the strictest answer of all).
-type Verdict struct {
-	Decision Decision
-	Delay    time.Duration // with Delay: added before the restart
-	Reason   string
-}
+type Verdict hookspec.Verdict
 
 func (Verdict) event() {}
 
@@ -258,8 +249,15 @@ type Follow struct{ PID int }
 // Ready reports the first run as started (daemonizing `start` returns 0).
 type Ready struct{}
 
-// Ask puts restart-pending to the hooks; a Verdict answers it.
-type Ask struct{ Restart, Limit int }
+// Ask puts restart-pending (Event) to the hooks; a Verdict answers it.
+type Ask struct{ Event hookspec.Event }
+
+// Notify tells the hooks of a lifecycle event. The machine says every one
+// itself, in order; the loop adds what only it knows (instance, program)
+// and sends it.
+type Notify struct{ Event hookspec.Event }
+
+func (Notify) action() {}
 
 func (Ask) action() {}
 
@@ -315,6 +313,41 @@ type Machine struct {
 	held      string        // why a hook holds the restart (Held)
 }
 
+// note is a Notify of kind at now.
+func note(now time.Time, kind hookspec.Kind, ev hookspec.Event) Notify {
+	ev.Kind, ev.Time = kind, now
+	return Notify{Event: ev}
+}
+
+// withExit fills in how st ended.
+func withExit(ev hookspec.Event, st *ExitStatus) hookspec.Event {
+	switch {
+	case st == nil:
+	case st.Unknown:
+		ev.Reason = "exit status unknown (adopted process)"
+	case st.Signal != 0:
+		ev.Signal = SignalName(st.Signal)
+	default:
+		ev.ExitCode = st.Code
+	}
+	return ev
+}
+
+// pendingEvent is restart-pending for the next restart.
+func (m *Machine) pendingEvent(now time.Time) hookspec.Event {
+	ev := withExit(hookspec.Event{Attempt: m.restarts + 1, Limit: m.cfg.Limit}, m.lastExit)
+	ev.Kind, ev.Time = hookspec.RestartPending, now
+	return ev
+}
+
+// spawn is the Spawn of restart k (0: the first start), announced.
+func (m *Machine) spawn(now time.Time, k int) []Action {
+	if k == 0 {
+		return []Action{note(now, hookspec.Starting, hookspec.Event{}), Spawn{Restart: 0, Limit: m.cfg.Limit}}
+	}
+	return []Action{note(now, hookspec.Restarting, hookspec.Event{Attempt: k, Limit: m.cfg.Limit}), Spawn{Restart: k, Limit: m.cfg.Limit}}
+}
+
 // NewMachine returns a machine in Idle. Call Start (or Adopt) to begin.
 func NewMachine(cfg Config) *Machine {
 	return &Machine{cfg: cfg}
@@ -358,7 +391,7 @@ func (m *Machine) Start(now time.Time) []Action {
 		return nil
 	}
 	m.set(Starting, now)
-	return []Action{Spawn{Restart: 0, Limit: m.cfg.Limit}}
+	return m.spawn(now, 0)
 }
 
 // Clear begins supervision by terminating processes that an earlier
@@ -494,7 +527,7 @@ func (m *Machine) delayPassed(now time.Time) []Action {
 
 func (m *Machine) ask(now time.Time) []Action {
 	m.asking, m.verdict = true, nil
-	return []Action{Ask{Restart: m.restarts + 1, Limit: m.cfg.Limit}, ArmTimer{ID: AskTimer, After: m.cfg.AskDeadline}}
+	return []Action{Ask{Event: m.pendingEvent(now)}, ArmTimer{ID: AskTimer, After: m.cfg.AskDeadline}}
 }
 
 func (m *Machine) answered(now time.Time, v Verdict) []Action {
@@ -516,28 +549,28 @@ const minHold = time.Second
 func (m *Machine) apply(now time.Time, v Verdict) []Action {
 	m.due = false
 	switch v.Decision {
-	case Delay:
-		m.verdict = &Verdict{Decision: Allow} // no second question after the delay
+	case hookspec.DecisionDelay:
+		m.verdict = &Verdict{Decision: hookspec.DecisionAllow} // no second question after the delay
 		m.delayUsed = v.Delay
 		m.set(Backoff, now)
 		return []Action{ArmTimer{ID: RespawnTimer, After: v.Delay}}
-	case Deny:
+	case hookspec.DecisionDeny:
 		m.held = v.Reason
 		if m.state != Held {
 			m.set(Held, now)
 		}
 		return []Action{ArmTimer{ID: RespawnTimer, After: max(m.cfg.RespawnTimeout, minHold)}}
-	case GiveUp:
+	case hookspec.DecisionGiveUp:
 		m.pending = outcome{exit: true, code: 1, reason: "gave up: " + v.Reason}
 		m.set(Failed, now)
-		return []Action{Exit{Code: 1, Reason: m.pending.reason}}
+		return []Action{m.ended(now, 1, m.pending.reason), Exit{Code: 1, Reason: m.pending.reason}}
 	}
 	return m.respawn(now)
 }
 
 func (m *Machine) runStarted(now time.Time, pid int) []Action {
 	m.pid, m.started, m.following = pid, now, false
-	var acts []Action
+	acts := []Action{note(now, hookspec.Started, hookspec.Event{PID: pid, Attempt: m.restarts})}
 	switch {
 	case m.cfg.Pidfile:
 		m.awaiting = true
@@ -570,7 +603,7 @@ func (m *Machine) timer(now time.Time, id TimerID) []Action {
 		return m.delayPassed(now)
 	case id == AskTimer && m.asking:
 		// A hook host that does not answer in time must not hold restarts.
-		return m.answered(now, Verdict{Decision: Allow, Reason: "no answer within the deadline"})
+		return m.answered(now, Verdict{Decision: hookspec.DecisionAllow, Reason: "no answer within the deadline"})
 	case id == KillTimer && (m.state == Stopping || m.state == Cleanup):
 		return []Action{SignalTree{Sig: syscall.SIGKILL}}
 	case id == StartTimer && m.checking:
@@ -604,7 +637,7 @@ func (m *Machine) stopRequested(now time.Time) []Action {
 			acts = append(acts, DisarmTimer{ID: AskTimer})
 		}
 		m.pending = outcome{exit: true, reason: "stopped"}
-		return append(acts, Exit{Code: 0, Reason: "stopped"})
+		return append(acts, m.ended(now, 0, "stopped"), Exit{Code: 0, Reason: "stopped"})
 	case Cleanup:
 		// Leftovers already have SIGTERM and the kill timer runs; end when they are gone.
 		m.set(Stopping, now)
@@ -622,11 +655,19 @@ func (m *Machine) stop(now time.Time) []Action {
 		acts = append(acts, DisarmTimer{ID: StartTimer})
 	}
 	m.set(Stopping, now)
+	acts = append(acts, note(now, hookspec.Stopping, hookspec.Event{PID: m.pid, Reason: "stop requested"}))
 	return append(acts, SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
 }
 
-// exited decides what follows the end of the watched process.
+// exited decides what follows the end of the watched process, which the
+// hooks hear of first.
 func (m *Machine) exited(now time.Time, ev Exited) []Action {
+	st := ev.Status
+	told := note(now, hookspec.Exited, withExit(hookspec.Event{PID: ev.PID, Uptime: now.Sub(m.started).Round(time.Millisecond)}, &st))
+	return append([]Action{told}, m.decideExit(now, ev)...)
+}
+
+func (m *Machine) decideExit(now time.Time, ev Exited) []Action {
 	st := ev.Status
 	switch {
 	case m.state == Starting && m.awaiting:
@@ -753,14 +794,14 @@ func (m *Machine) finish(now time.Time, o outcome, disarmKill bool) []Action {
 	case o.first:
 		m.pending = outcome{}
 		m.set(Starting, now)
-		return append(acts, Spawn{Restart: 0, Limit: m.cfg.Limit})
+		return append(acts, m.spawn(now, 0)...)
 	case o.exit:
 		if o.code == 0 {
 			m.set(Stopped, now)
 		} else {
 			m.set(Failed, now)
 		}
-		return append(acts, Exit{Code: o.code, Reason: o.reason})
+		return append(acts, m.ended(now, o.code, o.reason), Exit{Code: o.code, Reason: o.reason})
 	case m.cfg.Ask:
 		// Ask the hooks while the delay runs; act when both are done.
 		m.delayUsed = o.delay
@@ -772,13 +813,22 @@ func (m *Machine) finish(now time.Time, o outcome, disarmKill bool) []Action {
 		}
 		return acts
 	case o.delay <= 0:
+		// Without vetoing hooks, restart-pending is an event like the others.
 		m.delayUsed = 0
-		return append(acts, m.respawn(now)...)
+		return append(append(acts, Notify{Event: m.pendingEvent(now)}), m.respawn(now)...)
 	default:
 		m.delayUsed = o.delay
 		m.set(Backoff, now)
-		return append(acts, ArmTimer{ID: RespawnTimer, After: o.delay})
+		return append(acts, Notify{Event: m.pendingEvent(now)}, ArmTimer{ID: RespawnTimer, After: o.delay})
 	}
+}
+
+// ended is the hooks' last event: stopped, or gave-up after restarts.
+func (m *Machine) ended(now time.Time, code int, reason string) Notify {
+	if code == 0 {
+		return note(now, hookspec.Stopped, hookspec.Event{Reason: reason})
+	}
+	return note(now, hookspec.GaveUp, hookspec.Event{Reason: reason, Attempt: m.restarts, Limit: m.cfg.Limit})
 }
 
 func (m *Machine) respawn(now time.Time) []Action {
@@ -789,5 +839,5 @@ func (m *Machine) respawn(now time.Time) []Action {
 	}
 	m.pid = 0
 	m.set(Starting, now)
-	return []Action{Spawn{Restart: m.restarts, Limit: m.cfg.Limit}}
+	return m.spawn(now, m.restarts)
 }

@@ -1,0 +1,116 @@
+package machine
+
+import (
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/respawner/respawner/pkg/hookspec"
+)
+
+// told runs steps and returns the hook events the machine announced, as
+// "kind" or "kind:detail" strings, and the Ask events as "ask:k".
+func told(m *Machine, first []Action, steps ...tev) []string {
+	var out []string
+	add := func(acts []Action) {
+		for _, a := range acts {
+			switch a := a.(type) {
+			case Notify:
+				e := a.Event
+				s := string(e.Kind)
+				switch e.Kind {
+				case hookspec.Exited:
+					s += ":" + e.Signal
+					if e.Signal == "" {
+						s += "code=" + itoa(e.ExitCode)
+					}
+				case hookspec.Restarting, hookspec.RestartPending, hookspec.GaveUp:
+					s += ":" + itoa(e.Attempt)
+				case hookspec.Started:
+					s += ":" + itoa(e.PID)
+				}
+				out = append(out, s)
+			case Ask:
+				out = append(out, "ask:"+itoa(a.Event.Attempt))
+			}
+		}
+	}
+	add(first)
+	for _, st := range steps {
+		add(m.Step(at(st.At), st.Ev))
+	}
+	return out
+}
+
+func itoa(n int) string {
+	if n < 0 {
+		return "-" + itoa(-n)
+	}
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return itoa(n/10) + string(rune('0'+n%10))
+}
+
+// TestNotifications: the machine announces every lifecycle event itself, in
+// order; the loop only sends them.
+func TestNotifications(t *testing.T) {
+	kill := Exited{PID: 7, Status: ExitStatus{Signal: syscall.SIGKILL}}
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		steps []tev
+		want  string
+	}{{
+		name: "crash, restart, stop",
+		cfg:  base(),
+		steps: []tev{{0, Started{PID: 7}}, {time.Second, kill}, {6 * time.Second, TimerFired{ID: RespawnTimer}},
+			{6 * time.Second, Started{PID: 8}}, {7 * time.Second, StopRequested{}}, {7 * time.Second, Exited{PID: 8, Status: ExitStatus{Signal: syscall.SIGTERM}}},
+			{7 * time.Second, TreeEmpty{}}},
+		want: "starting started:7 exited:SIGKILL restart-pending:1 restarting:1 started:8 stopping exited:SIGTERM stopped",
+	}, {
+		name:  "-t 0: restart-pending before the immediate restart",
+		cfg:   with(func(c *Config) { c.RespawnTimeout = 0 }),
+		steps: []tev{{0, Started{PID: 7}}, {time.Second, kill}},
+		want:  "starting started:7 exited:SIGKILL restart-pending:1 restarting:1",
+	}, {
+		name:  "with vetoing hooks the question is the event",
+		cfg:   with(func(c *Config) { c.Ask, c.AskDeadline = true, 2*time.Second }),
+		steps: []tev{{0, Started{PID: 7}}, {time.Second, exited(3)}},
+		want:  "starting started:7 exited:code=3 ask:1",
+	}, {
+		name:  "give up at the limit",
+		cfg:   with(func(c *Config) { c.Limit = 1; c.RespawnTimeout = 0 }),
+		steps: []tev{{0, Started{PID: 7}}, {time.Second, kill}, {time.Second, Started{PID: 8}}, {2 * time.Second, kill}},
+		want:  "starting started:7 exited:SIGKILL restart-pending:1 restarting:1 started:8 exited:SIGKILL gave-up:1",
+	}, {
+		name:  "a clean exit ends with stopped",
+		cfg:   base(),
+		steps: []tev{{0, Started{PID: 7}}, {time.Second, exited(0)}},
+		want:  "starting started:7 exited:code=0 stopped",
+	}} {
+		m := NewMachine(tc.cfg)
+		got := strings.Join(told(m, m.Start(t0), tc.steps...), " ")
+		if got != tc.want {
+			t.Errorf("%s:\n got  %s\n want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The exited event carries the pid, the uptime and how the run ended; an
+// adopted program's status is unknown and says so.
+func TestExitedEvent(t *testing.T) {
+	m := NewMachine(base())
+	m.Adopt(t0, 900, t0.Add(-time.Minute))
+	for _, a := range m.Step(at(time.Second), Exited{PID: 900, Status: ExitStatus{Unknown: true}}) {
+		if n, ok := a.(Notify); ok {
+			e := n.Event
+			if e.Kind != hookspec.Exited || e.PID != 900 || e.Uptime != 61*time.Second || !strings.Contains(e.Reason, "unknown") || !e.Time.Equal(at(time.Second)) {
+				t.Fatalf("exited event %+v", e)
+			}
+			return
+		}
+	}
+	t.Fatal("no exited event")
+}
