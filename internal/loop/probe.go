@@ -5,7 +5,6 @@ import (
 
 	"github.com/respawner/respawner/internal/hookwire"
 	"github.com/respawner/respawner/internal/machine"
-	"github.com/respawner/respawner/pkg/hookspec"
 )
 
 // prober schedules one plugin's health probe on its own timerfd, as a
@@ -17,14 +16,9 @@ import (
 type prober struct {
 	plugin   string
 	sched    hookwire.ProbeSchedule
-	timer    int    // timerfd, -1 until first armed
-	inflight uint64 // id of the probe out, 0 when none
-	active   bool   // the program runs and probing is on
-	fails    int    // consecutive failures
-	oks      int    // consecutive successes
-	health   string // unknown, healthy, unhealthy
-	last     string // reason of the last result
-	lastAt   time.Time
+	timer    int       // timerfd, -1 until first armed
+	inflight uint64    // id of the probe out, 0 when none
+	active   bool      // the program runs and probing is on
 	run      time.Time // start of the run being probed: a new run starts over
 }
 
@@ -34,7 +28,9 @@ const guardSlack = time.Second
 func (l *Loop) initProbers() {
 	for _, in := range l.host.infos {
 		if in.Probe && in.Sched != nil {
-			l.probers = append(l.probers, &prober{plugin: in.Name, sched: *in.Sched, timer: -1, health: "unknown"})
+			l.probers = append(l.probers, &prober{plugin: in.Name, sched: *in.Sched, timer: -1})
+			// The machine counts the results against the thresholds.
+			l.opt.Machine.Probes = append(l.opt.Machine.Probes, machine.Probe{Plugin: in.Name, Failures: in.Sched.Failures, Successes: in.Sched.Successes})
 		}
 	}
 }
@@ -51,7 +47,7 @@ func (l *Loop) syncProbes() {
 	for _, p := range l.probers {
 		switch {
 		case running && (!p.active || !p.run.Equal(run)):
-			p.active, p.fails, p.oks, p.inflight, p.health = true, 0, 0, 0, "unknown"
+			p.active, p.inflight = true, 0
 			p.run = run
 			first := p.sched.InitialDelay
 			if first <= 0 {
@@ -121,37 +117,29 @@ func (l *Loop) probed(m hookwire.Msg) {
 	}
 }
 
-// probeResult counts consecutive results; past a threshold the health changes,
-// the plugins hear of it, and an unhealthy program is restarted through the
-// Machine (so vetoes, limits and the respawn timeout apply).
+// probeResult hands a result to the Machine, which counts it against the
+// probe's thresholds (and restarts an unhealthy program through the normal
+// restart path), and schedules the next probe.
 func (l *Loop) probeResult(p *prober, r hookwire.ProbeOutcome) {
-	p.last, p.lastAt = r.Reason, time.Now()
-	if r.Unknown {
+	before := l.probeHealth(p.plugin)
+	l.step(machine.Probed{Plugin: p.plugin, Healthy: r.Healthy, Reason: r.Reason, Unknown: r.Unknown})
+	after := l.probeHealth(p.plugin)
+	switch {
+	case r.Unknown:
 		// The probe did not run (plugin or host restarting): a broken
 		// plugin must not get a healthy program restarted.
 		l.log.Warn("probe could not run", "plugin", p.plugin, "reason", r.Reason)
-		if p.active {
-			l.armProbe(p, p.sched.Interval)
-		}
-		return
-	}
-	if r.Healthy {
-		p.oks, p.fails = p.oks+1, 0
+	case r.Healthy:
 		l.log.Trace("probe ok", "plugin", p.plugin, "result", r.Reason)
-		if p.health != "healthy" && p.oks >= p.sched.Successes {
-			p.health = "healthy"
+	default:
+		l.log.Warn("probe failed", "plugin", p.plugin, "result", r.Reason, "consecutive", after.Fails, "threshold", p.sched.Failures)
+	}
+	if after.Health != before.Health {
+		switch after.Health {
+		case "healthy":
 			l.log.Info("healthy", "plugin", p.plugin, "result", r.Reason)
-			l.notify(hookspec.Event{Kind: hookspec.Healthy, Time: time.Now(), PID: l.pid, Reason: r.Reason})
-		}
-	} else {
-		p.fails, p.oks = p.fails+1, 0
-		l.log.Warn("probe failed", "plugin", p.plugin, "result", r.Reason, "consecutive", p.fails, "threshold", p.sched.Failures)
-		if p.health != "unhealthy" && p.fails >= p.sched.Failures {
-			p.health = "unhealthy"
-			reason := p.plugin + ": " + r.Reason
+		case "unhealthy":
 			l.log.Warn("unhealthy: restarting", "plugin", p.plugin, "reason", r.Reason)
-			l.notify(hookspec.Event{Kind: hookspec.Unhealthy, Time: time.Now(), PID: l.pid, Reason: reason})
-			l.step(machine.Unhealthy{Reason: reason})
 		}
 	}
 	if p.active {
@@ -159,23 +147,33 @@ func (l *Loop) probeResult(p *prober, r hookwire.ProbeOutcome) {
 	}
 }
 
+func (l *Loop) probeHealth(plugin string) machine.ProbeHealth {
+	for _, h := range l.m.Snapshot().Health {
+		if h.Plugin == plugin {
+			return h
+		}
+	}
+	return machine.ProbeHealth{}
+}
+
 // health sums the probes up for status: unhealthy if any is, healthy if all
 // are, unknown otherwise (or without probes).
 func (l *Loop) health() (string, string) {
-	if len(l.probers) == 0 {
+	hs := l.m.Snapshot().Health
+	if len(hs) == 0 {
 		return "unknown", ""
 	}
 	all := true
 	last := ""
-	for _, p := range l.probers {
-		if p.health == "unhealthy" {
-			return "unhealthy", p.plugin + ": " + p.last
+	for _, h := range hs {
+		if h.Health == "unhealthy" {
+			return "unhealthy", h.Plugin + ": " + h.Last
 		}
-		if p.health != "healthy" {
+		if h.Health != "healthy" {
 			all = false
 		}
-		if p.last != "" {
-			last = p.plugin + ": " + p.last
+		if h.Last != "" {
+			last = h.Plugin + ": " + h.Last
 		}
 	}
 	if all {

@@ -131,6 +131,9 @@ type Config struct {
 	// Jitter returns a number in [0, 1); it shortens backoff delays by up to 10 %
 	// so that many instances do not restart in lockstep. Nil means no jitter.
 	Jitter func() float64
+	// Probes are the hook plugins' health probes, whose results (Probed)
+	// the machine counts.
+	Probes []Probe
 }
 
 // Clean reports whether st counts as a clean exit: a code of the success set, or
@@ -311,6 +314,7 @@ type Machine struct {
 	due       bool          // the respawn delay has passed: act on the verdict when it comes
 	verdict   *Verdict      // the answer to act on when the delay passes
 	held      string        // why a hook holds the restart (Held)
+	probes    []probeState  // each of Config.Probes in the current run
 }
 
 // note is a Notify of kind at now.
@@ -350,7 +354,9 @@ func (m *Machine) spawn(now time.Time, k int) []Action {
 
 // NewMachine returns a machine in Idle. Call Start (or Adopt) to begin.
 func NewMachine(cfg Config) *Machine {
-	return &Machine{cfg: cfg}
+	m := &Machine{cfg: cfg}
+	m.resetProbes()
+	return m
 }
 
 // Snapshot is the machine's externally visible state.
@@ -366,13 +372,14 @@ type Snapshot struct {
 	Awaiting  bool          // waiting for the pidfile
 	Ready     bool          // the first run has been reported started
 	Reason    string        // why supervision ended (final), why it is held (Held), or why the run failed (Cleanup, Backoff)
+	Health    []ProbeHealth // each probe's standing in the current run
 }
 
 // Snapshot reports the current state for status output and logging.
 func (m *Machine) Snapshot() Snapshot {
 	return Snapshot{State: m.state, PID: m.pid, Restarts: m.restarts, LastExit: m.lastExit,
 		Since: m.since, Started: m.started, Delay: m.delayUsed, Following: m.following,
-		Awaiting: m.awaiting, Ready: m.ready, Reason: m.reason()}
+		Awaiting: m.awaiting, Ready: m.ready, Reason: m.reason(), Health: m.health()}
 }
 
 func (m *Machine) reason() string {
@@ -414,6 +421,7 @@ func (m *Machine) Adopt(now time.Time, pid int, started time.Time) []Action {
 		return nil
 	}
 	m.pid, m.started, m.following, m.ready = pid, started, true, true
+	m.resetProbes()
 	m.set(Running, now)
 	return []Action{Follow{PID: pid}, Ready{}}
 }
@@ -481,23 +489,9 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 	case StopRequested:
 		return m.stopRequested(now)
 	case Unhealthy:
-		if m.state != Running {
-			return nil
-		}
-		m.pid = 0
-		m.lastExit = nil // this run did not exit: it is being killed as unhealthy
-		if now.Sub(m.started) >= m.cfg.Reset {
-			m.streak = 0
-			m.window = m.window[:0]
-		}
-		var pre []Action
-		if m.checking {
-			m.checking = false
-			pre = append(pre, DisarmTimer{ID: StartTimer})
-		}
-		m.pending = m.decide(now, false, ev.Reason)
-		m.set(Cleanup, now)
-		return append(pre, SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
+		return m.unhealthy(now, ev.Reason)
+	case Probed:
+		return m.probed(now, ev)
 	case Verdict:
 		if !m.asking {
 			return nil
@@ -505,6 +499,27 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 		return append([]Action{DisarmTimer{ID: AskTimer}}, m.answered(now, ev)...)
 	}
 	return nil
+}
+
+// unhealthy kills the running program as failed, with reason.
+func (m *Machine) unhealthy(now time.Time, reason string) []Action {
+	if m.state != Running {
+		return nil
+	}
+	m.pid = 0
+	m.lastExit = nil // this run did not exit: it is being killed as unhealthy
+	if now.Sub(m.started) >= m.cfg.Reset {
+		m.streak = 0
+		m.window = m.window[:0]
+	}
+	var pre []Action
+	if m.checking {
+		m.checking = false
+		pre = append(pre, DisarmTimer{ID: StartTimer})
+	}
+	m.pending = m.decide(now, false, reason)
+	m.set(Cleanup, now)
+	return append(pre, SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
 }
 
 // delayPassed: the respawn delay is over. Without hooks that means restart;
@@ -570,6 +585,7 @@ func (m *Machine) apply(now time.Time, v Verdict) []Action {
 
 func (m *Machine) runStarted(now time.Time, pid int) []Action {
 	m.pid, m.started, m.following = pid, now, false
+	m.resetProbes()
 	acts := []Action{note(now, hookspec.Started, hookspec.Event{PID: pid, Attempt: m.restarts})}
 	switch {
 	case m.cfg.Pidfile:

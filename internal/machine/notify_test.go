@@ -114,3 +114,38 @@ func TestExitedEvent(t *testing.T) {
 	}
 	t.Fatal("no exited event")
 }
+
+// TestProbeThresholds: the machine counts probe results within a run;
+// a new run starts over, a result it could not get counts neither way.
+func TestProbeThresholds(t *testing.T) {
+	cfg := with(func(c *Config) { c.Probes = []Probe{{Plugin: "http", Failures: 2, Successes: 1}} })
+	m := NewMachine(cfg)
+	fail := Probed{Plugin: "http", Reason: "refused"}
+	got := strings.Join(told(m, m.Start(t0),
+		tev{0, Started{PID: 7}},
+		tev{time.Second, Probed{Plugin: "http", Healthy: true, Reason: "200"}},
+		tev{2 * time.Second, fail},
+		tev{3 * time.Second, Probed{Plugin: "http", Unknown: true, Reason: "host restarting"}},
+		tev{4 * time.Second, fail},
+	), " ")
+	if want := "starting started:7 healthy unhealthy"; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+	if s := m.Snapshot(); s.State != Cleanup || !strings.Contains(s.Reason, "http: refused") {
+		t.Fatalf("after the threshold: %+v", s)
+	}
+	// The next run is judged afresh: one failure is not two.
+	m.Step(at(5*time.Second), TreeEmpty{})
+	m.Step(at(10*time.Second), TimerFired{ID: RespawnTimer})
+	m.Step(at(10*time.Second), Started{PID: 8})
+	if h := m.Snapshot().Health[0]; h.Health != "unknown" || h.Fails != 0 {
+		t.Fatalf("a new run inherited %+v", h)
+	}
+	if acts := q(m.Step(at(11*time.Second), fail)); acts != nil {
+		t.Fatalf("one failure in the new run: %s", fmtActs(acts))
+	}
+	// Results for an unknown plugin, or outside a run, are ignored.
+	if acts := m.Step(at(12*time.Second), Probed{Plugin: "other"}); acts != nil {
+		t.Fatalf("unknown plugin: %s", fmtActs(acts))
+	}
+}
