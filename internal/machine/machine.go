@@ -295,26 +295,42 @@ type outcome struct {
 type Machine struct {
 	cfg Config
 
-	state     State
-	pid       int           // the watched process (launcher or followed daemon), 0 when none
-	started   time.Time     // when the current run started
-	since     time.Time     // when state last changed
-	restarts  int           // restarts so far (total)
-	streak    int           // consecutive restarts without a stable run (backoff exponent)
-	window    []time.Time   // times of restarts still counted by a windowed limit
-	lastExit  *ExitStatus   // how the last run ended, nil before the first exit
-	pending   outcome       // what Cleanup leads to
-	stopping  bool          // a stop was requested while Starting, before Started
-	delayUsed time.Duration // the delay of the current Backoff
-	following bool          // pid is a daemon followed after its launcher exited
-	awaiting  bool          // waiting for the pidfile (Starting)
-	checking  bool          // the start check of the first run is timing
-	ready     bool          // the first run has been reported started
-	asking    bool          // restart-pending is out, AskTimer armed
-	due       bool          // the respawn delay has passed: act on the verdict when it comes
-	verdict   *Verdict      // the answer to act on when the delay passes
-	held      string        // why a hook holds the restart (Held)
-	probes    []probeState  // each of Config.Probes in the current run
+	state    State
+	since    time.Time   // when state last changed
+	run      run         // the current run
+	start    start       // Starting and the first run's start check
+	ask      ask         // restart-pending and what the hooks answered
+	restarts int         // restarts so far (total)
+	streak   int         // consecutive restarts without a stable run (backoff exponent)
+	window   []time.Time // times of restarts still counted by a windowed limit
+	lastExit *ExitStatus // how the last run ended, nil before the first exit
+	pending  outcome     // what Cleanup leads to
+	delay    time.Duration
+	ready    bool         // the first run has been reported started
+	probes   []probeState // each of Config.Probes in the current run
+}
+
+// run is the watched process of the current run.
+type run struct {
+	pid       int       // the launcher, or the daemon it left; 0 when none
+	started   time.Time // when the run started
+	following bool      // pid is a daemon followed after its launcher exited (or adopted)
+}
+
+// start is what a run waits for before it counts as started.
+type start struct {
+	awaiting bool // Starting: the pidfile has not named the daemon yet
+	checking bool // Running: the first run's start check is timing
+	stopping bool // Starting: a stop came before Started; stop once it comes
+}
+
+// ask is restart-pending: the question, and the answer while the respawn
+// delay still runs.
+type ask struct {
+	out     bool     // the question is out, AskTimer armed
+	due     bool     // the respawn delay has passed: act on the answer when it comes
+	verdict *Verdict // the answer to act on when the delay passes
+	held    string   // why a hook holds the restart (Held)
 }
 
 // note is a Notify of kind at now.
@@ -377,14 +393,14 @@ type Snapshot struct {
 
 // Snapshot reports the current state for status output and logging.
 func (m *Machine) Snapshot() Snapshot {
-	return Snapshot{State: m.state, PID: m.pid, Restarts: m.restarts, LastExit: m.lastExit,
-		Since: m.since, Started: m.started, Delay: m.delayUsed, Following: m.following,
-		Awaiting: m.awaiting, Ready: m.ready, Reason: m.reason(), Health: m.health()}
+	return Snapshot{State: m.state, PID: m.run.pid, Restarts: m.restarts, LastExit: m.lastExit,
+		Since: m.since, Started: m.run.started, Delay: m.delay, Following: m.run.following,
+		Awaiting: m.start.awaiting, Ready: m.ready, Reason: m.reason(), Health: m.health()}
 }
 
 func (m *Machine) reason() string {
 	if m.state == Held {
-		return m.held
+		return m.ask.held
 	}
 	return m.pending.reason
 }
@@ -420,7 +436,7 @@ func (m *Machine) Adopt(now time.Time, pid int, started time.Time) []Action {
 	if m.state != Idle {
 		return nil
 	}
-	m.pid, m.started, m.following, m.ready = pid, started, true, true
+	m.run.pid, m.run.started, m.run.following, m.ready = pid, started, true, true
 	m.resetProbes()
 	m.set(Running, now)
 	return []Action{Follow{PID: pid}, Ready{}}
@@ -435,25 +451,25 @@ func (m *Machine) set(s State, now time.Time) {
 func (m *Machine) Step(now time.Time, ev Event) []Action {
 	switch ev := ev.(type) {
 	case Started:
-		if m.state != Starting || m.pid != 0 || m.awaiting {
+		if m.state != Starting || m.run.pid != 0 || m.start.awaiting {
 			return nil
 		}
 		return m.runStarted(now, ev.PID)
 	case SpawnFailed:
-		if m.state != Starting || m.pid != 0 || m.awaiting {
+		if m.state != Starting || m.run.pid != 0 || m.start.awaiting {
 			return nil
 		}
 		switch {
 		case !m.ready: // the program cannot be run at all: a fatal error
 			return m.finish(now, outcome{exit: true, code: 1, reason: ev.Err.Error()}, false)
-		case m.stopping:
+		case m.start.stopping:
 			return m.finish(now, outcome{exit: true, reason: "stopped"}, false)
 		}
 		// A restart that cannot exec (binary replaced mid-deploy) counts as a
 		// failed run, so backoff and the limit apply; and it waits at least
 		// minSpawnRetry, since with -t 0 it would otherwise never leave the
 		// loop's step (spawn, fail, spawn...) to read a stop request.
-		m.started = now
+		m.run.started = now
 		m.lastExit = &ExitStatus{Code: 127}
 		o := m.decide(now, false, "cannot start: "+ev.Err.Error())
 		if !o.exit {
@@ -472,18 +488,18 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 	case TimerFired:
 		return m.timer(now, ev.ID)
 	case PidfileRead:
-		if !m.awaiting {
+		if !m.start.awaiting {
 			return nil
 		}
-		m.awaiting, m.pid, m.following = false, ev.PID, true
+		m.start.awaiting, m.run.pid, m.run.following = false, ev.PID, true
 		m.set(Running, now)
 		acts := []Action{DisarmTimer{ID: StartTimer}, Follow{PID: ev.PID}}
 		return append(acts, m.markReady()...)
 	case PidfileFailed:
-		if !m.awaiting {
+		if !m.start.awaiting {
 			return nil
 		}
-		m.awaiting = false
+		m.start.awaiting = false
 		m.lastExit = nil
 		return append([]Action{DisarmTimer{ID: StartTimer}}, m.failRun(now, ev.Err.Error())...)
 	case StopRequested:
@@ -493,7 +509,7 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 	case Probed:
 		return m.probed(now, ev)
 	case Verdict:
-		if !m.asking {
+		if !m.ask.out {
 			return nil
 		}
 		return append([]Action{DisarmTimer{ID: AskTimer}}, m.answered(now, ev)...)
@@ -506,15 +522,15 @@ func (m *Machine) unhealthy(now time.Time, reason string) []Action {
 	if m.state != Running {
 		return nil
 	}
-	m.pid = 0
+	m.run.pid = 0
 	m.lastExit = nil // this run did not exit: it is being killed as unhealthy
-	if now.Sub(m.started) >= m.cfg.Reset {
+	if now.Sub(m.run.started) >= m.cfg.Reset {
 		m.streak = 0
 		m.window = m.window[:0]
 	}
 	var pre []Action
-	if m.checking {
-		m.checking = false
+	if m.start.checking {
+		m.start.checking = false
 		pre = append(pre, DisarmTimer{ID: StartTimer})
 	}
 	m.pending = m.decide(now, false, reason)
@@ -528,27 +544,27 @@ func (m *Machine) delayPassed(now time.Time) []Action {
 	if !m.cfg.Ask {
 		return m.respawn(now)
 	}
-	m.due = true
+	m.ask.due = true
 	switch {
-	case m.asking:
+	case m.ask.out:
 		return nil // the Verdict or the AskTimer comes next
-	case m.verdict != nil:
-		v := *m.verdict
-		m.verdict = nil
+	case m.ask.verdict != nil:
+		v := *m.ask.verdict
+		m.ask.verdict = nil
 		return m.apply(now, v)
 	}
-	return m.ask(now) // held: ask again
+	return m.question(now) // held: ask again
 }
 
-func (m *Machine) ask(now time.Time) []Action {
-	m.asking, m.verdict = true, nil
+func (m *Machine) question(now time.Time) []Action {
+	m.ask.out, m.ask.verdict = true, nil
 	return []Action{Ask{Event: m.pendingEvent(now)}, ArmTimer{ID: AskTimer, After: m.cfg.AskDeadline}}
 }
 
 func (m *Machine) answered(now time.Time, v Verdict) []Action {
-	m.asking = false
-	if !m.due {
-		m.verdict = &v // acted on when the respawn delay has passed
+	m.ask.out = false
+	if !m.ask.due {
+		m.ask.verdict = &v // acted on when the respawn delay has passed
 		return nil
 	}
 	return m.apply(now, v)
@@ -562,15 +578,15 @@ const minSpawnRetry = time.Second
 const minHold = time.Second
 
 func (m *Machine) apply(now time.Time, v Verdict) []Action {
-	m.due = false
+	m.ask.due = false
 	switch v.Decision {
 	case hookspec.DecisionDelay:
-		m.verdict = &Verdict{Decision: hookspec.DecisionAllow} // no second question after the delay
-		m.delayUsed = v.Delay
+		m.ask.verdict = &Verdict{Decision: hookspec.DecisionAllow} // no second question after the delay
+		m.delay = v.Delay
 		m.set(Backoff, now)
 		return []Action{ArmTimer{ID: RespawnTimer, After: v.Delay}}
 	case hookspec.DecisionDeny:
-		m.held = v.Reason
+		m.ask.held = v.Reason
 		if m.state != Held {
 			m.set(Held, now)
 		}
@@ -584,22 +600,22 @@ func (m *Machine) apply(now time.Time, v Verdict) []Action {
 }
 
 func (m *Machine) runStarted(now time.Time, pid int) []Action {
-	m.pid, m.started, m.following = pid, now, false
+	m.run.pid, m.run.started, m.run.following = pid, now, false
 	m.resetProbes()
 	acts := []Action{note(now, hookspec.Started, hookspec.Event{PID: pid, Attempt: m.restarts})}
 	switch {
 	case m.cfg.Pidfile:
-		m.awaiting = true
+		m.start.awaiting = true
 		acts = append(acts, WatchPidfile{}, ArmTimer{ID: StartTimer, After: m.cfg.StartTimeout})
 	case !m.ready && m.cfg.StartCheck > 0:
 		m.set(Running, now)
-		m.checking = true
+		m.start.checking = true
 		acts = append(acts, ArmTimer{ID: StartTimer, After: m.cfg.StartCheck})
 	default:
 		m.set(Running, now)
 		acts = append(acts, m.markReady()...)
 	}
-	if m.stopping {
+	if m.start.stopping {
 		return append(acts, m.stop(now)...)
 	}
 	return acts
@@ -617,16 +633,16 @@ func (m *Machine) timer(now time.Time, id TimerID) []Action {
 	switch {
 	case id == RespawnTimer && (m.state == Backoff || m.state == Held):
 		return m.delayPassed(now)
-	case id == AskTimer && m.asking:
+	case id == AskTimer && m.ask.out:
 		// A hook host that does not answer in time must not hold restarts.
 		return m.answered(now, Verdict{Decision: hookspec.DecisionAllow, Reason: "no answer within the deadline"})
 	case id == KillTimer && (m.state == Stopping || m.state == Cleanup):
 		return []Action{SignalTree{Sig: syscall.SIGKILL}}
-	case id == StartTimer && m.checking:
-		m.checking = false
+	case id == StartTimer && m.start.checking:
+		m.start.checking = false
 		return m.markReady()
-	case id == StartTimer && m.awaiting:
-		m.awaiting = false
+	case id == StartTimer && m.start.awaiting:
+		m.start.awaiting = false
 		m.lastExit = nil
 		return m.failRun(now, fmt.Sprintf("no pidfile within %s", m.cfg.StartTimeout))
 	}
@@ -638,8 +654,8 @@ func (m *Machine) stopRequested(now time.Time) []Action {
 	case Idle:
 		return m.finish(now, outcome{exit: true, reason: "stopped"}, false)
 	case Starting:
-		if m.pid == 0 && !m.awaiting {
-			m.stopping = true // Started or SpawnFailed comes next
+		if m.run.pid == 0 && !m.start.awaiting {
+			m.start.stopping = true // Started or SpawnFailed comes next
 			return nil
 		}
 		return m.stop(now)
@@ -648,8 +664,8 @@ func (m *Machine) stopRequested(now time.Time) []Action {
 	case Backoff, Held:
 		m.set(Stopped, now)
 		acts := []Action{DisarmTimer{ID: RespawnTimer}}
-		if m.asking {
-			m.asking = false
+		if m.ask.out {
+			m.ask.out = false
 			acts = append(acts, DisarmTimer{ID: AskTimer})
 		}
 		m.pending = outcome{exit: true, reason: "stopped"}
@@ -666,53 +682,56 @@ func (m *Machine) stopRequested(now time.Time) []Action {
 
 func (m *Machine) stop(now time.Time) []Action {
 	var acts []Action
-	if m.awaiting || m.checking {
-		m.awaiting, m.checking = false, false
+	if m.start.awaiting || m.start.checking {
+		m.start.awaiting, m.start.checking = false, false
 		acts = append(acts, DisarmTimer{ID: StartTimer})
 	}
 	m.set(Stopping, now)
-	acts = append(acts, note(now, hookspec.Stopping, hookspec.Event{PID: m.pid, Reason: "stop requested"}))
+	acts = append(acts, note(now, hookspec.Stopping, hookspec.Event{PID: m.run.pid, Reason: "stop requested"}))
 	return append(acts, SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
 }
 
 // exited decides what follows the end of the watched process, which the
 // hooks hear of first.
 func (m *Machine) exited(now time.Time, ev Exited) []Action {
+	if m.state.Final() || m.state == Idle {
+		return nil // no run of ours: nothing to tell
+	}
 	st := ev.Status
-	told := note(now, hookspec.Exited, withExit(hookspec.Event{PID: ev.PID, Uptime: now.Sub(m.started).Round(time.Millisecond)}, &st))
+	told := note(now, hookspec.Exited, withExit(hookspec.Event{PID: ev.PID, Uptime: now.Sub(m.run.started).Round(time.Millisecond)}, &st))
 	return append([]Action{told}, m.decideExit(now, ev)...)
 }
 
 func (m *Machine) decideExit(now time.Time, ev Exited) []Action {
 	st := ev.Status
 	switch {
-	case m.state == Starting && m.awaiting:
+	case m.state == Starting && m.start.awaiting:
 		// The launcher of a daemonizing program ended before its pidfile named
 		// the daemon: normal when clean, a failed start otherwise.
-		m.pid = 0
+		m.run.pid = 0
 		if m.cfg.Clean(st) {
 			return nil
 		}
-		m.awaiting = false
+		m.start.awaiting = false
 		m.lastExit = &st
 		return append([]Action{DisarmTimer{ID: StartTimer}},
 			m.failRun(now, fmt.Sprintf("%s before writing its pidfile", st))...)
 	case m.state != Running:
 		return nil
-	case !m.following && !m.cfg.Pidfile && m.cfg.Clean(st) && len(ev.Leftovers) == 1:
+	case !m.run.following && !m.cfg.Pidfile && m.cfg.Clean(st) && len(ev.Leftovers) == 1:
 		// A launcher that exits cleanly leaving exactly one process behind has
 		// daemonized: follow the daemon (systemd's GuessMainPID).
-		m.pid, m.following = ev.Leftovers[0], true
-		return []Action{Follow{PID: m.pid}}
+		m.run.pid, m.run.following = ev.Leftovers[0], true
+		return []Action{Follow{PID: m.run.pid}}
 	}
 	m.lastExit = &st
-	m.pid = 0
-	if m.checking {
-		m.checking = false
+	m.run.pid = 0
+	if m.start.checking {
+		m.start.checking = false
 		o := outcome{exit: true, code: 1, reason: fmt.Sprintf("%s during the start check", st)}
 		return m.endRun(now, o, ev.Leftovers, DisarmTimer{ID: StartTimer})
 	}
-	if now.Sub(m.started) >= m.cfg.Reset {
+	if now.Sub(m.run.started) >= m.cfg.Reset {
 		m.streak = 0
 		m.window = m.window[:0]
 	}
@@ -722,7 +741,7 @@ func (m *Machine) decideExit(now time.Time, ev Exited) []Action {
 // failRun ends a run that went wrong without a usable exit (bad pidfile):
 // everything of it is terminated, then the outcome follows.
 func (m *Machine) failRun(now time.Time, reason string) []Action {
-	m.pid = 0
+	m.run.pid = 0
 	o := outcome{exit: true, code: 1, reason: reason}
 	if m.ready {
 		o = m.decide(now, false, reason)
@@ -820,20 +839,20 @@ func (m *Machine) finish(now time.Time, o outcome, disarmKill bool) []Action {
 		return append(acts, m.ended(now, o.code, o.reason), Exit{Code: o.code, Reason: o.reason})
 	case m.cfg.Ask:
 		// Ask the hooks while the delay runs; act when both are done.
-		m.delayUsed = o.delay
+		m.delay = o.delay
 		m.set(Backoff, now)
-		m.due = o.delay <= 0
-		acts = append(acts, m.ask(now)...)
+		m.ask.due = o.delay <= 0
+		acts = append(acts, m.question(now)...)
 		if o.delay > 0 {
 			acts = append(acts, ArmTimer{ID: RespawnTimer, After: o.delay})
 		}
 		return acts
 	case o.delay <= 0:
 		// Without vetoing hooks, restart-pending is an event like the others.
-		m.delayUsed = 0
+		m.delay = 0
 		return append(append(acts, Notify{Event: m.pendingEvent(now)}), m.respawn(now)...)
 	default:
-		m.delayUsed = o.delay
+		m.delay = o.delay
 		m.set(Backoff, now)
 		return append(acts, Notify{Event: m.pendingEvent(now)}, ArmTimer{ID: RespawnTimer, After: o.delay})
 	}
@@ -848,12 +867,12 @@ func (m *Machine) ended(now time.Time, code int, reason string) Notify {
 }
 
 func (m *Machine) respawn(now time.Time) []Action {
-	m.held, m.verdict, m.due = "", nil, false
+	m.ask.held, m.ask.verdict, m.ask.due = "", nil, false
 	m.restarts++
 	if m.cfg.Window > 0 {
 		m.window = append(m.window, now)
 	}
-	m.pid = 0
+	m.run.pid = 0
 	m.set(Starting, now)
 	return m.spawn(now, m.restarts)
 }

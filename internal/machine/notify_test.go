@@ -149,3 +149,14 @@ func TestProbeThresholds(t *testing.T) {
 		t.Fatalf("unknown plugin: %s", fmtActs(acts))
 	}
 }
+
+// After supervision ended, nothing is told any more, exits included.
+func TestNothingToldAfterTheEnd(t *testing.T) {
+	m := NewMachine(base())
+	m.Start(t0)
+	m.Step(at(0), Started{PID: 7})
+	m.Step(at(time.Second), exited(0)) // clean: stopped
+	if acts := m.Step(at(2*time.Second), Exited{PID: 9, Status: ExitStatus{Code: 1}}); acts != nil {
+		t.Fatalf("after the end: %s", fmtActs(acts))
+	}
+}
