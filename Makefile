@@ -36,7 +36,7 @@ test: lint build
 # Every fuzz target, as package:Target: each parser of outside input
 # (control requests, state and pid files, program output, plugin specs) and
 # the state machine. Seeds are in each package's testdata/fuzz.
-FUZZ := ./internal/loop:FuzzMachine ./internal/loop:FuzzOutputSplit \
+FUZZ := ./internal/machine:FuzzMachine ./internal/loop:FuzzOutputSplit \
 	./internal/loop:FuzzParsePidfile ./internal/control:FuzzParseRequest \
 	./internal/control:FuzzParseState ./pkg/hooks:FuzzParseSpec \
 	./pkg/hooks:FuzzOptions ./internal/pluginproc:FuzzSanitize
