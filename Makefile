@@ -45,7 +45,10 @@ FUZZTIME ?= 30s
 fuzz:
 	@for t in $(FUZZ); do \
 		echo "fuzz $${t##*:} ($(FUZZTIME))"; \
-		$(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) || exit 1; \
+		out=$$($(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) 2>&1); st=$$?; \
+		echo "$$out" | grep -v '^fuzz: elapsed' | tail -3; \
+		[ $$st -eq 0 ] || exit 1; \
+		case "$$out" in *"no fuzz tests to fuzz"*) echo "make fuzz: no $${t##*:} in $${t%%:*}"; exit 1;; esac; \
 	done
 
 # The adversarial soak at full size (several minutes; not in CI): 10,000
