@@ -68,6 +68,7 @@ const (
 
 type keeper struct {
 	exe    string
+	null   int    // /dev/null, the stdio of every respawner it forks
 	pipes  [4]int // stdout r, w; stderr r, w
 	mu     sync.Mutex
 	listen *net.UnixListener // NAME.keep, handed over by respawner
@@ -92,7 +93,11 @@ func run(argv, env []string, report int) (int, error) {
 	if err != nil {
 		return 1, fmt.Errorf("find own executable: %w", err)
 	}
-	k := &keeper{exe: exe}
+	null, err := unix.Open(os.DevNull, unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 1, fmt.Errorf("open %s: %w", os.DevNull, err)
+	}
+	k := &keeper{exe: exe, null: null}
 	for i := 0; i < 4; i += 2 {
 		var p [2]int
 		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
@@ -158,12 +163,7 @@ func (k *keeper) spawn(argv, env []string, dir string, report int) error {
 	if err != nil {
 		return fmt.Errorf("socketpair: %w", err)
 	}
-	null, err := unix.Open(os.DevNull, unix.O_RDWR|unix.O_CLOEXEC, 0)
-	if err != nil {
-		unix.Close(fds[0])
-		unix.Close(fds[1])
-		return fmt.Errorf("open %s: %w", os.DevNull, err)
-	}
+	null := k.null
 	env = withoutKeys(env, EnvRole, EnvFDs, EnvReport)
 	env = append(env, EnvReport+"="+strconv.Itoa(fdReport),
 		fmt.Sprintf("%s=%d %d %d %d %d", EnvFDs, fdConn, fdPipes, fdPipes+1, fdPipes+2, fdPipes+3))
@@ -172,7 +172,6 @@ func (k *keeper) spawn(argv, env []string, dir string, report int) error {
 		files = append(files, uintptr(p))
 	}
 	_, err = syscall.ForkExec(k.exe, argv, &syscall.ProcAttr{Dir: dir, Env: env, Files: files})
-	unix.Close(null)
 	unix.Close(fds[1])
 	if err != nil {
 		unix.Close(fds[0])
