@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/respawner/respawner/pkg/hookspec"
 )
 
 // Message types.
@@ -155,7 +157,7 @@ type Verdict struct {
 func RestartDelay(n int) time.Duration {
 	limit := 30 * time.Second
 	if v := os.Getenv("RESPAWNER_PLUGIN_RESTART_MAX"); v != "" {
-		if d, err := parseDuration(v); err == nil && d > 0 && d < limit {
+		if d, err := hookspec.ParseDuration(v); err == nil && d > 0 && d < limit {
 			limit = d
 		}
 	}
@@ -183,21 +185,13 @@ func ParseSpec(s string) (PluginSpec, error) {
 		delete(opts, "sha256")
 	}
 	if v, ok := opts["timeout"]; ok {
-		d, err := parseDuration(v[len(v)-1])
+		d, err := hookspec.ParseDuration(v[len(v)-1])
 		if err != nil || d <= 0 {
 			return sp, fmt.Errorf("--plugin %s: timeout %q is not a positive duration", name, v[len(v)-1])
 		}
 		sp.Timeout = d
 	}
 	return sp, nil
-}
-
-// parseDuration takes "1m30s", or a bare integer as seconds.
-func parseDuration(s string) (time.Duration, error) {
-	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
-		return time.Duration(n) * time.Second, nil
-	}
-	return time.ParseDuration(s)
 }
 
 // SplitSpec parses NAME or NAME:key=value,key=value. A key may be repeated

@@ -20,6 +20,11 @@ func TestParseSpec(t *testing.T) {
 	if sp.Name != "healthcheck-http" || !reflect.DeepEqual(sp.Options, want) || sp.Timeout != 500*time.Millisecond {
 		t.Fatalf("got %+v", sp)
 	}
+	// A bare decimal is seconds, as everywhere else.
+	sp, err = ParseSpec("x:timeout=0.5")
+	if err != nil || sp.Timeout != 500*time.Millisecond {
+		t.Fatalf("timeout=0.5: %+v, %v", sp, err)
+	}
 	sp, err = ParseSpec("notify-email")
 	if err != nil || sp.Name != "notify-email" || len(sp.Options) != 0 || sp.Timeout != DefaultTimeout {
 		t.Fatalf("bare name: %+v, %v", sp, err)
@@ -28,7 +33,7 @@ func TestParseSpec(t *testing.T) {
 	if err != nil || sp.SHA256 != strings.Repeat("ab", 32) || len(sp.Options) != 0 {
 		t.Fatalf("sha256 must be respawner's alone: %+v, %v", sp, err)
 	}
-	for _, bad := range []string{"", "../x", "x:novalue", "x:=1", "x:timeout=soon", "x:sha256=abc"} {
+	for _, bad := range []string{"", "../x", "x:novalue", "x:=1", "x:timeout=soon", "x:timeout=-1", "x:timeout=0", "x:timeout=1e309", "x:sha256=abc"} {
 		if _, err := ParseSpec(bad); err == nil {
 			t.Errorf("ParseSpec(%q) accepted", bad)
 		}
