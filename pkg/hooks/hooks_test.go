@@ -2,11 +2,13 @@ package hooks
 
 import (
 	"fmt"
-	"github.com/respawner/respawner/internal/hookwire"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/pkg/hookspec"
 )
 
 func TestStrictest(t *testing.T) {
@@ -309,7 +311,7 @@ func FuzzParseSpec(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if hookwire.CheckName(name) != nil || strings.ContainsAny(name, "/:") {
+		if hookspec.CheckName(name) != nil || strings.ContainsAny(name, "/:") {
 			t.Fatalf("ParseSpec(%q) accepted name %q", spec, name)
 		}
 		for k := range opts {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/respawner/respawner/internal/hookwire"
 	"github.com/respawner/respawner/pkg/hookspec"
 )
 
@@ -269,9 +268,9 @@ func (o *Options) Err() error {
 // and `\\` stand for a comma and a backslash. NAME is made of letters,
 // digits, '.', '_' and '-' and starts with a letter or digit, so that it
 // cannot name a path outside the plugin directories. It is respawner's own
-// parser (internal/hookwire), exported for plugin tests.
+// parser (hookspec.SplitSpec), exported for plugin tests.
 func ParseSpec(spec string) (name string, opts map[string][]string, err error) {
-	return hookwire.SplitSpec(spec)
+	return hookspec.SplitSpec(spec)
 }
 
 // splitList splits a comma-separated list, dropping empty fields and spaces.
