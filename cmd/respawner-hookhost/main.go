@@ -21,8 +21,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/hookwire"
-	"github.com/respawner/respawner/internal/pluginproc"
 	"github.com/respawner/respawner/pkg/hooks"
+	"github.com/respawner/respawner/pkg/hooks/pluginproc"
 )
 
 func main() {
