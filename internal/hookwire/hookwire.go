@@ -9,6 +9,7 @@ package hookwire
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -65,19 +66,45 @@ func Bound(s string, n int) string {
 	return s[:keep] + marker(len(s)-keep)
 }
 
-// Msg is one packet. Only the fields of its type are set.
+// Msg is one packet. Only the fields of its type are set. Events, verdicts,
+// probe schedules and results travel in hookspec's JSON form, the one hook
+// authors see.
 type Msg struct {
-	T       string        `json:"t"`
-	ID      uint64        `json:"id,omitempty"`
-	Plugins []PluginSpec  `json:"plugins,omitempty"` // config
-	Infos   []PluginInfo  `json:"infos,omitempty"`   // ready
-	Error   string        `json:"error,omitempty"`   // error
-	Event   *Event        `json:"event,omitempty"`   // event, ask
-	Verdict *Verdict      `json:"verdict,omitempty"` // verdict
-	Plugin  string        `json:"plugin,omitempty"`  // probe, probed
-	Probe   *ProbeOutcome `json:"probe,omitempty"`   // probed
-	Line    string        `json:"line,omitempty"`    // log
-	Level   string        `json:"level,omitempty"`   // config: respawner's --log-level
+	T       string                `json:"t"`
+	ID      uint64                `json:"id,omitempty"`
+	Plugins []PluginSpec          `json:"plugins,omitempty"` // config
+	Infos   []PluginInfo          `json:"infos,omitempty"`   // ready
+	Error   string                `json:"error,omitempty"`   // error
+	Event   *hookspec.Event       `json:"event,omitempty"`   // event, ask
+	Verdict *hookspec.Verdict     `json:"verdict,omitempty"` // verdict
+	Plugin  string                `json:"plugin,omitempty"`  // probe, probed
+	Probe   *hookspec.ProbeResult `json:"probe,omitempty"`   // probed
+	// Unknown (probed): the probe could not run (its plugin or the host is
+	// being restarted); it counts neither for nor against the program.
+	Unknown bool   `json:"unknown,omitempty"`
+	Line    string `json:"line,omitempty"`  // log
+	Level   string `json:"level,omitempty"` // config: respawner's --log-level
+}
+
+// Decode reads one packet. A verdict whose decision is not one of
+// hookspec's (a host of another version, or a bug) is not mapped to
+// anything: Decode returns the error, which wraps
+// hookspec.ErrUnknownDecision, with a Msg that keeps the packet's T, ID and
+// Plugin and has no Verdict, so that the core can settle the question it
+// answers, log the error and count it as allow.
+func Decode(b []byte) (Msg, error) {
+	var m Msg
+	err := json.Unmarshal(b, &m)
+	if err != nil && errors.Is(err, hookspec.ErrUnknownDecision) {
+		var head struct {
+			T      string `json:"t"`
+			ID     uint64 `json:"id"`
+			Plugin string `json:"plugin"`
+		}
+		json.Unmarshal(b, &head) // the verdict is not a field here: this cannot fail where the first did
+		m = Msg{T: head.T, ID: head.ID, Plugin: head.Plugin}
+	}
+	return m, err
 }
 
 // PluginSpec is one --plugin, resolved to a binary.
@@ -89,66 +116,28 @@ type PluginSpec struct {
 	Timeout time.Duration       `json:"timeout,omitempty"` // deadline of each call
 }
 
-// PluginInfo is what a configured plugin reported.
+// PluginInfo describes a plugin: what a configured plugin reported to the
+// host (in the ready message), and what `respawner-hookhost describe` prints,
+// one JSON object a line, for `respawner plugins` (which lists the same
+// objects under --json).
 type PluginInfo struct {
-	Name    string         `json:"name"`
-	Version string         `json:"version"`
-	Events  []string       `json:"events,omitempty"`
-	Notify  bool           `json:"notify"`
-	Veto    bool           `json:"veto"`
-	Probe   bool           `json:"probe"`
-	Path    string         `json:"path,omitempty"`
-	Sched   *ProbeSchedule `json:"sched,omitempty"`
+	Path    string                `json:"path"`
+	Error   string                `json:"error,omitempty"` // describe: why the plugin cannot be used
+	Name    string                `json:"name"`
+	Version string                `json:"version"`
+	Events  []hookspec.Kind       `json:"events,omitempty"`
+	Notify  bool                  `json:"notify"`
+	Veto    bool                  `json:"veto"`
+	Probe   bool                  `json:"probe"`
+	Sched   *hookspec.ProbeConfig `json:"sched,omitempty"` // a probe's schedule (ready only)
 }
 
-// ProbeSchedule is how the core runs a plugin's probe (Kubernetes-style).
-type ProbeSchedule struct {
-	Interval     time.Duration `json:"interval"`
-	Timeout      time.Duration `json:"timeout"`
-	InitialDelay time.Duration `json:"initial_delay"`
-	Failures     int           `json:"failures"`
-	Successes    int           `json:"successes"`
-}
-
-// ProbeOutcome is one probe's result.
-type ProbeOutcome struct {
-	Healthy bool   `json:"healthy"`
-	Reason  string `json:"reason,omitempty"`
-	// Unknown: the probe could not run (its plugin or the host is being
-	// restarted); it counts neither for nor against the program.
-	Unknown bool `json:"unknown,omitempty"`
-}
-
-// Event is a lifecycle event as the core describes it.
-type Event struct {
-	Kind     string        `json:"kind"`
-	Instance string        `json:"instance"`
-	Program  string        `json:"program"`
-	Args     []string      `json:"args"`
-	PID      int           `json:"pid,omitempty"`
-	Time     time.Time     `json:"time"`
-	ExitCode int           `json:"exit_code,omitempty"`
-	Signal   string        `json:"signal,omitempty"`
-	Uptime   time.Duration `json:"uptime,omitempty"`
-	Attempt  int           `json:"attempt,omitempty"`
-	Limit    int           `json:"limit,omitempty"`
-	Reason   string        `json:"reason,omitempty"`
-}
-
-// Verdict decisions, weakest first.
-const (
-	Allow  = "allow"
-	Delay  = "delay"
-	Deny   = "deny"
-	GiveUp = "give-up"
-)
-
-// Verdict is the combined answer to restart-pending.
-type Verdict struct {
-	Decision string        `json:"decision"`
-	Delay    time.Duration `json:"delay,omitempty"`
-	Reason   string        `json:"reason,omitempty"`
-}
+// Event is hookspec.Event.
+//
+// Deprecated: use hookspec.Event. This alias (the same type, not a copy)
+// stays only until the loop's notify calls become the machine's Notify
+// actions, so that this branch does not touch those files.
+type Event = hookspec.Event
 
 // RestartDelay is the backoff before the n-th consecutive restart (from 0)
 // of a crashed plugin, or of the hook host: 1 s, doubling, up to a cap of

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/pkg/hookspec"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,7 +37,7 @@ type hookHost struct {
 	restarts         int    // host restarts, for backoff
 	started          time.Time
 	askedAt          time.Time // when the question went out, for the log
-	outbox           []hookwire.Event
+	outbox           []hookspec.Event
 	holding          bool // the loop holds the outbox across a step
 	starting         bool // a restarted host has not said "ready" yet
 	buf              []byte
@@ -164,19 +165,19 @@ func (l *Loop) hostSend(m hookwire.Msg) error {
 }
 
 func (l *Loop) hostRecv() (hookwire.Msg, error) {
-	var m hookwire.Msg
 	if l.host.buf == nil {
 		l.host.buf = make([]byte, hostMaxPacket) // kept: a fresh 64 KiB per message costs page faults
 	}
 	buf := l.host.buf
 	n, _, err := unix.Recvfrom(l.host.sock, buf, unix.MSG_DONTWAIT)
 	if err != nil {
-		return m, err
+		return hookwire.Msg{}, err
 	}
 	if n == 0 {
-		return m, errors.New("hook host closed its socket")
+		return hookwire.Msg{}, errors.New("hook host closed its socket")
 	}
-	if err := json.Unmarshal(buf[:n], &m); err != nil {
+	m, err := hookwire.Decode(buf[:n])
+	if err != nil {
 		return m, fmt.Errorf("bad message from hook host: %w", err)
 	}
 	return m, nil
@@ -186,7 +187,7 @@ func (l *Loop) hostRecv() (hookwire.Msg, error) {
 func (l *Loop) hostReadable() {
 	for {
 		m, err := l.hostRecv()
-		if err != nil {
+		if err != nil && !errors.Is(err, hookspec.ErrUnknownDecision) {
 			return // EAGAIN, or the host is gone (its pidfd tells)
 		}
 		switch m.T {
@@ -203,17 +204,24 @@ func (l *Loop) hostReadable() {
 		case hookwire.TProbed:
 			l.probed(m)
 		case hookwire.TVerdict:
-			if m.ID == 0 || m.ID != l.host.askID || m.Verdict == nil {
+			if m.ID == 0 || m.ID != l.host.askID || (m.Verdict == nil && err == nil) {
 				continue // the answer to a question already settled
 			}
-			v := verdictOf(m.Verdict)
+			sv := hookspec.Verdict{Reason: "answer not understood"} // allow
+			if err != nil {
+				// Not mapped to any decision: logged, and the restart goes ahead.
+				l.log.Error("restart-pending answer not understood; counted as allow", "plugin", m.Plugin, "error", err)
+			} else {
+				sv = *m.Verdict
+			}
+			v := verdictOf(&sv)
 			// An allow is the common case, and its line would cost every
 			// restart a log write before the fork: at debug level only.
 			lvl := hclog.Info
 			if v.Decision == Allow {
 				lvl = hclog.Debug
 			}
-			l.log.Log(lvl, "restart-pending answered", "decision", m.Verdict.Decision, "delay", v.Delay, "reason", v.Reason, "took", time.Since(l.host.askedAt))
+			l.log.Log(lvl, "restart-pending answered", "decision", sv.Decision, "delay", v.Delay, "reason", v.Reason, "took", time.Since(l.host.askedAt))
 			// The restart first, then the events held while the question
 			// was out: each send wakes the host, which would take the CPU
 			// from the fork on a small machine.
@@ -229,14 +237,14 @@ func (l *Loop) hostReadable() {
 	}
 }
 
-func verdictOf(v *hookwire.Verdict) Verdict {
-	d := Allow
+func verdictOf(v *hookspec.Verdict) Verdict {
+	d := Allow // hookspec.DecisionAllow; Decode refuses names it does not know
 	switch v.Decision {
-	case hookwire.Delay:
+	case hookspec.DecisionDelay:
 		d = Delay
-	case hookwire.Deny:
+	case hookspec.DecisionDeny:
 		d = Deny
-	case hookwire.GiveUp:
+	case hookspec.DecisionGiveUp:
 		d = GiveUp
 	}
 	return Verdict{Decision: d, Delay: v.Delay, Reason: v.Reason}
@@ -390,7 +398,7 @@ func killGroup(pgid int) {
 // outbox while a restart-pending question is out (or while the loop holds it
 // across a step), so that the question, on the restart's critical path, does
 // not queue behind their deliveries; they keep their order.
-func (l *Loop) notify(kind string, ev hookwire.Event) {
+func (l *Loop) notify(kind hookspec.Kind, ev hookspec.Event) {
 	if l.opt.Hooks == nil || l.host.sock < 0 {
 		return
 	}
@@ -435,7 +443,7 @@ func (l *Loop) settled() {
 	l.flushEvents()
 }
 
-func (l *Loop) fillEvent(ev *hookwire.Event) {
+func (l *Loop) fillEvent(ev *hookspec.Event) {
 	ev.Instance = l.opt.Name
 	ev.Program = l.opt.Path
 	ev.Args = l.opt.Argv[1:]
@@ -448,7 +456,7 @@ func (l *Loop) fillEvent(ev *hookwire.Event) {
 // notifyPending tells the plugins a restart is due when none of them can
 // veto it (then restart-pending is an event, not a question).
 func (l *Loop) notifyPending() {
-	ev := hookwire.Event{Attempt: l.m.restarts + 1}
+	ev := hookspec.Event{Attempt: l.m.restarts + 1}
 	if e := l.m.lastExit; e != nil {
 		ev.ExitCode, ev.Signal = e.Code, sigString(e.Signal)
 	}
@@ -465,7 +473,7 @@ func (l *Loop) askHooks(a Ask) {
 	h.nextID++
 	h.askID = h.nextID
 	h.askedAt = time.Now()
-	ev := hookwire.Event{Kind: "restart-pending", Attempt: a.Restart, Limit: a.Limit}
+	ev := hookspec.Event{Kind: "restart-pending", Attempt: a.Restart, Limit: a.Limit}
 	if e := l.m.lastExit; e != nil {
 		ev.ExitCode, ev.Signal = e.Code, sigString(e.Signal)
 	}

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/pkg/hookspec"
 )
 
 // prober schedules one plugin's health probe on its own timerfd, as a
@@ -14,7 +15,7 @@ import (
 // covers a host that never answers.
 type prober struct {
 	plugin   string
-	sched    hookwire.ProbeSchedule
+	sched    hookspec.ProbeConfig
 	timer    int    // timerfd, -1 until first armed
 	inflight uint64 // id of the probe out, 0 when none
 	active   bool   // the program runs and probing is on
@@ -91,18 +92,18 @@ func (l *Loop) probeTimer(p *prober) {
 	}
 	if p.inflight != 0 {
 		p.inflight = 0
-		l.probeResult(p, hookwire.ProbeOutcome{Reason: "no answer from the hook host", Unknown: true})
+		l.probeResult(p, hookspec.ProbeResult{Reason: "no answer from the hook host"}, true)
 		return
 	}
 	if l.host.sock < 0 {
-		l.probeResult(p, hookwire.ProbeOutcome{Reason: "hook host not running", Unknown: true})
+		l.probeResult(p, hookspec.ProbeResult{Reason: "hook host not running"}, true)
 		return
 	}
 	l.host.nextID++
 	p.inflight = l.host.nextID
 	if err := l.hostSend(hookwire.Msg{T: hookwire.TProbe, ID: p.inflight, Plugin: p.plugin}); err != nil {
 		p.inflight = 0
-		l.probeResult(p, hookwire.ProbeOutcome{Reason: "probe not delivered: " + err.Error(), Unknown: true})
+		l.probeResult(p, hookspec.ProbeResult{Reason: "probe not delivered: " + err.Error()}, true)
 		return
 	}
 	l.armProbe(p, p.sched.Timeout+guardSlack)
@@ -113,7 +114,7 @@ func (l *Loop) probed(m hookwire.Msg) {
 	for _, p := range l.probers {
 		if p.plugin == m.Plugin && p.inflight != 0 && p.inflight == m.ID && m.Probe != nil {
 			p.inflight = 0
-			l.probeResult(p, *m.Probe)
+			l.probeResult(p, *m.Probe, m.Unknown)
 			return
 		}
 	}
@@ -121,10 +122,11 @@ func (l *Loop) probed(m hookwire.Msg) {
 
 // probeResult counts consecutive results; past a threshold the health changes,
 // the plugins hear of it, and an unhealthy program is restarted through the
-// Machine (so vetoes, limits and the respawn timeout apply).
-func (l *Loop) probeResult(p *prober, r hookwire.ProbeOutcome) {
+// Machine (so vetoes, limits and the respawn timeout apply). unknown: the
+// probe did not run.
+func (l *Loop) probeResult(p *prober, r hookspec.ProbeResult, unknown bool) {
 	p.last, p.lastAt = r.Reason, time.Now()
-	if r.Unknown {
+	if unknown {
 		// The probe did not run (plugin or host restarting): a broken
 		// plugin must not get a healthy program restarted.
 		l.log.Warn("probe could not run", "plugin", p.plugin, "reason", r.Reason)
@@ -136,19 +138,19 @@ func (l *Loop) probeResult(p *prober, r hookwire.ProbeOutcome) {
 	if r.Healthy {
 		p.oks, p.fails = p.oks+1, 0
 		l.log.Trace("probe ok", "plugin", p.plugin, "result", r.Reason)
-		if p.health != "healthy" && p.oks >= p.sched.Successes {
+		if p.health != "healthy" && p.oks >= p.sched.SuccessThreshold {
 			p.health = "healthy"
 			l.log.Info("healthy", "plugin", p.plugin, "result", r.Reason)
-			l.notify("healthy", hookwire.Event{PID: l.pid, Reason: r.Reason})
+			l.notify("healthy", hookspec.Event{PID: l.pid, Reason: r.Reason})
 		}
 	} else {
 		p.fails, p.oks = p.fails+1, 0
-		l.log.Warn("probe failed", "plugin", p.plugin, "result", r.Reason, "consecutive", p.fails, "threshold", p.sched.Failures)
-		if p.health != "unhealthy" && p.fails >= p.sched.Failures {
+		l.log.Warn("probe failed", "plugin", p.plugin, "result", r.Reason, "consecutive", p.fails, "threshold", p.sched.FailureThreshold)
+		if p.health != "unhealthy" && p.fails >= p.sched.FailureThreshold {
 			p.health = "unhealthy"
 			reason := p.plugin + ": " + r.Reason
 			l.log.Warn("unhealthy: restarting", "plugin", p.plugin, "reason", r.Reason)
-			l.notify("unhealthy", hookwire.Event{PID: l.pid, Reason: reason})
+			l.notify("unhealthy", hookspec.Event{PID: l.pid, Reason: reason})
 			l.step(Unhealthy{Reason: reason})
 		}
 	}
