@@ -10,8 +10,7 @@ import (
 )
 
 // roundTrip marshals v, checks the JSON against want, and unmarshals it into
-// a fresh value that must equal v. (Keys come in field order, but for the
-// durations, which go last; JSON readers do not care.)
+// a fresh value that must equal v.
 func roundTrip[T any](t *testing.T, v T, want string) {
 	t.Helper()
 	b, err := json.Marshal(v)
@@ -36,19 +35,19 @@ func TestEventJSON(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 30, 5, 250_000_000, time.UTC)
 	roundTrip(t, Event{Kind: Exited, Instance: "web", Program: "/usr/sbin/lighttpd", Args: []string{"-D", "-f", "x.conf"},
 		PID: 4242, Time: at, ExitCode: 3, Uptime: 90 * time.Second, Attempt: 2, Limit: 5, Reason: "crashed"},
-		`{"kind":"exited","instance":"web","program":"/usr/sbin/lighttpd","args":["-D","-f","x.conf"],"pid":4242,"time":"2026-03-01T12:30:05.25Z","exit_code":3,"signal":"","attempt":2,"limit":5,"reason":"crashed","uptime_ms":90000}`)
+		`{"kind":"exited","instance":"web","program":"/usr/sbin/lighttpd","args":["-D","-f","x.conf"],"pid":4242,"time":"2026-03-01T12:30:05.25Z","exit_code":3,"signal":"","uptime_ms":90000,"attempt":2,"limit":5,"reason":"crashed"}`)
 	roundTrip(t, Event{Kind: GaveUp, Args: []string{}, Time: at, Signal: "SIGKILL"},
-		`{"kind":"gave-up","instance":"","program":"","args":[],"pid":0,"time":"2026-03-01T12:30:05.25Z","exit_code":0,"signal":"SIGKILL","attempt":0,"limit":0,"reason":"","uptime_ms":0}`)
+		`{"kind":"gave-up","instance":"","program":"","args":[],"pid":0,"time":"2026-03-01T12:30:05.25Z","exit_code":0,"signal":"SIGKILL","uptime_ms":0,"attempt":0,"limit":0,"reason":""}`)
 
 	// nil Args is [] in JSON; a sub-millisecond uptime rounds up, never to 0.
 	b, _ := json.Marshal(Event{Kind: Started, Uptime: 1500 * time.Microsecond})
 	if !strings.Contains(string(b), `"args":[]`) || !strings.Contains(string(b), `"uptime_ms":2`) {
 		t.Errorf("Marshal: %s", b)
 	}
-	// An absent key leaves the field as it was; a bad duration is an error
-	// naming the key.
+	// An absent duration reads as 0, even into a used Event; a bad one is
+	// an error naming the key.
 	ev := Event{Uptime: time.Second}
-	if err := json.Unmarshal([]byte(`{"kind":"started","pid":7}`), &ev); err != nil || ev.Uptime != time.Second || ev.PID != 7 || ev.Kind != Started {
+	if err := json.Unmarshal([]byte(`{"kind":"started","pid":7}`), &ev); err != nil || ev.Uptime != 0 || ev.PID != 7 || ev.Kind != Started {
 		t.Errorf("partial event: %+v, %v", ev, err)
 	}
 	for in, want := range map[string]string{
@@ -87,10 +86,10 @@ func TestDecisionText(t *testing.T) {
 // TestVerdictJSON: a verdict is {decision, delay_ms, reason}; an unknown
 // decision inside one is ErrUnknownDecision too.
 func TestVerdictJSON(t *testing.T) {
-	roundTrip(t, DelayBy(1500*time.Millisecond), `{"decision":"delay","reason":"","delay_ms":1500}`)
-	roundTrip(t, Deny("maintenance"), `{"decision":"deny","reason":"maintenance","delay_ms":0}`)
-	roundTrip(t, GiveUp("broken"), `{"decision":"give-up","reason":"broken","delay_ms":0}`)
-	roundTrip(t, Allow(), `{"decision":"allow","reason":"","delay_ms":0}`)
+	roundTrip(t, DelayBy(1500*time.Millisecond), `{"decision":"delay","delay_ms":1500,"reason":""}`)
+	roundTrip(t, Deny("maintenance"), `{"decision":"deny","delay_ms":0,"reason":"maintenance"}`)
+	roundTrip(t, GiveUp("broken"), `{"decision":"give-up","delay_ms":0,"reason":"broken"}`)
+	roundTrip(t, Allow(), `{"decision":"allow","delay_ms":0,"reason":""}`)
 	var v Verdict
 	if err := json.Unmarshal([]byte(`{"decision":"perhaps","delay_ms":5}`), &v); !errors.Is(err, ErrUnknownDecision) {
 		t.Errorf("unknown decision: %v", err)
@@ -103,9 +102,9 @@ func TestVerdictJSON(t *testing.T) {
 // TestProbeJSON: the probe's schedule has its durations in milliseconds and
 // its thresholds by name; a result is {healthy, reason}.
 func TestProbeJSON(t *testing.T) {
-	roundTrip(t, DefaultProbeConfig, `{"failure_threshold":3,"success_threshold":1,"interval_ms":10000,"timeout_ms":1000,"initial_delay_ms":0}`)
+	roundTrip(t, DefaultProbeConfig, `{"interval_ms":10000,"timeout_ms":1000,"initial_delay_ms":0,"failure_threshold":3,"success_threshold":1}`)
 	roundTrip(t, ProbeConfig{Interval: 250 * time.Millisecond, Timeout: 100 * time.Millisecond, InitialDelay: 1500 * time.Millisecond, FailureThreshold: 2, SuccessThreshold: 4},
-		`{"failure_threshold":2,"success_threshold":4,"interval_ms":250,"timeout_ms":100,"initial_delay_ms":1500}`)
+		`{"interval_ms":250,"timeout_ms":100,"initial_delay_ms":1500,"failure_threshold":2,"success_threshold":4}`)
 	roundTrip(t, ProbeResult{Healthy: true, Reason: "HTTP 200"}, `{"healthy":true,"reason":"HTTP 200"}`)
 	var c ProbeConfig
 	if err := json.Unmarshal([]byte(`{"interval_ms":5,"timeout_ms":-1}`), &c); err == nil || err.Error() != "timeout_ms: -1 is negative" {
