@@ -39,7 +39,7 @@ test: lint build
 FUZZ := ./internal/machine:FuzzMachine ./internal/loop:FuzzOutputSplit \
 	./internal/loop:FuzzParsePidfile ./internal/control:FuzzParseRequest \
 	./internal/control:FuzzParseState ./pkg/hooks:FuzzParseSpec \
-	./pkg/hooks:FuzzOptions ./internal/pluginproc:FuzzSanitize
+	./pkg/hooks:FuzzOptions ./pkg/hooks/pluginproc:FuzzSanitize ./pkg/hookspec:FuzzParseDuration
 FUZZTIME ?= 30s
 
 fuzz:

@@ -13,8 +13,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/hookwire"
-	"github.com/respawner/respawner/internal/pluginproc"
 	"github.com/respawner/respawner/pkg/hooks"
+	"github.com/respawner/respawner/pkg/hooks/pluginproc"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,15 +86,14 @@ func (h *host) send(m hookwire.Msg) {
 }
 
 func (h *host) recv(buf []byte) (hookwire.Msg, error) {
-	var m hookwire.Msg
 	n, err := h.conn.Read(buf)
 	if err != nil {
-		return m, err
+		return hookwire.Msg{}, err
 	}
 	if n == 0 {
-		return m, errors.New("respawner closed the socket")
+		return hookwire.Msg{}, errors.New("respawner closed the socket")
 	}
-	return m, json.Unmarshal(buf[:n], &m)
+	return hookwire.Decode(buf[:n])
 }
 
 // run serves respawner until it says shutdown or goes away.
@@ -129,11 +128,11 @@ func (h *host) run() int {
 		switch m.T {
 		case hookwire.TEvent:
 			if m.Event != nil {
-				h.event(eventOf(m.Event))
+				h.event(*m.Event)
 			}
 		case hookwire.TAsk:
 			if m.Event != nil {
-				ev := eventOf(m.Event)
+				ev := *m.Event
 				for _, p := range h.plugins {
 					// A plugin that can veto gets the question itself; the
 					// others may still want to hear of it.
@@ -153,12 +152,6 @@ func (h *host) run() int {
 	}
 	h.shutdown()
 	return 0
-}
-
-func eventOf(e *hookwire.Event) hooks.Event {
-	return hooks.Event{Kind: hooks.Kind(e.Kind), Instance: e.Instance, Program: e.Program, Args: e.Args,
-		PID: e.PID, Time: e.Time, ExitCode: e.ExitCode, Signal: e.Signal, Uptime: e.Uptime,
-		Attempt: e.Attempt, Limit: e.Limit, Reason: e.Reason}
 }
 
 func (h *host) event(ev hooks.Event) {
@@ -214,26 +207,25 @@ func (h *host) ask(id uint64, ev hooks.Event) {
 			best, from = s, a.p.spec.Name
 		}
 	}
-	reason := best.Reason
-	if from != "" && reason != "" && best.Decision != hooks.DecisionAllow {
-		reason = from + ": " + reason
+	if from != "" && best.Reason != "" && best.Decision != hooks.DecisionAllow {
+		best.Reason = from + ": " + best.Reason
 	}
 	// A plugin's reason may be any length; the verdict must reach respawner
 	// whole, in one packet.
-	reason = hookwire.Bound(reason, hookwire.MaxReason)
-	h.send(hookwire.Msg{T: hookwire.TVerdict, ID: id, Plugin: from,
-		Verdict: &hookwire.Verdict{Decision: best.Decision.String(), Delay: best.Delay, Reason: reason}})
+	best.Reason = hookwire.Bound(best.Reason, hookwire.MaxReason)
+	h.send(hookwire.Msg{T: hookwire.TVerdict, ID: id, Plugin: from, Verdict: &best})
 }
 
 func (h *host) probe(id uint64, name string) {
 	for _, p := range h.plugins {
 		if p.spec.Name == name {
 			res, ran := p.probe()
-			h.send(hookwire.Msg{T: hookwire.TProbed, ID: id, Plugin: name, Probe: &hookwire.ProbeOutcome{Healthy: res.Healthy, Reason: hookwire.Bound(res.Reason, hookwire.MaxReason), Unknown: !ran}})
+			res.Reason = hookwire.Bound(res.Reason, hookwire.MaxReason)
+			h.send(hookwire.Msg{T: hookwire.TProbed, ID: id, Plugin: name, Probe: &res, Unknown: !ran})
 			return
 		}
 	}
-	h.send(hookwire.Msg{T: hookwire.TProbed, ID: id, Plugin: name, Probe: &hookwire.ProbeOutcome{Reason: "no such plugin", Unknown: true}})
+	h.send(hookwire.Msg{T: hookwire.TProbed, ID: id, Plugin: name, Probe: &hooks.ProbeResult{Reason: "no such plugin"}, Unknown: true})
 }
 
 // shutdown delivers what is queued (bounded by each plugin's deadline) and

@@ -21,8 +21,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/hookwire"
-	"github.com/respawner/respawner/internal/pluginproc"
 	"github.com/respawner/respawner/pkg/hooks"
+	"github.com/respawner/respawner/pkg/hooks/pluginproc"
 )
 
 func main() {
@@ -52,18 +52,12 @@ func main() {
 	os.Exit(h.run())
 }
 
-// description is one line of `describe`.
-type description struct {
-	Path  string `json:"path"`
-	Error string `json:"error,omitempty"`
-	hookwire.PluginInfo
-}
-
-// describe launches each plugin just long enough to ask what it is.
+// describe launches each plugin just long enough to ask what it is, and
+// prints a hookwire.PluginInfo for each, one JSON object a line.
 func describe(paths []string) int {
 	enc := json.NewEncoder(os.Stdout)
 	for _, p := range paths {
-		d := description{Path: p}
+		d := hookwire.PluginInfo{Path: p}
 		resolved, err := hookwire.SafeExecutable("plugin", p)
 		if err != nil {
 			d.Error = err.Error()
@@ -80,27 +74,30 @@ func describe(paths []string) int {
 		in, err := c.Info(ctx)
 		cancel()
 		c.Kill()
+		d = infoOf("", in, nil)
+		d.Path = p
 		if err != nil {
 			d.Error = err.Error()
 		}
-		d.PluginInfo = infoOf("", in, nil)
 		enc.Encode(d)
 	}
 	return 0
 }
 
+// infoOf is what the host tells respawner of a plugin: in, bounded, and the
+// probe's schedule when it has one.
 func infoOf(name string, in hooks.Info, sched *hooks.ProbeConfig) hookwire.PluginInfo {
 	pi := hookwire.PluginInfo{Name: name, Version: hookwire.Bound(in.Version, hookwire.MaxVersion), Notify: in.Notify, Veto: in.Veto, Probe: in.Probe}
 	for _, k := range in.Events {
 		// Known kinds only, once each: the list is the plugin's to make,
 		// and travels to respawner in one packet.
-		if k.Valid() && !slices.Contains(pi.Events, string(k)) {
-			pi.Events = append(pi.Events, string(k))
+		if k.Valid() && !slices.Contains(pi.Events, k) {
+			pi.Events = append(pi.Events, k)
 		}
 	}
 	if sched != nil {
-		pi.Sched = &hookwire.ProbeSchedule{Interval: sched.Interval, Timeout: sched.Timeout,
-			InitialDelay: sched.InitialDelay, Failures: sched.FailureThreshold, Successes: sched.SuccessThreshold}
+		c := *sched
+		pi.Sched = &c
 	}
 	return pi
 }

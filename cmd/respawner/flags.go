@@ -8,15 +8,17 @@ import (
 	"time"
 
 	"github.com/respawner/respawner/internal/machine"
+	"github.com/respawner/respawner/pkg/hookspec"
 )
 
-// durationValue is a pflag.Value for delays: a bare integer means seconds
-// ("5" = 5s, as the original respawner's -t took seconds), anything else is a
-// Go duration ("200ms", "1m30s"). Negative values are refused.
+// durationValue is a pflag.Value for delays, read by hookspec.ParseDuration
+// as every duration respawner takes: a bare decimal means seconds ("5" = 5s,
+// as the original respawner's -t took seconds; "0.5" = 500ms), anything else
+// is a Go duration ("200ms", "1m30s"). Negative values are refused.
 type durationValue time.Duration
 
 func (d *durationValue) Set(s string) error {
-	v, err := parseDuration(s)
+	v, err := hookspec.ParseDuration(s)
 	if err != nil {
 		return err
 	}
@@ -33,20 +35,6 @@ func (d *durationValue) String() string {
 	return time.Duration(*d).String()
 }
 func (d *durationValue) Type() string { return "duration" }
-
-func parseDuration(s string) (time.Duration, error) {
-	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
-		return time.Duration(n) * time.Second, nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, errors.New("want seconds (5) or a duration (200ms, 1m30s)")
-	}
-	if v < 0 {
-		return 0, errors.New("must not be negative")
-	}
-	return v, nil
-}
 
 // codeListValue is a pflag.Value for -e: comma-separated exit codes 0-255.
 type codeListValue struct {

@@ -70,6 +70,8 @@ func runHelper(name string, args []string) {
 		httpServer(args)
 	case "counter-writer":
 		counterWriter(args)
+	case "fake-hookhost":
+		fakeHookhost()
 	default:
 		fmt.Fprintf(os.Stderr, "unknown helper %q\n", name)
 		os.Exit(2)

@@ -3,7 +3,9 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -577,4 +579,66 @@ func TestHookDenyLongReason(t *testing.T) {
 		t.Fatalf("restarted despite the deny:\n%s", in.log())
 	}
 	in.stopOK()
+}
+
+// fakeHookhost stands in for respawner-hookhost: it reports one vetoing
+// plugin, answers every restart-pending question with a decision no
+// respawner knows, and exits on shutdown or when respawner goes away.
+func fakeHookhost() {
+	c, err := net.FileConn(os.NewFile(3, "respawner"))
+	if err != nil {
+		os.Exit(1)
+	}
+	buf := make([]byte, 1<<20)
+	send := func(s string) { c.Write([]byte(s)) }
+	for {
+		n, err := c.Read(buf)
+		if err != nil || n == 0 {
+			os.Exit(0)
+		}
+		var m struct {
+			T  string `json:"t"`
+			ID uint64 `json:"id"`
+		}
+		json.Unmarshal(buf[:n], &m)
+		switch m.T {
+		case "config":
+			send(`{"t":"ready","infos":[{"path":"/fake","name":"fake","version":"1","notify":true,"veto":true,"probe":false}]}`)
+		case "ask":
+			send(fmt.Sprintf(`{"t":"verdict","id":%d,"plugin":"fake","verdict":{"decision":"maybe-later","delay_ms":0,"reason":"?"}}`, m.ID))
+		case "shutdown":
+			os.Exit(0)
+		}
+	}
+}
+
+// TestHookUnknownDecision: a verdict whose decision respawner does not know
+// (from a host of another version, say) is logged as an error and counted as
+// allow, never mapped to a decision by its name.
+func TestHookUnknownDecision(t *testing.T) {
+	// A respawner whose respawner-hookhost is this test binary, as fakeHookhost.
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "respawner")
+	for src, dst := range map[string]string{respawnerBin: bin, os.Args[0]: filepath.Join(dir, "respawner-hookhost")} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := startWith(t, nil, func(c *exec.Cmd) {
+		c.Path, c.Args[0] = bin, bin
+		c.Env = append(c.Env, "RESPAWNER_TEST_HELPER=fake-hookhost")
+	}, "start", "-D", "--log-format", "json", "--plugin-dir", pluginDir, "--plugin", "testhook", "-t", "0", "-n", "1", "/bin/sh", "--", "-c", "exit 3")
+	in.waitFor("hook plugin ready", 10*time.Second)
+	l := in.waitFor("restart-pending answer not understood; counted as allow", 10*time.Second)
+	if e := l.str("error"); !strings.Contains(e, `unknown decision "maybe-later"`) {
+		t.Errorf("error %q, want it to name the unknown decision", e)
+	}
+	in.waitFor("restarted", 5*time.Second)
+	if code := in.wait(15 * time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1 (gave up after the allowed restart)", code)
+	}
 }

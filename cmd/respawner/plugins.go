@@ -30,7 +30,7 @@ restart-pending), probe (it offers a health probe).`,
 			dirs := hookwire.SearchDirs(pluginDir, exeDir())
 			found := hookwire.Available(dirs)
 			names := hookwire.SortedNames(found)
-			descs := []description{}
+			descs := []hookwire.PluginInfo{}
 			if len(names) > 0 {
 				host, err := hostPath()
 				if err != nil {
@@ -48,7 +48,7 @@ restart-pending), probe (it offers a health probe).`,
 				}
 				dec := json.NewDecoder(&out)
 				for i := 0; dec.More() && i < len(names); i++ {
-					var d description
+					var d hookwire.PluginInfo
 					if err := dec.Decode(&d); err != nil {
 						return fmt.Errorf("%s describe: %w", host, err)
 					}
@@ -65,9 +65,9 @@ restart-pending), probe (it offers a health probe).`,
 			}
 			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tVERSION\tCAPABILITIES\tPATH")
-			var broken []description
+			var broken []hookwire.PluginInfo
 			for _, d := range descs {
-				caps := capabilities(d.PluginInfo)
+				caps := capabilities(d)
 				if d.Error != "" {
 					caps = "unusable (below)"
 					broken = append(broken, d)
@@ -86,13 +86,6 @@ restart-pending), probe (it offers a health probe).`,
 	cmd.Flags().StringVar(&pluginDir, "plugin-dir", "", "directory searched first for plugin binaries")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
 	return cmd
-}
-
-// description is one line of `respawner-hookhost describe`.
-type description struct {
-	Path  string `json:"path"`
-	Error string `json:"error,omitempty"`
-	hookwire.PluginInfo
 }
 
 func capabilities(in hookwire.PluginInfo) string {

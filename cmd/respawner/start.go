@@ -61,7 +61,7 @@ func newStartCmd() *cobra.Command {
 A clean exit (status 0, a status listed with -e, or death by SIGTERM, SIGINT,
 SIGHUP or SIGPIPE) ends supervision with exit 0 under the default restart
 policy on-failure; anything else is restarted after the respawn timeout.
-Durations take a bare number of seconds (-t 5) or a unit (-t 200ms, 1m30s).
+Durations take a bare number of seconds (-t 5, -t 0.5) or a unit (-t 200ms, 1m30s).
 
 Without -D, start runs respawner in the background and exits 0 once the
 program has survived --start-check (or, with -p, once its pidfile names a live

@@ -10,7 +10,10 @@ import (
 	"time"
 )
 
-func TestParseDuration(t *testing.T) {
+// TestDurationFlag: the CLI's duration flags read values as
+// hookspec.ParseDuration does (a bare decimal is seconds), and print zero as
+// "0".
+func TestDurationFlag(t *testing.T) {
 	tests := []struct {
 		in   string
 		want time.Duration
@@ -18,19 +21,50 @@ func TestParseDuration(t *testing.T) {
 	}{
 		{"5", 5 * time.Second, false},
 		{"0", 0, false},
+		{"0.5", 500 * time.Millisecond, false},
+		{"1.5s", 1500 * time.Millisecond, false},
 		{"200ms", 200 * time.Millisecond, false},
 		{"1m30s", 90 * time.Second, false},
 		{"-1s", 0, true},
 		{"-1", 0, true},
+		{"1e309", 0, true},
+		{"NaN", 0, true},
 		{"five", 0, true},
 		{"", 0, true},
 		{"5x", 0, true},
 	}
 	for _, tt := range tests {
-		got, err := parseDuration(tt.in)
-		if (err != nil) != tt.bad || got != tt.want {
-			t.Errorf("parseDuration(%q) = %v, %v; want %v, bad=%v", tt.in, got, err, tt.want, tt.bad)
+		var d durationValue
+		err := d.Set(tt.in)
+		if (err != nil) != tt.bad || time.Duration(d) != tt.want {
+			t.Errorf("Set(%q) = %v, %v; want %v, bad=%v", tt.in, time.Duration(d), err, tt.want, tt.bad)
 		}
+		if err != nil && !strings.Contains(err.Error(), `"`+tt.in+`"`) {
+			t.Errorf("Set(%q): error %q does not name the value", tt.in, err)
+		}
+	}
+	if d := durationValue(0); d.String() != "0" {
+		t.Errorf("zero prints %q", d.String())
+	}
+}
+
+// TestFractionalSeconds: -t 0.5 and a plugin's timeout=0.5 are accepted and
+// read as 500ms, by the real binary: the respawn is scheduled 500ms out, and
+// a plugin stuck for 5s is given up on after its 500ms deadline.
+func TestFractionalSeconds(t *testing.T) {
+	in := startRespawner(t, hookArgs("--plugin", "testhook:decision=deny,sleep=5s,timeout=0.5", "-t", "0.5", "-n", "1", "/bin/sh", "--", "-c", "exit 3")...)
+	in.waitFor("exited", 10*time.Second)
+	if l := in.waitFor("respawn scheduled", 5*time.Second); time.Duration(l.int("delay")) != 500*time.Millisecond {
+		t.Errorf("respawn scheduled with delay %v, want 500ms", time.Duration(l.int("delay")))
+	}
+	died := time.Now()
+	in.waitFor("restart-pending failed; counted as allow", 5*time.Second)
+	in.waitFor("restarted", 5*time.Second)
+	if d := time.Since(died); d > 3*time.Second {
+		t.Fatalf("restart %s after the exit: the hung plugin held it past its 0.5s deadline", d)
+	}
+	if code := in.wait(15 * time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1", code)
 	}
 }
 
@@ -66,7 +100,12 @@ func TestBadInput(t *testing.T) {
 		{"missing program", []string{"start", "-D"}, 2, "missing PROGRAM"},
 		{"unknown flag", []string{"start", "-D", "--bogus", "/bin/true"}, 2, "unknown flag: --bogus"},
 		{"bad -t", []string{"start", "-D", "-t", "soon", "/bin/true"}, 2, "-t, --respawn-timeout"},
-		{"negative -t", []string{"start", "-D", "-t", "-5s", "/bin/true"}, 2, "must not be negative"},
+		{"negative -t", []string{"start", "-D", "-t", "-5s", "/bin/true"}, 2, `"-5s" is negative`},
+		{"negative bare -t", []string{"start", "-D", "-t", "-1", "/bin/true"}, 2, `"-1" is negative`},
+		{"overflowing -t", []string{"start", "-D", "-t", "1e309", "/bin/true"}, 2, `"1e309" is too long`},
+		{"junk -t", []string{"start", "-D", "-t", "5x", "/bin/true"}, 2, `"5x" is not a duration`},
+		{"junk plugin timeout", []string{"start", "-D", "--plugin", "x:timeout=5x", "/bin/true"}, 2, `timeout "5x"`},
+		{"negative plugin timeout", []string{"start", "-D", "--plugin", "x:timeout=-1", "/bin/true"}, 2, `timeout "-1"`},
 		{"bad -n", []string{"start", "-D", "-n", "-1", "/bin/true"}, 2, "respawn limit"},
 		{"bad -e", []string{"start", "-D", "-e", "0,300", "/bin/true"}, 2, "not an exit code"},
 		{"bad policy", []string{"start", "-D", "--restart", "sometimes", "/bin/true"}, 2, "on-failure, always or never"},

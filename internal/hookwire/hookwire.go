@@ -9,6 +9,7 @@ package hookwire
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -19,6 +20,8 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+
+	"github.com/respawner/respawner/pkg/hookspec"
 )
 
 // Message types.
@@ -63,19 +66,45 @@ func Bound(s string, n int) string {
 	return s[:keep] + marker(len(s)-keep)
 }
 
-// Msg is one packet. Only the fields of its type are set.
+// Msg is one packet. Only the fields of its type are set. Events, verdicts,
+// probe schedules and results travel in hookspec's JSON form, the one hook
+// authors see.
 type Msg struct {
-	T       string        `json:"t"`
-	ID      uint64        `json:"id,omitempty"`
-	Plugins []PluginSpec  `json:"plugins,omitempty"` // config
-	Infos   []PluginInfo  `json:"infos,omitempty"`   // ready
-	Error   string        `json:"error,omitempty"`   // error
-	Event   *Event        `json:"event,omitempty"`   // event, ask
-	Verdict *Verdict      `json:"verdict,omitempty"` // verdict
-	Plugin  string        `json:"plugin,omitempty"`  // probe, probed
-	Probe   *ProbeOutcome `json:"probe,omitempty"`   // probed
-	Line    string        `json:"line,omitempty"`    // log
-	Level   string        `json:"level,omitempty"`   // config: respawner's --log-level
+	T       string                `json:"t"`
+	ID      uint64                `json:"id,omitempty"`
+	Plugins []PluginSpec          `json:"plugins,omitempty"` // config
+	Infos   []PluginInfo          `json:"infos,omitempty"`   // ready
+	Error   string                `json:"error,omitempty"`   // error
+	Event   *hookspec.Event       `json:"event,omitempty"`   // event, ask
+	Verdict *hookspec.Verdict     `json:"verdict,omitempty"` // verdict
+	Plugin  string                `json:"plugin,omitempty"`  // probe, probed
+	Probe   *hookspec.ProbeResult `json:"probe,omitempty"`   // probed
+	// Unknown (probed): the probe could not run (its plugin or the host is
+	// being restarted); it counts neither for nor against the program.
+	Unknown bool   `json:"unknown,omitempty"`
+	Line    string `json:"line,omitempty"`  // log
+	Level   string `json:"level,omitempty"` // config: respawner's --log-level
+}
+
+// Decode reads one packet. A verdict whose decision is not one of
+// hookspec's (a host of another version, or a bug) is not mapped to
+// anything: Decode returns the error, which wraps
+// hookspec.ErrUnknownDecision, with a Msg that keeps the packet's T, ID and
+// Plugin and has no Verdict, so that the core can settle the question it
+// answers, log the error and count it as allow.
+func Decode(b []byte) (Msg, error) {
+	var m Msg
+	err := json.Unmarshal(b, &m)
+	if err != nil && errors.Is(err, hookspec.ErrUnknownDecision) {
+		var head struct {
+			T      string `json:"t"`
+			ID     uint64 `json:"id"`
+			Plugin string `json:"plugin"`
+		}
+		json.Unmarshal(b, &head) // the verdict is not a field here: this cannot fail where the first did
+		m = Msg{T: head.T, ID: head.ID, Plugin: head.Plugin}
+	}
+	return m, err
 }
 
 // PluginSpec is one --plugin, resolved to a binary.
@@ -87,65 +116,20 @@ type PluginSpec struct {
 	Timeout time.Duration       `json:"timeout,omitempty"` // deadline of each call
 }
 
-// PluginInfo is what a configured plugin reported.
+// PluginInfo describes a plugin: what a configured plugin reported to the
+// host (in the ready message), and what `respawner-hookhost describe` prints,
+// one JSON object a line, for `respawner plugins` (which lists the same
+// objects under --json).
 type PluginInfo struct {
-	Name    string         `json:"name"`
-	Version string         `json:"version"`
-	Events  []string       `json:"events,omitempty"`
-	Notify  bool           `json:"notify"`
-	Veto    bool           `json:"veto"`
-	Probe   bool           `json:"probe"`
-	Path    string         `json:"path,omitempty"`
-	Sched   *ProbeSchedule `json:"sched,omitempty"`
-}
-
-// ProbeSchedule is how the core runs a plugin's probe (Kubernetes-style).
-type ProbeSchedule struct {
-	Interval     time.Duration `json:"interval"`
-	Timeout      time.Duration `json:"timeout"`
-	InitialDelay time.Duration `json:"initial_delay"`
-	Failures     int           `json:"failures"`
-	Successes    int           `json:"successes"`
-}
-
-// ProbeOutcome is one probe's result.
-type ProbeOutcome struct {
-	Healthy bool   `json:"healthy"`
-	Reason  string `json:"reason,omitempty"`
-	// Unknown: the probe could not run (its plugin or the host is being
-	// restarted); it counts neither for nor against the program.
-	Unknown bool `json:"unknown,omitempty"`
-}
-
-// Event is a lifecycle event as the core describes it.
-type Event struct {
-	Kind     string        `json:"kind"`
-	Instance string        `json:"instance"`
-	Program  string        `json:"program"`
-	Args     []string      `json:"args"`
-	PID      int           `json:"pid,omitempty"`
-	Time     time.Time     `json:"time"`
-	ExitCode int           `json:"exit_code,omitempty"`
-	Signal   string        `json:"signal,omitempty"`
-	Uptime   time.Duration `json:"uptime,omitempty"`
-	Attempt  int           `json:"attempt,omitempty"`
-	Limit    int           `json:"limit,omitempty"`
-	Reason   string        `json:"reason,omitempty"`
-}
-
-// Verdict decisions, weakest first.
-const (
-	Allow  = "allow"
-	Delay  = "delay"
-	Deny   = "deny"
-	GiveUp = "give-up"
-)
-
-// Verdict is the combined answer to restart-pending.
-type Verdict struct {
-	Decision string        `json:"decision"`
-	Delay    time.Duration `json:"delay,omitempty"`
-	Reason   string        `json:"reason,omitempty"`
+	Path    string                `json:"path"`
+	Error   string                `json:"error,omitempty"` // describe: why the plugin cannot be used
+	Name    string                `json:"name"`
+	Version string                `json:"version"`
+	Events  []hookspec.Kind       `json:"events,omitempty"`
+	Notify  bool                  `json:"notify"`
+	Veto    bool                  `json:"veto"`
+	Probe   bool                  `json:"probe"`
+	Sched   *hookspec.ProbeConfig `json:"sched,omitempty"` // a probe's schedule (ready only)
 }
 
 // RestartDelay is the backoff before the n-th consecutive restart (from 0)
@@ -155,7 +139,7 @@ type Verdict struct {
 func RestartDelay(n int) time.Duration {
 	limit := 30 * time.Second
 	if v := os.Getenv("RESPAWNER_PLUGIN_RESTART_MAX"); v != "" {
-		if d, err := parseDuration(v); err == nil && d > 0 && d < limit {
+		if d, err := hookspec.ParseDuration(v); err == nil && d > 0 && d < limit {
 			limit = d
 		}
 	}
@@ -165,12 +149,12 @@ func RestartDelay(n int) time.Duration {
 // DefaultTimeout is a plugin call's deadline unless its option timeout says otherwise.
 const DefaultTimeout = 2 * time.Second
 
-// ParseSpec parses a --plugin flag (see SplitSpec). Of the options, sha256
+// ParseSpec parses a --plugin flag (see hookspec.SplitSpec). Of the options, sha256
 // is respawner's alone (the binary's pin) and is not passed to the plugin;
 // timeout, the deadline of each call, is respawner's and is passed too (a
 // probe plugin uses it as its probe timeout).
 func ParseSpec(s string) (PluginSpec, error) {
-	name, opts, err := SplitSpec(s)
+	name, opts, err := hookspec.SplitSpec(s)
 	sp := PluginSpec{Name: name, Options: opts, Timeout: DefaultTimeout}
 	if err != nil {
 		return sp, fmt.Errorf("--plugin %s: %w", s, err)
@@ -183,89 +167,13 @@ func ParseSpec(s string) (PluginSpec, error) {
 		delete(opts, "sha256")
 	}
 	if v, ok := opts["timeout"]; ok {
-		d, err := parseDuration(v[len(v)-1])
+		d, err := hookspec.ParseDuration(v[len(v)-1])
 		if err != nil || d <= 0 {
 			return sp, fmt.Errorf("--plugin %s: timeout %q is not a positive duration", name, v[len(v)-1])
 		}
 		sp.Timeout = d
 	}
 	return sp, nil
-}
-
-// parseDuration takes "1m30s", or a bare integer as seconds.
-func parseDuration(s string) (time.Duration, error) {
-	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
-		return time.Duration(n) * time.Second, nil
-	}
-	return time.ParseDuration(s)
-}
-
-// SplitSpec parses NAME or NAME:key=value,key=value. A key may be repeated
-// (header=A,header=B). A field without '=' continues the previous value, so
-// lists read naturally: events=exited,gave-up is events="exited,gave-up".
-// `\,` and `\\` stand for a comma and a backslash. NAME is made of letters,
-// digits, '.', '_' and '-' and starts with a letter or digit, so that it
-// cannot name a path outside the plugin directories.
-func SplitSpec(spec string) (name string, opts map[string][]string, err error) {
-	name, rest, _ := strings.Cut(spec, ":")
-	if err := CheckName(name); err != nil {
-		return "", nil, err
-	}
-	opts = map[string][]string{}
-	var field strings.Builder
-	var last string // the key the previous field set
-	flush := func() error {
-		f := field.String()
-		field.Reset()
-		if f == "" {
-			return nil
-		}
-		k, v, ok := strings.Cut(f, "=")
-		switch {
-		case !ok && last == "":
-			return fmt.Errorf("plugin %s: option %q has no value (key=value)", name, f)
-		case !ok:
-			vs := opts[last]
-			vs[len(vs)-1] += "," + f
-		case k == "":
-			return fmt.Errorf("plugin %s: option %q has no name", name, f)
-		default:
-			opts[k] = append(opts[k], v)
-			last = k
-		}
-		return nil
-	}
-	for i := 0; i < len(rest); i++ {
-		switch c := rest[i]; {
-		case c == '\\' && i+1 < len(rest) && (rest[i+1] == ',' || rest[i+1] == '\\'):
-			i++
-			field.WriteByte(rest[i])
-		case c == ',':
-			if err := flush(); err != nil {
-				return "", nil, err
-			}
-		default:
-			field.WriteByte(c)
-		}
-	}
-	if err := flush(); err != nil {
-		return "", nil, err
-	}
-	return name, opts, nil
-}
-
-// CheckName keeps plugin names to what makes a safe file name.
-func CheckName(name string) error {
-	if name == "" {
-		return errors.New("empty plugin name")
-	}
-	for i, r := range name {
-		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
-		if !alnum && (i == 0 || (r != '.' && r != '_' && r != '-')) {
-			return fmt.Errorf("plugin name %q: only letters, digits, '.', '_' and '-', starting with a letter or digit", name)
-		}
-	}
-	return nil
 }
 
 // BinaryPrefix starts every plugin binary's name.

@@ -1,6 +1,8 @@
 package hookwire
 
 import (
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -8,6 +10,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/respawner/respawner/pkg/hookspec"
 )
 
 func TestParseSpec(t *testing.T) {
@@ -20,6 +24,11 @@ func TestParseSpec(t *testing.T) {
 	if sp.Name != "healthcheck-http" || !reflect.DeepEqual(sp.Options, want) || sp.Timeout != 500*time.Millisecond {
 		t.Fatalf("got %+v", sp)
 	}
+	// A bare decimal is seconds, as everywhere else.
+	sp, err = ParseSpec("x:timeout=0.5")
+	if err != nil || sp.Timeout != 500*time.Millisecond {
+		t.Fatalf("timeout=0.5: %+v, %v", sp, err)
+	}
 	sp, err = ParseSpec("notify-email")
 	if err != nil || sp.Name != "notify-email" || len(sp.Options) != 0 || sp.Timeout != DefaultTimeout {
 		t.Fatalf("bare name: %+v, %v", sp, err)
@@ -28,7 +37,7 @@ func TestParseSpec(t *testing.T) {
 	if err != nil || sp.SHA256 != strings.Repeat("ab", 32) || len(sp.Options) != 0 {
 		t.Fatalf("sha256 must be respawner's alone: %+v, %v", sp, err)
 	}
-	for _, bad := range []string{"", "../x", "x:novalue", "x:=1", "x:timeout=soon", "x:sha256=abc"} {
+	for _, bad := range []string{"", "../x", "x:novalue", "x:=1", "x:timeout=soon", "x:timeout=-1", "x:timeout=0", "x:timeout=1e309", "x:sha256=abc"} {
 		if _, err := ParseSpec(bad); err == nil {
 			t.Errorf("ParseSpec(%q) accepted", bad)
 		}
@@ -189,5 +198,51 @@ func TestBound(t *testing.T) {
 		if len(got) > n || !utf8.ValidString(got) || !strings.Contains(got, " bytes cut]") {
 			t.Errorf("Bound to %d: %d bytes, valid %v: %q", n, len(got), utf8.ValidString(got), got)
 		}
+	}
+}
+
+// TestMsgCarriesHookspec: the packets carry hookspec's types in their
+// documented JSON form, and read back as they were sent.
+func TestMsgCarriesHookspec(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	sched := hookspec.ProbeConfig{Interval: 250 * time.Millisecond, Timeout: time.Second, FailureThreshold: 2, SuccessThreshold: 1}
+	v := hookspec.DelayBy(1500 * time.Millisecond)
+	for _, m := range []Msg{
+		{T: TEvent, Event: &hookspec.Event{Kind: hookspec.Exited, Instance: "web", Args: []string{"-D"}, Time: at, ExitCode: 3, Uptime: 2 * time.Second}},
+		{T: TVerdict, ID: 9, Plugin: "maint", Verdict: &v},
+		{T: TProbed, ID: 4, Plugin: "hc", Probe: &hookspec.ProbeResult{Reason: "plugin restarting"}, Unknown: true},
+		{T: TReady, Infos: []PluginInfo{{Path: "/p", Name: "hc", Version: "1", Events: []hookspec.Kind{hookspec.Exited}, Probe: true, Sched: &sched}}},
+	} {
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Decode(b)
+		if err != nil || !reflect.DeepEqual(got, m) {
+			t.Errorf("Decode(%s) = %+v, %v; want %+v", b, got, err, m)
+		}
+		want := map[string]string{TEvent: `"uptime_ms":2000`, TVerdict: `"decision":"delay"`, TReady: `"interval_ms":250`, TProbed: `"unknown":true`}[m.T]
+		if !strings.Contains(string(b), want) {
+			t.Errorf("%s packet %s lacks %s", m.T, b, want)
+		}
+	}
+}
+
+// TestDecodeUnknownDecision: a verdict with a decision hookspec does not
+// know is an error wrapping ErrUnknownDecision, never a silent allow, and
+// the message still says which question it answers.
+func TestDecodeUnknownDecision(t *testing.T) {
+	m, err := Decode([]byte(`{"t":"verdict","id":7,"plugin":"maint","verdict":{"decision":"maybe","delay_ms":0,"reason":"x"}}`))
+	if !errors.Is(err, hookspec.ErrUnknownDecision) || !strings.Contains(err.Error(), `"maybe"`) {
+		t.Fatalf("error %v, want ErrUnknownDecision naming the decision", err)
+	}
+	if m.T != TVerdict || m.ID != 7 || m.Plugin != "maint" || m.Verdict != nil {
+		t.Fatalf("message %+v, want the verdict's t, id and plugin and no verdict", m)
+	}
+	if _, err := Decode([]byte(`{"t":"verdict","id":7,"verdict":{"decision":"deny"}}`)); err != nil {
+		t.Fatalf("a known decision: %v", err)
+	}
+	if _, err := Decode([]byte(`{"t":`)); err == nil || errors.Is(err, hookspec.ErrUnknownDecision) {
+		t.Fatalf("a broken packet: %v", err)
 	}
 }

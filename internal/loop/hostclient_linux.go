@@ -38,7 +38,7 @@ type hookHost struct {
 	restarts         int    // host restarts, for backoff
 	started          time.Time
 	askedAt          time.Time // when the question went out, for the log
-	outbox           []hookwire.Event
+	outbox           []hookspec.Event
 	holding          bool // the loop holds the outbox across a step
 	starting         bool // a restarted host has not said "ready" yet
 	buf              []byte
@@ -166,19 +166,19 @@ func (l *Loop) hostSend(m hookwire.Msg) error {
 }
 
 func (l *Loop) hostRecv() (hookwire.Msg, error) {
-	var m hookwire.Msg
 	if l.host.buf == nil {
 		l.host.buf = make([]byte, hostMaxPacket) // kept: a fresh 64 KiB per message costs page faults
 	}
 	buf := l.host.buf
 	n, _, err := unix.Recvfrom(l.host.sock, buf, unix.MSG_DONTWAIT)
 	if err != nil {
-		return m, err
+		return hookwire.Msg{}, err
 	}
 	if n == 0 {
-		return m, errors.New("hook host closed its socket")
+		return hookwire.Msg{}, errors.New("hook host closed its socket")
 	}
-	if err := json.Unmarshal(buf[:n], &m); err != nil {
+	m, err := hookwire.Decode(buf[:n])
+	if err != nil {
 		return m, fmt.Errorf("bad message from hook host: %w", err)
 	}
 	return m, nil
@@ -188,7 +188,7 @@ func (l *Loop) hostRecv() (hookwire.Msg, error) {
 func (l *Loop) hostReadable() {
 	for {
 		m, err := l.hostRecv()
-		if err != nil {
+		if err != nil && !errors.Is(err, hookspec.ErrUnknownDecision) {
 			return // EAGAIN, or the host is gone (its pidfd tells)
 		}
 		switch m.T {
@@ -205,17 +205,25 @@ func (l *Loop) hostReadable() {
 		case hookwire.TProbed:
 			l.probed(m)
 		case hookwire.TVerdict:
-			if m.ID == 0 || m.ID != l.host.askID || m.Verdict == nil {
+			if m.ID == 0 || m.ID != l.host.askID || (m.Verdict == nil && err == nil) {
 				continue // the answer to a question already settled
 			}
-			v := l.verdictOf(m.Verdict)
+			sv := hookspec.Verdict{Reason: "answer not understood"} // allow
+			if err != nil {
+				// Not mapped to any decision: an error, logged, and the
+				// restart goes ahead; never silently another decision.
+				l.log.Error("restart-pending answer not understood; counted as allow", "plugin", m.Plugin, "error", err)
+			} else {
+				sv = *m.Verdict
+			}
+			v := machine.Verdict(sv)
 			// An allow is the common case, and its line would cost every
 			// restart a log write before the fork: at debug level only.
 			lvl := hclog.Info
 			if v.Decision == hookspec.DecisionAllow {
 				lvl = hclog.Debug
 			}
-			l.log.Log(lvl, "restart-pending answered", "decision", m.Verdict.Decision, "delay", v.Delay, "reason", v.Reason, "took", time.Since(l.host.askedAt))
+			l.log.Log(lvl, "restart-pending answered", "decision", sv.Decision, "delay", v.Delay, "reason", v.Reason, "took", time.Since(l.host.askedAt))
 			// The restart first, then the events held while the question
 			// was out: each send wakes the host, which would take the CPU
 			// from the fork on a small machine.
@@ -229,17 +237,6 @@ func (l *Loop) hostReadable() {
 			l.sendHeld()
 		}
 	}
-}
-
-// verdictOf reads the host's answer. An unknown decision is an error,
-// logged, and counts as allow: never silently mapped to another one.
-func (l *Loop) verdictOf(v *hookwire.Verdict) machine.Verdict {
-	d, err := hookspec.ParseDecision(v.Decision)
-	if err != nil {
-		l.log.Error("restart-pending: the hook host's answer is not understood; counted as allow", "error", err)
-		return machine.Verdict{Decision: hookspec.DecisionAllow, Reason: "unknown decision " + v.Decision}
-	}
-	return machine.Verdict{Decision: d, Delay: v.Delay, Reason: v.Reason}
 }
 
 // hostLog writes one of the host's (or a plugin's) JSON log lines to our log
@@ -434,13 +431,10 @@ func (l *Loop) settled() {
 }
 
 // wireEvent is the machine's event with what only the loop knows (the
-// instance, its program), in the form the host takes.
-func (l *Loop) wireEvent(e hookspec.Event) hookwire.Event {
-	return hookwire.Event{
-		Kind: string(e.Kind), Instance: l.opt.Name, Program: l.opt.Path, Args: l.opt.Argv[1:],
-		PID: e.PID, Time: e.Time, ExitCode: e.ExitCode, Signal: e.Signal, Uptime: e.Uptime,
-		Attempt: e.Attempt, Limit: e.Limit, Reason: e.Reason,
-	}
+// instance and its program).
+func (l *Loop) wireEvent(e hookspec.Event) hookspec.Event {
+	e.Instance, e.Program, e.Args = l.opt.Name, l.opt.Path, l.opt.Argv[1:]
+	return e
 }
 
 // askHooks puts restart-pending to the plugins.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/respawner/respawner/internal/hookwire"
 	"github.com/respawner/respawner/internal/machine"
+	"github.com/respawner/respawner/pkg/hookspec"
 )
 
 // prober schedules one plugin's health probe on its own timerfd, as a
@@ -15,7 +16,7 @@ import (
 // covers a host that never answers.
 type prober struct {
 	plugin   string
-	sched    hookwire.ProbeSchedule
+	sched    hookspec.ProbeConfig
 	timer    int       // timerfd, -1 until first armed
 	inflight uint64    // id of the probe out, 0 when none
 	active   bool      // the program runs and probing is on
@@ -30,7 +31,7 @@ func (l *Loop) initProbers() {
 		if in.Probe && in.Sched != nil {
 			l.probers = append(l.probers, &prober{plugin: in.Name, sched: *in.Sched, timer: -1})
 			// The machine counts the results against the thresholds.
-			l.opt.Machine.Probes = append(l.opt.Machine.Probes, machine.Probe{Plugin: in.Name, Failures: in.Sched.Failures, Successes: in.Sched.Successes})
+			l.opt.Machine.Probes = append(l.opt.Machine.Probes, machine.Probe{Plugin: in.Name, Failures: in.Sched.FailureThreshold, Successes: in.Sched.SuccessThreshold})
 		}
 	}
 }
@@ -89,18 +90,18 @@ func (l *Loop) probeTimer(p *prober) {
 	}
 	if p.inflight != 0 {
 		p.inflight = 0
-		l.probeResult(p, hookwire.ProbeOutcome{Reason: "no answer from the hook host", Unknown: true})
+		l.probeResult(p, hookspec.ProbeResult{Reason: "no answer from the hook host"}, true)
 		return
 	}
 	if l.host.sock < 0 {
-		l.probeResult(p, hookwire.ProbeOutcome{Reason: "hook host not running", Unknown: true})
+		l.probeResult(p, hookspec.ProbeResult{Reason: "hook host not running"}, true)
 		return
 	}
 	l.host.nextID++
 	p.inflight = l.host.nextID
 	if err := l.hostSend(hookwire.Msg{T: hookwire.TProbe, ID: p.inflight, Plugin: p.plugin}); err != nil {
 		p.inflight = 0
-		l.probeResult(p, hookwire.ProbeOutcome{Reason: "probe not delivered: " + err.Error(), Unknown: true})
+		l.probeResult(p, hookspec.ProbeResult{Reason: "probe not delivered: " + err.Error()}, true)
 		return
 	}
 	l.armProbe(p, p.sched.Timeout+guardSlack)
@@ -111,7 +112,7 @@ func (l *Loop) probed(m hookwire.Msg) {
 	for _, p := range l.probers {
 		if p.plugin == m.Plugin && p.inflight != 0 && p.inflight == m.ID && m.Probe != nil {
 			p.inflight = 0
-			l.probeResult(p, *m.Probe)
+			l.probeResult(p, *m.Probe, m.Unknown)
 			return
 		}
 	}
@@ -119,20 +120,20 @@ func (l *Loop) probed(m hookwire.Msg) {
 
 // probeResult hands a result to the Machine, which counts it against the
 // probe's thresholds (and restarts an unhealthy program through the normal
-// restart path), and schedules the next probe.
-func (l *Loop) probeResult(p *prober, r hookwire.ProbeOutcome) {
+// restart path), and schedules the next probe. unknown: the probe did not run.
+func (l *Loop) probeResult(p *prober, r hookspec.ProbeResult, unknown bool) {
 	before := l.probeHealth(p.plugin)
-	l.step(machine.Probed{Plugin: p.plugin, Healthy: r.Healthy, Reason: r.Reason, Unknown: r.Unknown})
+	l.step(machine.Probed{Plugin: p.plugin, Healthy: r.Healthy, Reason: r.Reason, Unknown: unknown})
 	after := l.probeHealth(p.plugin)
 	switch {
-	case r.Unknown:
+	case unknown:
 		// The probe did not run (plugin or host restarting): a broken
 		// plugin must not get a healthy program restarted.
 		l.log.Warn("probe could not run", "plugin", p.plugin, "reason", r.Reason)
 	case r.Healthy:
 		l.log.Trace("probe ok", "plugin", p.plugin, "result", r.Reason)
 	default:
-		l.log.Warn("probe failed", "plugin", p.plugin, "result", r.Reason, "consecutive", after.Fails, "threshold", p.sched.Failures)
+		l.log.Warn("probe failed", "plugin", p.plugin, "result", r.Reason, "consecutive", after.Fails, "threshold", p.sched.FailureThreshold)
 	}
 	if after.Health != before.Health {
 		switch after.Health {

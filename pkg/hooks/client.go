@@ -24,7 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/respawner/respawner/internal/pluginproc"
+	"github.com/respawner/respawner/pkg/hooks/pluginproc"
 	pb "github.com/respawner/respawner/pkg/hooks/proto"
 )
 

@@ -2,11 +2,13 @@ package hooks
 
 import (
 	"fmt"
-	"github.com/respawner/respawner/internal/hookwire"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/pkg/hookspec"
 )
 
 func TestStrictest(t *testing.T) {
@@ -207,7 +209,7 @@ func TestOptionsProbeConfig(t *testing.T) {
 }
 
 func TestParseDuration(t *testing.T) {
-	for in, want := range map[string]time.Duration{"0": 0, "5": 5 * time.Second, "1m30s": 90 * time.Second, "250ms": 250 * time.Millisecond} {
+	for in, want := range map[string]time.Duration{"0": 0, "5": 5 * time.Second, "0.5": 500 * time.Millisecond, "1m30s": 90 * time.Second, "250ms": 250 * time.Millisecond} {
 		if got, err := ParseDuration(in); err != nil || got != want {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v", in, got, err, want)
 		}
@@ -217,7 +219,8 @@ func TestParseDuration(t *testing.T) {
 		"-5":                   `"-5" is negative`,
 		"-1h":                  `"-1h" is negative`,
 		"":                     `"" is not a duration`,
-		"99999999999999999999": `"99999999999999999999" is not a duration`,
+		"99999999999999999999": `"99999999999999999999" is too long`,
+		"1e309":                `"1e309" is too long`,
 		"9999999999999":        `"9999999999999" is too long`,
 	} {
 		if _, err := ParseDuration(in); err == nil || err.Error() != want {
@@ -308,7 +311,7 @@ func FuzzParseSpec(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if hookwire.CheckName(name) != nil || strings.ContainsAny(name, "/:") {
+		if hookspec.CheckName(name) != nil || strings.ContainsAny(name, "/:") {
 			t.Fatalf("ParseSpec(%q) accepted name %q", spec, name)
 		}
 		for k := range opts {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/pkg/hookspec"
 )
 
 // Options are the key=value options given to a plugin with
@@ -136,8 +136,8 @@ func (o *Options) Int(key string, def int) int {
 }
 
 // Duration returns the value of key as a duration ("1m30s", "500ms"; a bare
-// integer means seconds, as respawner's own -t), or def when it was not given.
-// A negative duration is refused.
+// decimal means seconds, "5" or "0.5", as respawner's own -t), or def when it
+// was not given. A negative duration is refused. See ParseDuration.
 func (o *Options) Duration(key string, def time.Duration) time.Duration {
 	v, ok := o.one(key)
 	if !ok {
@@ -151,27 +151,11 @@ func (o *Options) Duration(key string, def time.Duration) time.Duration {
 	return d
 }
 
-// ParseDuration parses a duration as Options.Duration does: Go syntax
-// ("1m30s") or a bare integer of seconds ("5"); negative values are refused.
-func ParseDuration(s string) (time.Duration, error) {
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if n < 0 {
-			return 0, fmt.Errorf("%q is negative", s)
-		}
-		if n > int64(time.Duration(1<<63-1)/time.Second) {
-			return 0, fmt.Errorf("%q is too long", s)
-		}
-		return time.Duration(n) * time.Second, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("%q is negative", s)
-	}
-	return d, nil
-}
+// ParseDuration parses a duration as Options.Duration, respawner's flags and
+// its --plugin timeout= do (it is hookspec.ParseDuration): a bare decimal is
+// seconds ("5", "0.5"), anything else Go syntax ("1m30s"); negative,
+// out-of-range and malformed values are refused.
+func ParseDuration(s string) (time.Duration, error) { return hookspec.ParseDuration(s) }
 
 // OneOf returns the value of key, which must be one of allowed, or def when
 // it was not given.
@@ -284,9 +268,9 @@ func (o *Options) Err() error {
 // and `\\` stand for a comma and a backslash. NAME is made of letters,
 // digits, '.', '_' and '-' and starts with a letter or digit, so that it
 // cannot name a path outside the plugin directories. It is respawner's own
-// parser (internal/hookwire), exported for plugin tests.
+// parser (hookspec.SplitSpec), exported for plugin tests.
 func ParseSpec(spec string) (name string, opts map[string][]string, err error) {
-	return hookwire.SplitSpec(spec)
+	return hookspec.SplitSpec(spec)
 }
 
 // splitList splits a comma-separated list, dropping empty fields and spaces.

@@ -7,6 +7,7 @@
 package hookspec
 
 import (
+	"errors"
 	"fmt"
 	"time"
 )
@@ -61,19 +62,23 @@ func (k Kind) Valid() bool {
 
 // Event is one lifecycle event of a supervised program. Fields that do not
 // apply to a kind are zero.
+//
+// Its JSON form (MarshalJSON) has every field, always, under the name in its
+// tag; Uptime is whole milliseconds under "uptime_ms", Time is RFC 3339 with
+// nanoseconds, Args is [] rather than null. docs/writing-hooks.md documents it.
 type Event struct {
-	Kind     Kind
-	Instance string   // instance name (--name; by default the program's base name)
-	Program  string   // path of the program
-	Args     []string // its arguments
-	PID      int      // the program's pid (started, exited); 0 when none
-	Time     time.Time
-	ExitCode int           // exit status (exited) when Signal is ""
-	Signal   string        // "SIGKILL" when killed by a signal, "" otherwise
-	Uptime   time.Duration // how long the run that ended lasted (exited)
-	Attempt  int           // restart number k (restart-pending, restarting, gave-up)
-	Limit    int           // the respawn limit; 0 when there is none
-	Reason   string        // why (unhealthy, gave-up, stopping)
+	Kind     Kind          `json:"kind"`
+	Instance string        `json:"instance"` // instance name (--name; by default the program's base name)
+	Program  string        `json:"program"`  // path of the program
+	Args     []string      `json:"args"`     // its arguments
+	PID      int           `json:"pid"`      // the program's pid (started, exited); 0 when none
+	Time     time.Time     `json:"time"`
+	ExitCode int           `json:"exit_code"` // exit status (exited) when Signal is ""
+	Signal   string        `json:"signal"`    // "SIGKILL" when killed by a signal, "" otherwise
+	Uptime   time.Duration `json:"uptime_ms"` // how long the run that ended lasted (exited)
+	Attempt  int           `json:"attempt"`   // restart number k (restart-pending, restarting, gave-up)
+	Limit    int           `json:"limit"`     // the respawn limit; 0 when there is none
+	Reason   string        `json:"reason"`    // why (unhealthy, gave-up, stopping)
 }
 
 // Decision is a plugin's answer to a pending restart. The values are ordered
@@ -102,6 +107,10 @@ func (d Decision) String() string {
 	return fmt.Sprintf("decision(%d)", int(d))
 }
 
+// ErrUnknownDecision is the error of ParseDecision and of decoding a
+// decision that is not one of the four names.
+var ErrUnknownDecision = errors.New("unknown decision")
+
 // ParseDecision is the inverse of Decision.String.
 func ParseDecision(s string) (Decision, error) {
 	for i, n := range decisionNames {
@@ -109,15 +118,16 @@ func ParseDecision(s string) (Decision, error) {
 			return Decision(i), nil
 		}
 	}
-	return 0, fmt.Errorf("unknown decision %q", s)
+	return 0, fmt.Errorf("%w %q", ErrUnknownDecision, s)
 }
 
 // Verdict is a plugin's full answer to a pending restart. The zero Verdict
-// allows the restart.
+// allows the restart. In JSON: {"decision": "delay", "delay_ms": 5000,
+// "reason": ""}.
 type Verdict struct {
-	Decision Decision
-	Delay    time.Duration // with DecisionDelay: added to the respawn timeout
-	Reason   string        // for the log and status; expected with deny and give-up
+	Decision Decision      `json:"decision"`
+	Delay    time.Duration `json:"delay_ms"` // with DecisionDelay: added to the respawn timeout
+	Reason   string        `json:"reason"`   // for the log and status; expected with deny and give-up
 }
 
 // Allow returns the verdict that lets the restart go ahead.
@@ -165,20 +175,21 @@ func Strictest(vs ...Verdict) Verdict {
 
 // ProbeResult is the outcome of one health probe.
 type ProbeResult struct {
-	Healthy bool
-	Reason  string // why not healthy, or a short note ("HTTP 200")
+	Healthy bool   `json:"healthy"`
+	Reason  string `json:"reason"` // why not healthy, or a short note ("HTTP 200")
 }
 
 // ProbeConfig is a probe's schedule, as a Kubernetes liveness probe's. A
 // probe plugin returns it through ProbeConfigurer; respawner runs the probe on
 // its own timer, counts consecutive results and restarts the program once
-// FailureThreshold probes in a row have failed.
+// FailureThreshold probes in a row have failed. In JSON the durations are
+// whole milliseconds: interval_ms, timeout_ms, initial_delay_ms.
 type ProbeConfig struct {
-	Interval         time.Duration // time between probes
-	Timeout          time.Duration // deadline of one probe; a probe past it fails
-	InitialDelay     time.Duration // wait after each start before the first probe
-	FailureThreshold int           // consecutive failures that make the program unhealthy
-	SuccessThreshold int           // consecutive successes that make it healthy again
+	Interval         time.Duration `json:"interval_ms"`       // time between probes
+	Timeout          time.Duration `json:"timeout_ms"`        // deadline of one probe; a probe past it fails
+	InitialDelay     time.Duration `json:"initial_delay_ms"`  // wait after each start before the first probe
+	FailureThreshold int           `json:"failure_threshold"` // consecutive failures that make the program unhealthy
+	SuccessThreshold int           `json:"success_threshold"` // consecutive successes that make it healthy again
 }
 
 // DefaultProbeConfig is the schedule of a probe plugin that does not say

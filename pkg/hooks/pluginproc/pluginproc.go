@@ -1,5 +1,9 @@
 // Package pluginproc starts hook plugin processes for go-plugin and keeps
-// their orphans from being taken for anything else.
+// their orphans from being taken for anything else. It is the host side of
+// the SDK: hooks.Launch runs every plugin through it, and respawner-hookhost
+// reaps plugins' orphans with it. A plugin author does not need it; it lives
+// under pkg/ because pkg/hooks uses it and nothing under pkg/ imports
+// respawner's internal packages.
 //
 // go-plugin's own runner (internal to it) starts a plugin with os/exec and
 // reaps it with cmd.Wait. This package's Runner does the same, and also:
