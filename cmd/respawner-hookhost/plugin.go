@@ -12,10 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// stablePlugin is how long a plugin must have run for its restart backoff to
-// start over: one that crashes right after each launch backs off to 30s.
-const stablePlugin = time.Minute
-
 // queueSize bounds each plugin's backlog of notifications. When it is full
 // the oldest is dropped: a slow plugin loses history, never the loop's time.
 const queueSize = 64
@@ -190,7 +186,7 @@ func (p *plugin) watch(c *hooks.Client) {
 		return
 	}
 	p.c = nil
-	if time.Since(p.launched) >= stablePlugin {
+	if time.Since(p.launched) >= hookwire.StableRun {
 		p.restarts = 0 // it ran long enough: a new streak
 	}
 	delay := hookwire.RestartDelay(p.restarts)

@@ -132,6 +132,11 @@ type PluginInfo struct {
 	Sched   *hookspec.ProbeConfig `json:"sched,omitempty"` // a probe's schedule (ready only)
 }
 
+// StableRun is how long a plugin, or the hook host, must have run for its
+// restart backoff to start over: one that crashes right after each launch
+// backs off to the cap.
+const StableRun = time.Minute
+
 // RestartDelay is the backoff before the n-th consecutive restart (from 0)
 // of a crashed plugin, or of the hook host: 1 s, doubling, up to a cap of
 // 30 s, or of $RESPAWNER_PLUGIN_RESTART_MAX (a duration) when that is set

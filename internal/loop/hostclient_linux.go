@@ -44,9 +44,6 @@ type hookHost struct {
 	buf              []byte
 }
 
-// stableHost is how long a host must have run for its backoff to start over.
-const stableHost = time.Minute
-
 func hclogLevel(log hclog.Logger) string {
 	if lv := log.GetLevel(); lv != hclog.NoLevel && lv != hclog.Off {
 		return lv.String()
@@ -292,7 +289,7 @@ func (l *Loop) hostExited() {
 	if l.exit != nil {
 		return
 	}
-	if time.Since(h.started) >= stableHost {
+	if time.Since(h.started) >= hookwire.StableRun {
 		h.restarts = 0
 	}
 	delay := hookwire.RestartDelay(h.restarts)
