@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -38,8 +39,14 @@ func openReopenFile(open func() (*os.File, error)) (*reopenFile, error) {
 	return r, r.Reopen()
 }
 
-const logFlags = os.O_WRONLY | os.O_APPEND | os.O_CREATE
+const logFlags = os.O_WRONLY | os.O_APPEND | os.O_CREATE | syscall.O_NONBLOCK
 
+// Reopen opens the file anew (SIGHUP, on the loop's thread). It never waits
+// on the log: the open does not block (O_NONBLOCK: a FIFO without a reader
+// fails instead of hanging; a FIFO or pipe then waits in Go's poller, so a
+// write to a full one parks the queue's goroutine, not a thread), the swap
+// does not wait for a write in progress, and closing the old file stops
+// such a write instead of waiting for it.
 func (r *reopenFile) Reopen() error {
 	f, err := r.open()
 	if err != nil {
@@ -57,8 +64,9 @@ func (r *reopenFile) Reopen() error {
 
 func (r *reopenFile) Write(p []byte) (int, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.f.Write(p)
+	f := r.f
+	r.mu.Unlock()
+	return f.Write(p)
 }
 
 // newInstanceLogger builds respawner's logger and, for a daemon, the logger

@@ -370,3 +370,94 @@ func TestSignalDuringSlowPluginShutdown(t *testing.T) {
 	}
 	assertRuntimeDirEmpty(t, in.dir)
 }
+
+// A start that fails after respawner was killed (a plugin option the plugin
+// refuses) must leave the program running, its output held by the keeper,
+// and adoptable by the next start: before, the failed start told the keeper
+// "bye" and removed NAME.state and NAME.keep, and the program died of
+// SIGPIPE or ran on unreachable beside a second copy.
+func TestFailedStartKeepsTheKeptProgram(t *testing.T) {
+	dir := runtimeDir(t)
+	prog := script(t, t.TempDir(), "ticker.sh", `i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.1; done`)
+	startDaemon(t, dir, "kept", prog)
+	st := killRespawner(t, dir, "kept")
+	defer syscall.Kill(st.PID, syscall.SIGKILL)
+	fd := watchPID(t, st.PID)
+	r := respawner(t, dir, append(hookArgs("start", "--name", "kept", "--plugin", "healthcheck-http:bogus=1"), prog)...)
+	if gone(fd, 1500*time.Millisecond) {
+		t.Fatal("the program died after a failed start (its keeper was told to go?)")
+	}
+	if r.code != 1 || !strings.Contains(r.stderr, "still runs") {
+		t.Fatalf("start with a bad plugin option: exit %d %q, want 1 saying the program still runs", r.code, r.stderr)
+	}
+	if r := respawner(t, dir, "status", "kept"); r.code != 4 || !strings.Contains(r.stdout+r.stderr, "adopts it") {
+		t.Fatalf("status after the failed start: exit %d %q, want 4 and adoptable", r.code, r.stdout+r.stderr)
+	}
+	if r := respawner(t, dir, "start", "--name", "kept", prog); r.code != 0 {
+		t.Fatalf("start again: exit %d %s", r.code, r.stderr)
+	}
+	if st2, code := statusOf(t, dir, "kept"); code != 0 || st2.PID != st.PID {
+		t.Fatalf("after the good start: %+v, want pid %d adopted", st2, st.PID)
+	}
+	if r := respawner(t, dir, "stop", "kept"); r.code != 0 {
+		t.Fatalf("stop: %d %s", r.code, r.stderr)
+	}
+	if !gone(fd, 5*time.Second) {
+		t.Fatal("the program outlived the stop")
+	}
+	assertRuntimeDirEmpty(t, dir)
+}
+
+// SIGHUP (logrotate) while the log cannot take lines (a FIFO whose reader
+// stopped reading) must not stall the loop: the reopen happens on the
+// loop's thread and used to wait for the writer stuck in the old file.
+func TestReopenWithBlockedLogDoesNotStall(t *testing.T) {
+	dir := runtimeDir(t)
+	fifo := filepath.Join(t.TempDir(), "log")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close() // never read: the FIFO fills after 64 KiB
+	cmd := exec.Command(respawnerBin, "start", "-D", "-t", "0", "--log-level", "debug", "--log-file", fifo, "--name", "hup", "/bin/false")
+	cmd.Env = append(os.Environ(), "RESPAWNER_RUNTIME_DIR="+dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		for _, c := range descendantsOf(cmd.Process.Pid) {
+			syscall.Kill(c, syscall.SIGKILL)
+		}
+		cmd.Process.Kill()
+		<-done
+	})
+	waitRestarts := func(more int) {
+		t.Helper()
+		first := -1
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st, code := statusOfWithin(t, dir, "hup", 3*time.Second)
+			if code != 0 && st.Name == "" && code != 3 {
+				t.Fatalf("status: exit %d: the loop is stuck", code)
+			}
+			if first < 0 {
+				first = st.Restarts
+			}
+			if st.Restarts > first+more {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("restarts went from %d to %d only: the loop is stuck", first, st.Restarts)
+			}
+			time.Sleep(50 * time.Millisecond) // the test polls as an operator would
+		}
+	}
+	waitRestarts(3000) // the FIFO and the queue are full well before
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitRestarts(500)
+}

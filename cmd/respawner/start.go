@@ -289,10 +289,24 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 	if err != nil {
 		return fail(err)
 	}
-	ended := false // supervision ran and ended: the keeper may go
+	// ended: supervision ran and ended, its processes collected. Only then
+	// are the instance's files removed and the keeper told it may go; a
+	// start that fails before (a plugin that will not configure) must leave
+	// a program adopted from a killed respawner running, its output pipe
+	// held, and adoptable by the next start.
+	ended := false
 	defer func() {
+		if !ended {
+			if link != nil && link.Alone() {
+				// Nothing of the instance is below the keeper: it exits
+				// with this respawner, and its socket must not outlive it.
+				o.dir.Remove(o.name + ".keep")
+			}
+			lock.Abandon()
+			return
+		}
 		lock.Release()
-		if link != nil && ended {
+		if link != nil {
 			link.Bye(keeperByeTimeout)
 		}
 	}()
@@ -347,7 +361,7 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 		opts.Report = func(err error) { sendReport(report, err) }
 	}
 	code, err := loop.New(opts).Run()
-	ended = true
+	ended = err == nil // Run errs only when supervision could not begin, or broke off
 	return code, err
 }
 

@@ -137,9 +137,18 @@ func (d *Dir) Acquire(name string) (*Lock, error) {
 
 // Release removes the instance's files and drops the lock.
 func (l *Lock) Release() {
-	l.dir.Remove(l.name + ".sock")
 	l.dir.Remove(l.name + ".keep")
 	l.dir.Remove(l.name + ".state")
+	l.Abandon()
+}
+
+// Abandon drops the lock of an instance whose supervision never began (a
+// start that failed before): it removes only what this respawner made
+// (NAME.sock, NAME.pid) and keeps NAME.state and NAME.keep, through which a
+// program left by an earlier, killed respawner is still adopted by the next
+// start.
+func (l *Lock) Abandon() {
+	l.dir.Remove(l.name + ".sock")
 	l.dir.Remove(l.name + ".pid")
 	l.f.Close()
 }

@@ -31,6 +31,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,13 +172,17 @@ func (k *keeper) spawn(argv, env []string, dir string, report int) error {
 	for _, p := range k.pipes {
 		files = append(files, uintptr(p))
 	}
-	_, err = syscall.ForkExec(k.exe, argv, &syscall.ProcAttr{Dir: dir, Env: env, Files: files})
+	// The respawner stays in the keeper's process group and session (no
+	// Setpgid, no Setsid): that group is how respawner tells its siblings
+	// (other respawners the keeper forked) from the instance's processes,
+	// and while it lives the keeper's pid cannot be reused.
+	pid, err := syscall.ForkExec(k.exe, argv, &syscall.ProcAttr{Dir: dir, Env: env, Files: files})
 	unix.Close(fds[1])
 	if err != nil {
 		unix.Close(fds[0])
 		return fmt.Errorf("start respawner: %w", err)
 	}
-	go k.serveRespawner(fds[0])
+	go k.serveRespawner(fds[0], pid)
 	return nil
 }
 
@@ -185,7 +190,25 @@ func (k *keeper) spawn(argv, env []string, dir string, report int) error {
 // listening socket NAME.keep (sent with SCM_RIGHTS once respawner holds the
 // instance's lock, so two starts racing for a name never take each other's
 // socket), and "bye" when it ends normally.
-func (k *keeper) serveRespawner(conn int) {
+// onlyChild reports whether pid is the keeper's only child.
+func (k *keeper) onlyChild(pid int) bool { return onlyChild("self", pid) }
+
+// onlyChild reports whether pid is the only child of process proc ("self"
+// or a pid).
+func onlyChild(proc string, pid int) bool {
+	kids, _ := filepath.Glob("/proc/" + proc + "/task/*/children")
+	for _, f := range kids {
+		b, _ := os.ReadFile(f)
+		for _, s := range strings.Fields(string(b)) {
+			if s != strconv.Itoa(pid) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (k *keeper) serveRespawner(conn, pid int) {
 	defer unix.Close(conn)
 	buf := make([]byte, 64)
 	oob := make([]byte, unix.CmsgSpace(4))
@@ -199,7 +222,13 @@ func (k *keeper) serveRespawner(conn int) {
 		}
 		switch string(buf[:n]) {
 		case "bye":
-			os.Exit(0)
+			// Its respawner ended normally. Exit now, unless something of
+			// the instance is still below the keeper besides that
+			// respawner (it would lose its output pipe): then the keeper
+			// exits when its last child is reaped.
+			if k.onlyChild(pid) {
+				os.Exit(0)
+			}
 		case "listen":
 			fd, ok := firstFD(oob[:oobn])
 			if !ok {
@@ -352,6 +381,10 @@ func Attach() (*Link, error) {
 	copy(l.Pipes[:], fds[1:])
 	return l, nil
 }
+
+// Alone reports whether this respawner is all the keeper holds: no program
+// or leftover of an earlier respawner below it.
+func (l *Link) Alone() bool { return onlyChild(strconv.Itoa(l.PID), os.Getpid()) }
 
 // Hand gives the keeper the listening socket NAME.keep, on which it takes
 // the request of the next start once this respawner is gone.

@@ -280,6 +280,10 @@ func (l *Loop) hostExited() {
 	// it they are orphans that a new host would duplicate.
 	killGroup(h.pid)
 	h.pid, h.starting = 0, false
+	if n := len(h.outbox); n > 0 {
+		h.dropped += n
+		l.log.Warn("hook events dropped with the hook host", "events", n, "dropped", h.dropped)
+	}
 	clear(h.outbox)
 	h.outbox = h.outbox[:0]
 	if h.askID != 0 {

@@ -178,6 +178,9 @@ func (l *Loop) Run() (int, error) {
 	defer close(done)
 	go l.forwardSignals(sigs, done)
 	if err := l.setup(); err != nil {
+		if a := l.opt.Adopt; a != nil {
+			err = fmt.Errorf("%w; the program (pid %d) still runs: fix this and start again to adopt it", err, a.PID)
+		}
 		l.report(err)
 		return 1, err
 	}

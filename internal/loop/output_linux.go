@@ -89,8 +89,10 @@ func (o *output) split(data []byte, emit func([]byte)) {
 		i := bytes.IndexByte(data, '\n')
 		if i < 0 {
 			o.partial = append(o.partial, data...)
+			// A piece of exactly maxLine waits: if its newline comes
+			// next, it is a whole line, not a cut one and an empty one.
 			k := 0
-			for ; len(o.partial)-k >= maxLine; k += maxLine {
+			for ; len(o.partial)-k > maxLine; k += maxLine {
 				o.line(o.partial[k:k+maxLine], emit)
 			}
 			o.partial = append(o.partial[:0], o.partial[k:]...)

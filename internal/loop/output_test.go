@@ -33,6 +33,7 @@ func TestOutputSplitsLongLinesWithoutLoss(t *testing.T) {
 		{"a long line in pieces", []string{long[:5000], long[5000:] + "\n"}, []string{strings.Repeat("a", maxLine), strings.Repeat("b", maxLine), "ccc"}},
 		{"a long line without newline", []string{long}, []string{strings.Repeat("a", maxLine), strings.Repeat("b", maxLine), "ccc"}},
 		{"exactly maxLine", []string{strings.Repeat("x", maxLine) + "\nnext\n"}, []string{strings.Repeat("x", maxLine), "next"}},
+		{"exactly maxLine, its newline in the next read", []string{strings.Repeat("x", maxLine), "\nnext\n"}, []string{strings.Repeat("x", maxLine), "next"}},
 		{"no newline at the end", []string{"last words"}, []string{"last words"}},
 	} {
 		got := splitAll(tc.chunks...)

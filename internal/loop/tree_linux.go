@@ -19,7 +19,7 @@ func (l *Loop) instanceChildren() []int {
 	pids := children(self, nil)
 	if k := l.opt.Keeper; k != nil {
 		for _, p := range children(k.PID, nil) {
-			if p != self {
+			if p != self && !l.keepersOwn(p) {
 				pids = append(pids, p)
 			}
 		}
@@ -50,7 +50,11 @@ func (l *Loop) instanceDescendants() []int {
 	}
 	add(children(os.Getpid(), nil))
 	if k := l.opt.Keeper; k != nil {
-		add(children(k.PID, nil))
+		for _, p := range children(k.PID, nil) {
+			if !l.keepersOwn(p) {
+				add([]int{p})
+			}
+		}
 	}
 	if l.pid > 0 {
 		add([]int{l.pid})
@@ -59,6 +63,14 @@ func (l *Loop) instanceDescendants() []int {
 		add(children(out[i], nil))
 	}
 	return out
+}
+
+// keepersOwn reports whether pid, a child of the keeper, is one of the
+// respawners it forked (another start racing this one): those stay in the
+// keeper's process group, the instance's processes never are in it.
+func (l *Loop) keepersOwn(pid int) bool {
+	pg, err := unix.Getpgid(pid)
+	return err == nil && pg == l.opt.Keeper.PID
 }
 
 // ours reports whether pid belongs to the instance: below respawner (not
