@@ -35,6 +35,12 @@ type permanentError struct{ error }
 
 func (e permanentError) Unwrap() error { return e.error }
 
+// IsPermanent reports whether err was marked by Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
 // Stats counts what a Dispatcher did, for logs and tests.
 type Stats struct {
 	Delivered int // messages delivered
@@ -297,8 +303,7 @@ func (d *Dispatcher) attempt(s *state, now time.Time, closing bool, deadline tim
 	}
 	d.count(func(st *Stats) { st.Failed++ })
 	s.failures++
-	var perm permanentError
-	if errors.As(err, &perm) || s.failures > d.cfg.Retries {
+	if IsPermanent(err) || s.failures > d.cfg.Retries {
 		d.log.Error("notification not delivered; giving it up", "kind", string(m.Event.Kind), "attempts", s.failures, "error", err)
 		s.outbox = slices.Delete(s.outbox, 0, 1)
 		s.failures, s.retryAt = 0, time.Time{}
