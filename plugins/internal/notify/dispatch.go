@@ -233,9 +233,9 @@ func (d *Dispatcher) accept(s *state, ev hookspec.Event, now time.Time) {
 	case !selected && !slices.Contains(d.cfg.Also, ev.Kind):
 		// Subscribed only to flush (stopped, gave-up).
 	case !selected || slices.Contains(d.cfg.Urgent, ev.Kind) || d.cfg.Window <= 0:
-		s.outbox = append(s.outbox, d.message(s, Message{Event: ev}))
+		d.push(s, d.message(s, Message{Event: ev}))
 	case s.windowEnd.IsZero():
-		s.outbox = append(s.outbox, d.message(s, Message{Event: ev}))
+		d.push(s, d.message(s, Message{Event: ev}))
 		s.windowStart, s.windowEnd = now, now.Add(d.cfg.Window)
 	default:
 		if s.pending == nil {
@@ -276,10 +276,23 @@ func (d *Dispatcher) endWindow(s *state, now time.Time, reopen bool) {
 	if n := len(dg.Events); n > 0 {
 		last = dg.Events[n-1]
 	}
-	s.outbox = append(s.outbox, Message{Event: last, Digest: dg})
+	d.push(s, Message{Event: last, Digest: dg})
 	s.windowEnd = time.Time{}
 	if reopen && d.cfg.Window > 0 {
 		s.windowStart, s.windowEnd = now, now.Add(d.cfg.Window)
+	}
+}
+
+// push adds m to the outbox, which, while the receiver is down, is bounded
+// by Config.Queue too: past it the oldest message after the one being
+// retried is dropped, counted and logged.
+func (d *Dispatcher) push(s *state, m Message) {
+	s.outbox = append(s.outbox, m)
+	if len(s.outbox) > d.cfg.Queue && len(s.outbox) > 1 {
+		lost := s.outbox[1]
+		s.outbox = slices.Delete(s.outbox, 1, 2)
+		d.count(func(st *Stats) { st.Dropped++ })
+		d.log.Warn("notifications waiting for delivery past the queue: dropped the oldest", "kind", string(lost.Event.Kind), "digest", lost.Digest != nil, "queue", d.cfg.Queue)
 	}
 }
 

@@ -323,3 +323,35 @@ func TestResend(t *testing.T) {
 		d.Close()
 	})
 }
+
+// While the receiver is down, urgent messages waiting for it are bounded by
+// the queue too: the one being retried stays, the oldest after it goes.
+func TestOutboxBound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := &recorder{fail: func(n int) error {
+			if n <= 3 {
+				return errors.New("down")
+			}
+			return nil
+		}}
+		c := testConfig()
+		c.Queue = 3
+		d := New(c, r, hclog.NewNullLogger())
+		for i := 1; i <= 6; i++ {
+			d.Notify(hookspec.Event{Kind: hookspec.GaveUp, Attempt: i})
+			synctest.Wait()
+		}
+		time.Sleep(time.Minute)
+		var got []int
+		for _, m := range r.messages() {
+			got = append(got, m.Event.Attempt)
+		}
+		if len(got) != 3 || got[0] != 1 || got[1] != 5 || got[2] != 6 {
+			t.Errorf("delivered %v, want 1 (being retried), 5 and 6", got)
+		}
+		if st := d.Stats(); st.Dropped != 3 {
+			t.Errorf("stats %+v, want 3 dropped", st)
+		}
+		d.Close()
+	})
+}

@@ -22,7 +22,8 @@
 //
 // Notify appends to a queue of Config.Queue events; when it is full the
 // oldest event is dropped, counted (Stats, the next Digest's Dropped) and
-// logged. One goroutine coalesces and delivers, in order: each attempt has
+// logged; messages waiting for a receiver that is down are bounded the same
+// way (the one being retried stays). One goroutine coalesces and delivers, in order: each attempt has
 // Config.Timeout; a failed one is retried after Config.Backoff, doubling up to
 // a minute, Config.Retries times, while new events keep being gathered. Close
 // sends what is pending and goes on retrying for at most Config.Grace, then
