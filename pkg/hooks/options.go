@@ -151,6 +151,32 @@ func (o *Options) Duration(key string, def time.Duration) time.Duration {
 	return d
 }
 
+// PositiveDuration is Duration for a value that must be more than 0 (an
+// interval, a timeout): 0 is reported as an error and def returned.
+func (o *Options) PositiveDuration(key string, def time.Duration) time.Duration {
+	d := o.Duration(key, def)
+	if d == 0 {
+		o.Errorf(key, "must be more than 0")
+		return def
+	}
+	return d
+}
+
+// AtLeast is Int for a value that must be at least min (a threshold, a
+// queue size): a smaller one is reported as an error and def returned.
+func (o *Options) AtLeast(key string, min, def int) int {
+	n := o.Int(key, def)
+	if n < min {
+		if min == 0 {
+			o.Errorf(key, "must be 0 or more")
+		} else {
+			o.Errorf(key, "must be at least %d", min)
+		}
+		return def
+	}
+	return n
+}
+
 // ParseDuration parses a duration as Options.Duration, respawner's flags and
 // its --plugin timeout= do (it is hookspec.ParseDuration): a bare decimal is
 // seconds ("5", "0.5"), anything else Go syntax ("1m30s"); negative,
@@ -211,30 +237,13 @@ func kindList() string {
 // initial-delay (durations), failures and successes (thresholds, at least 1).
 func (o *Options) ProbeConfig(def ProbeConfig) ProbeConfig {
 	def = def.WithDefaults()
-	c := ProbeConfig{
-		Interval:         o.Duration("interval", def.Interval),
-		Timeout:          o.Duration("timeout", def.Timeout),
+	return ProbeConfig{
+		Interval:         o.PositiveDuration("interval", def.Interval),
+		Timeout:          o.PositiveDuration("timeout", def.Timeout),
 		InitialDelay:     o.Duration("initial-delay", def.InitialDelay),
-		FailureThreshold: o.Int("failures", def.FailureThreshold),
-		SuccessThreshold: o.Int("successes", def.SuccessThreshold),
+		FailureThreshold: o.AtLeast("failures", 1, def.FailureThreshold),
+		SuccessThreshold: o.AtLeast("successes", 1, def.SuccessThreshold),
 	}
-	if c.Interval == 0 {
-		o.Errorf("interval", "must be more than 0")
-		c.Interval = def.Interval
-	}
-	if c.Timeout == 0 {
-		o.Errorf("timeout", "must be more than 0")
-		c.Timeout = def.Timeout
-	}
-	if c.FailureThreshold < 1 {
-		o.Errorf("failures", "must be at least 1")
-		c.FailureThreshold = def.FailureThreshold
-	}
-	if c.SuccessThreshold < 1 {
-		o.Errorf("successes", "must be at least 1")
-		c.SuccessThreshold = def.SuccessThreshold
-	}
-	return c
 }
 
 // Errorf records a problem with the option key that the getters cannot see,

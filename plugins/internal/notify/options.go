@@ -58,27 +58,15 @@ func ParseOptions(opts *hooks.Options) Config {
 	c := Config{
 		Events:  parseEvents(opts),
 		Window:  opts.Duration("window", d.Window),
-		Timeout: opts.Duration("timeout", d.Timeout),
-		Retries: opts.Int("retries", d.Retries),
-		Backoff: opts.Duration("backoff", d.Backoff),
-		Queue:   opts.Int("queue", d.Queue),
+		Timeout: opts.PositiveDuration("timeout", d.Timeout),
+		Retries: opts.AtLeast("retries", 0, d.Retries),
+		Queue:   opts.AtLeast("queue", 1, d.Queue),
 		Grace:   opts.Duration("grace", d.Grace),
 	}
-	if c.Timeout == 0 {
-		opts.Errorf("timeout", "must be more than 0")
-		c.Timeout = d.Timeout
-	}
-	if c.Retries < 0 {
-		opts.Errorf("retries", "must be 0 or more")
-		c.Retries = d.Retries
-	}
-	if c.Backoff == 0 && c.Retries > 0 {
-		opts.Errorf("backoff", "must be more than 0")
-		c.Backoff = d.Backoff
-	}
-	if c.Queue < 1 {
-		opts.Errorf("queue", "must be at least 1")
-		c.Queue = d.Queue
+	if c.Retries > 0 {
+		c.Backoff = opts.PositiveDuration("backoff", d.Backoff)
+	} else {
+		c.Backoff = opts.Duration("backoff", d.Backoff)
 	}
 	if c.Grace > MaxGrace {
 		opts.Errorf("grace", "%v is too long: respawner-hookhost kills a plugin 2s after asking it to stop (at most %v)", c.Grace, MaxGrace)
