@@ -51,9 +51,6 @@ func hclogLevel(log hclog.Logger) string {
 	return "info"
 }
 
-// hostMaxPacket bounds one message; a log line or an event is far smaller.
-const hostMaxPacket = 64 << 10
-
 // hostEnv is respawner's environment for the host, with GOMAXPROCS=1 unless
 // the operator set GOMAXPROCS: the host waits on I/O, and with a P per core
 // every hand-off between its goroutines wakes another thread.
@@ -164,7 +161,7 @@ func (l *Loop) hostSend(m hookwire.Msg) error {
 
 func (l *Loop) hostRecv() (hookwire.Msg, error) {
 	if l.host.buf == nil {
-		l.host.buf = make([]byte, hostMaxPacket) // kept: a fresh 64 KiB per message costs page faults
+		l.host.buf = make([]byte, hookwire.MaxPacket) // kept: a fresh 64 KiB per message costs page faults
 	}
 	buf := l.host.buf
 	n, _, err := unix.Recvfrom(l.host.sock, buf, unix.MSG_DONTWAIT)
@@ -225,10 +222,7 @@ func (l *Loop) hostReadable() {
 			// was out: each send wakes the host, which would take the CPU
 			// from the fork on a small machine.
 			l.host.askID = 0
-			held := l.host.holding
-			l.host.holding = true
-			l.step(v)
-			l.host.holding = held
+			l.step(v) // holds the step's events until it is done (see step)
 			// A question the step asked (a restart that could not exec,
 			// say) is on the wire already: what was held goes after it.
 			l.sendHeld()

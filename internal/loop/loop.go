@@ -112,6 +112,8 @@ type Loop struct {
 	stateFD  int // NAME.state, kept open; -1 until first written
 	stateBuf [64]byte
 
+	keeperKin bool // the keeper may hold processes of an earlier run (keeperKids)
+
 	reported bool
 	exit     *machine.Exit
 }
@@ -188,16 +190,18 @@ func (l *Loop) Run() (int, error) {
 	// asked is known once the host has said what its plugins can do.
 	l.m = machine.NewMachine(l.opt.Machine)
 
+	l.keeperKin = l.opt.Keeper != nil
+	earlier := l.keeperKids()
 	switch a := l.opt.Adopt; {
 	case a != nil:
 		l.pgid = a.PGID
 		l.log.Info("adopting running program", "pid", a.PID)
 		l.act(l.m.Adopt(time.Now(), a.PID, a.Started))
-	case len(l.instanceChildren()) > 0:
+	case len(earlier) > 0:
 		// A respawner killed while it cleaned up after a run left processes
 		// under the keeper (a worker that ignores SIGTERM): they go first,
 		// so that two generations never run side by side.
-		l.log.Warn("processes of an earlier run are still alive; terminating them before the start", "pids", l.instanceChildren())
+		l.log.Warn("processes of an earlier run are still alive; terminating them before the start", "pids", earlier)
 		l.act(l.m.Clear(time.Now()))
 	default:
 		l.act(l.m.Start(time.Now()))
@@ -472,11 +476,12 @@ func (l *Loop) act(acts []machine.Action) {
 		case machine.Spawn:
 			l.spawn(a)
 		case machine.ArmTimer:
-			switch s := l.m.Snapshot(); {
-			case a.ID == machine.RespawnTimer && s.State == machine.Held:
-				l.log.Info("restart held by a hook", "reason", s.Reason, "ask_again_in", a.After)
-			case a.ID == machine.RespawnTimer:
-				l.log.Info("respawn scheduled", "delay", a.After)
+			if a.ID == machine.RespawnTimer {
+				if s := l.m.Snapshot(); s.State == machine.Held {
+					l.log.Info("restart held by a hook", "reason", s.Reason, "ask_again_in", a.After)
+				} else {
+					l.log.Info("respawn scheduled", "delay", a.After)
+				}
 			}
 			if err := l.armTimer(a.ID, a.After); err != nil {
 				l.fatal(err)

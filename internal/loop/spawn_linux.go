@@ -154,7 +154,7 @@ func (l *Loop) follow(pid int) {
 		var err error
 		if fd, err = unix.PidfdOpen(pid, 0); err != nil {
 			l.log.Warn("daemon vanished before it could be watched", "pid", pid, "error", err)
-			l.step(machine.Exited{Status: machine.ExitStatus{Unknown: true}})
+			l.step(machine.Exited{PID: pid, Status: machine.ExitStatus{Unknown: true}})
 			return
 		}
 		if err := epollAdd(l.epfd, fd); err != nil {

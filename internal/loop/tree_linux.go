@@ -11,19 +11,10 @@ import (
 )
 
 // instanceChildren lists the processes directly below the instance that
-// are not the watched process or the hook host: respawner's children and,
-// with a keeper, the keeper's children but respawner itself (processes of
-// an earlier run, reparented to the keeper when its respawner was killed).
+// are not the watched process or the hook host: respawner's children and
+// the keeper's (see keeperKids).
 func (l *Loop) instanceChildren() []int {
-	self := os.Getpid()
-	pids := children(self, nil)
-	if k := l.opt.Keeper; k != nil {
-		for _, p := range children(k.PID, nil) {
-			if p != self && !l.keepersOwn(p) {
-				pids = append(pids, p)
-			}
-		}
-	}
+	pids := append(children(os.Getpid(), nil), l.keeperKids()...)
 	keep := pids[:0]
 	for _, p := range pids {
 		if !l.watched(p) {
@@ -49,13 +40,7 @@ func (l *Loop) instanceDescendants() []int {
 		}
 	}
 	add(children(os.Getpid(), nil))
-	if k := l.opt.Keeper; k != nil {
-		for _, p := range children(k.PID, nil) {
-			if !l.keepersOwn(p) {
-				add([]int{p})
-			}
-		}
-	}
+	add(l.keeperKids())
 	if l.pid > 0 {
 		add([]int{l.pid})
 	}
@@ -65,12 +50,25 @@ func (l *Loop) instanceDescendants() []int {
 	return out
 }
 
-// keepersOwn reports whether pid, a child of the keeper, is one of the
-// respawners it forked (another start racing this one): those stay in the
-// keeper's process group, the instance's processes never are in it.
-func (l *Loop) keepersOwn(pid int) bool {
-	pg, err := unix.Getpgid(pid)
-	return err == nil && pg == l.opt.Keeper.PID
+// keeperKids lists the keeper's children that belong to the instance:
+// what an earlier, killed respawner left (reparented to the keeper), never
+// respawner itself nor another respawner the keeper forked (those stay in
+// the keeper's process group, the instance's processes never are in it).
+// Only a respawner's death puts processes there, so once none are left the
+// keeper is not read again: the common case costs nothing on each exit.
+func (l *Loop) keeperKids() []int {
+	k := l.opt.Keeper
+	if k == nil || !l.keeperKin {
+		return nil
+	}
+	var out []int
+	for _, p := range children(k.PID, nil) {
+		if pg, err := unix.Getpgid(p); err == nil && pg != k.PID {
+			out = append(out, p)
+		}
+	}
+	l.keeperKin = len(out) > 0
+	return out
 }
 
 // ours reports whether pid belongs to the instance: below respawner (not
@@ -88,9 +86,6 @@ func (l *Loop) ours(pid int) bool {
 // the keeper) and returns the pids of all the run's processes being waited for.
 func (l *Loop) watchLeftovers() []int {
 	for _, pid := range l.instanceChildren() {
-		if l.watched(pid) {
-			continue
-		}
 		if st, dead := reapIfDead(pid); dead {
 			// Already a zombie: an intermediate of a double fork, say.
 			l.log.Debug("reaped leftover process", "pid", pid, "status", st.String())
