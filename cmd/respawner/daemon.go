@@ -18,7 +18,7 @@ import (
 
 // reportEnv names the descriptor through which a daemonized respawner tells
 // the `start` that launched it whether the program started.
-const reportEnv = "RESPAWNER_DAEMON_REPORT_FD"
+const reportEnv = keeper.EnvReport
 
 // daemonize re-executes respawner detached (new session, stdio on /dev/null)
 // with the same command line as the instance's keeper (internal/keeper),
@@ -110,16 +110,7 @@ func sendReport(f *os.File, err error) {
 }
 
 // programEnv is respawner's environment without its own internals.
-func programEnv() []string {
-	env := os.Environ()
-	out := env[:0]
-	for _, e := range env {
-		if !strings.HasPrefix(e, reportEnv+"=") {
-			out = append(out, e)
-		}
-	}
-	return out
-}
+func programEnv() []string { return keeper.Internal(os.Environ()) }
 
 // adoptable returns the program a killed respawner of this name left running,
 // when the state file names a live process with the recorded start time (so a

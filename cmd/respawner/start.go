@@ -195,6 +195,14 @@ func (o *startOptions) machineConfig() machine.Config {
 }
 
 func runStart(c *cobra.Command, o *startOptions) error {
+	report, isDaemon := daemonReportFile()
+	if isDaemon && os.Getenv(keeper.EnvRole) == "1" {
+		// This is the keeper that daemonize started: it forks the respawner
+		// that supervises, with the same command line (which start checked
+		// and the respawner checks again), and holds what must outlive it.
+		// It never returns.
+		keeper.Run(os.Args, os.Environ(), int(report.Fd()))
+	}
 	if err := o.validate(); err != nil {
 		return err
 	}
@@ -205,13 +213,6 @@ func runStart(c *cobra.Command, o *startOptions) error {
 	hookOpts, err := o.hooks()
 	if err != nil {
 		return err
-	}
-	report, isDaemon := daemonReportFile()
-	if isDaemon && os.Getenv(keeper.EnvRole) == "1" {
-		// This is the keeper that daemonize started: it forks the respawner
-		// that supervises, with the same command line, and holds what must
-		// outlive it. It never returns.
-		keeper.Run(os.Args, os.Environ(), int(report.Fd()))
 	}
 	// In the daemon, stderr is /dev/null: every error must go to the report.
 	fail := func(err error) error {

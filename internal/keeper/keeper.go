@@ -165,7 +165,7 @@ func (k *keeper) spawn(argv, env []string, dir string, report int) error {
 		return fmt.Errorf("socketpair: %w", err)
 	}
 	null := k.null
-	env = withoutKeys(env, EnvRole, EnvFDs, EnvReport)
+	env = Internal(env)
 	env = append(env, EnvReport+"="+strconv.Itoa(fdReport),
 		fmt.Sprintf("%s=%d %d %d %d %d", EnvFDs, fdConn, fdPipes, fdPipes+1, fdPipes+2, fdPipes+3))
 	files := []uintptr{uintptr(null), uintptr(null), uintptr(null), uintptr(report), uintptr(fds[1])}
@@ -334,16 +334,16 @@ func (k *keeper) serveStart(c *net.UnixConn) {
 	c.Write([]byte("ok\n"))
 }
 
-func withoutKeys(env []string, keys ...string) []string {
+// Internal returns env without the variables respawner passes between its
+// own processes (EnvRole, EnvFDs, EnvReport): neither a respawner the keeper
+// forks nor the supervised program may inherit them.
+func Internal(env []string) []string {
 	out := make([]string, 0, len(env))
-next:
 	for _, kv := range env {
-		for _, k := range keys {
-			if strings.HasPrefix(kv, k+"=") {
-				continue next
-			}
+		k, _, _ := strings.Cut(kv, "=")
+		if k != EnvRole && k != EnvFDs && k != EnvReport {
+			out = append(out, kv)
 		}
-		out = append(out, kv)
 	}
 	return out
 }
