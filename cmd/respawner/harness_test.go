@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -129,18 +130,42 @@ type result struct {
 // respawner runs a respawner command against runtime dir dir and waits for it.
 func respawner(t *testing.T, dir string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(respawnerBin, args...)
+	return runCmd(t, exec.Command(respawnerBin, args...), dir, 0)
+}
+
+// respawnerWithin runs a respawner command that must finish within limit
+// (one that hangs is the fault under test), and returns its result.
+func respawnerWithin(t *testing.T, dir string, limit time.Duration, args ...string) result {
+	t.Helper()
+	return runCmd(t, exec.Command(respawnerBin, args...), dir, limit)
+}
+
+// runCmd runs cmd with RESPAWNER_RUNTIME_DIR=dir, failing the test if it
+// takes longer than limit (0: no limit), and returns its exit code and output.
+func runCmd(t *testing.T, cmd *exec.Cmd, dir string, limit time.Duration) result {
+	t.Helper()
 	cmd.Env = append(os.Environ(), "RESPAWNER_RUNTIME_DIR="+dir)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("respawner %v: %v", cmd.Args[1:], err)
+	}
+	var late atomic.Bool
+	if limit > 0 {
+		timer := time.AfterFunc(limit, func() { late.Store(true); cmd.Process.Kill() })
+		defer timer.Stop()
+	}
+	err := cmd.Wait()
+	if late.Load() {
+		t.Fatalf("respawner %v did not finish within %s", cmd.Args[1:], limit)
+	}
 	r := result{stdout: stdout.String(), stderr: stderr.String()}
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	case err != nil:
-		t.Fatalf("respawner %v: %v", args, err)
+		t.Fatalf("respawner %v: %v", cmd.Args[1:], err)
 	}
 	return r
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -19,27 +18,6 @@ import (
 
 // Faults and attacks that once stopped supervision; docs/reliability.md
 // lists them with the test that shows each one handled.
-
-// respawnerWithin runs a respawner command that must finish within limit
-// (one that hangs is the fault under test), and returns its result.
-func respawnerWithin(t *testing.T, dir string, limit time.Duration, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, respawnerBin, args...)
-	cmd.Env = append(os.Environ(), "RESPAWNER_RUNTIME_DIR="+dir)
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("respawner %v did not finish within %s", args, limit)
-	}
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	}
-	return r
-}
 
 // vmRSS is the resident memory of pid in KiB.
 func vmRSS(t *testing.T, pid int) int {

@@ -63,21 +63,9 @@ func nobodyBinary(t *testing.T) string {
 func runAs(t *testing.T, uid int, bin, dir string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "RESPAWNER_RUNTIME_DIR="+dir)
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}}
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("respawner %v as uid %d: %v", args, uid, err)
-	}
-	return r
+	return runCmd(t, cmd, dir, 0)
 }
 
 // wantRefusal checks an exit code and a one-line error that contains every
