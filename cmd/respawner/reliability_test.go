@@ -328,7 +328,8 @@ exec sleep 1000`, tmp))
 		t.Fatalf("stop: %d %s", r.code, r.stderr)
 	}
 	if !gone(fd, 5*time.Second) {
-		t.Fatal("the setsid'd grandchild survived the stop after adoption")
+		t.Fatalf("the setsid'd grandchild %d survived the stop after adoption; its ppid %v; the log:\n%s",
+			gc, procStatus(t, gc)["PPid"], readFile(t, control.LogPath(dir, "forker")))
 	}
 }
 

@@ -112,7 +112,7 @@ type Loop struct {
 	stateFD  int // NAME.state, kept open; -1 until first written
 	stateBuf [64]byte
 
-	keeperKin bool // the keeper may hold processes of an earlier run (keeperKids)
+	keeperKin bool // the keeper held processes of an earlier run at the start (keeperKids)
 
 	reported bool
 	exit     *machine.Exit
@@ -192,6 +192,7 @@ func (l *Loop) Run() (int, error) {
 
 	l.keeperKin = l.opt.Keeper != nil
 	earlier := l.keeperKids()
+	l.keeperKin = len(earlier) > 0 || l.opt.Adopt != nil && l.opt.Keeper != nil
 	switch a := l.opt.Adopt; {
 	case a != nil:
 		l.pgid = a.PGID

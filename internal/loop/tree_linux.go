@@ -54,8 +54,9 @@ func (l *Loop) instanceDescendants() []int {
 // what an earlier, killed respawner left (reparented to the keeper), never
 // respawner itself nor another respawner the keeper forked (those stay in
 // the keeper's process group, the instance's processes never are in it).
-// Only a respawner's death puts processes there, so once none are left the
-// keeper is not read again: the common case costs nothing on each exit.
+// Only a respawner's death puts processes there, so the keeper is read
+// only when this respawner began with some (an adopted program, leftovers):
+// the common case, a fresh daemon, costs nothing more on each exit.
 func (l *Loop) keeperKids() []int {
 	k := l.opt.Keeper
 	if k == nil || !l.keeperKin {
@@ -67,7 +68,6 @@ func (l *Loop) keeperKids() []int {
 			out = append(out, p)
 		}
 	}
-	l.keeperKin = len(out) > 0
 	return out
 }
 
