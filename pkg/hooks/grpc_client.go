@@ -121,6 +121,9 @@ func eventToPB(ev Event) *pb.Event {
 		Attempt:     int32(ev.Attempt),
 		Limit:       int32(ev.Limit),
 		Reason:      ev.Reason,
+		Clean:       ev.Clean,
+		Output:      ev.Output,
+		Host:        ev.Host,
 	}
 	if !ev.Time.IsZero() {
 		e.TimeUnixNano = ev.Time.UnixNano()

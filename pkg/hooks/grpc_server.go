@@ -171,6 +171,9 @@ func eventFromPB(e *pb.Event) Event {
 		Attempt:  int(e.GetAttempt()),
 		Limit:    int(e.GetLimit()),
 		Reason:   e.GetReason(),
+		Clean:    e.GetClean(),
+		Output:   e.GetOutput(),
+		Host:     e.GetHost(),
 	}
 	if ns := e.GetTimeUnixNano(); ns != 0 {
 		ev.Time = time.Unix(0, ns)

@@ -62,8 +62,8 @@ func TestVerdictString(t *testing.T) {
 
 func TestKinds(t *testing.T) {
 	ks := Kinds()
-	if len(ks) != 10 {
-		t.Fatalf("Kinds() has %d kinds, want 10", len(ks))
+	if len(ks) != 12 {
+		t.Fatalf("Kinds() has %d kinds, want 12", len(ks))
 	}
 	ks[0] = "changed"
 	if Kinds()[0] != Starting {
@@ -77,7 +77,7 @@ func TestKinds(t *testing.T) {
 	if Kind("crashed").Valid() {
 		t.Error(`"crashed" is Valid`)
 	}
-	want := []Kind{"starting", "started", "exited", "restart-pending", "restarting", "healthy", "unhealthy", "stopping", "stopped", "gave-up"}
+	want := []Kind{"starting", "started", "exited", "restart-pending", "held", "released", "restarting", "healthy", "unhealthy", "stopping", "stopped", "gave-up"}
 	if !slices.Equal(Kinds(), want) {
 		t.Errorf("Kinds() = %v, want %v", Kinds(), want)
 	}

@@ -39,9 +39,16 @@ const (
 	Stopped Kind = "stopped"
 	// GaveUp: supervision ended because of the respawn limit or a give-up verdict.
 	GaveUp Kind = "gave-up"
+	// Held: a pending restart was denied for the first time; Event.Reason is
+	// the plugin's reason. The instance stays held, and the question is asked
+	// again after each respawn timeout; those re-asks are not announced.
+	Held Kind = "held"
+	// Released: a held restart goes ahead (Restarting follows), or the
+	// instance stops while held.
+	Released Kind = "released"
 )
 
-var allKinds = [...]Kind{Starting, Started, Exited, RestartPending, Restarting, Healthy, Unhealthy, Stopping, Stopped, GaveUp}
+var allKinds = [...]Kind{Starting, Started, Exited, RestartPending, Held, Released, Restarting, Healthy, Unhealthy, Stopping, Stopped, GaveUp}
 
 // Kinds returns every event kind, in lifecycle order. The slice is a fresh
 // copy that the caller may change.
@@ -78,7 +85,10 @@ type Event struct {
 	Uptime   time.Duration `json:"uptime_ms"` // how long the run that ended lasted (exited)
 	Attempt  int           `json:"attempt"`   // restart number k (restart-pending, restarting, gave-up)
 	Limit    int           `json:"limit"`     // the respawn limit; 0 when there is none
-	Reason   string        `json:"reason"`    // why (unhealthy, gave-up, stopping)
+	Reason   string        `json:"reason"`    // why (unhealthy, held, gave-up, stopping)
+	Clean    bool          `json:"clean"`     // exited: the exit was clean (by -e, the restart policy or a requested stop)
+	Output   []string      `json:"output"`    // exited, gave-up: the program's last output lines, oldest first, when respawner reads its output
+	Host     string        `json:"host"`      // the host name of the machine respawner runs on
 }
 
 // Decision is a plugin's answer to a pending restart. The values are ordered

@@ -35,12 +35,16 @@ func (d *Decision) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// MarshalJSON writes every field, Uptime as uptime_ms and a nil Args as [].
+// MarshalJSON writes every field, Uptime as uptime_ms and a nil Args or
+// Output as [].
 func (e Event) MarshalJSON() ([]byte, error) {
 	type plain Event // the same fields, without these methods
 	p := plain(e)
 	if p.Args == nil {
 		p.Args = []string{}
+	}
+	if p.Output == nil {
+		p.Output = []string{}
 	}
 	return marshalMillis(&p, &p.Uptime)
 }

@@ -34,14 +34,15 @@ func roundTrip[T any](t *testing.T, v T, want string) {
 func TestEventJSON(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 30, 5, 250_000_000, time.UTC)
 	roundTrip(t, Event{Kind: Exited, Instance: "web", Program: "/usr/sbin/lighttpd", Args: []string{"-D", "-f", "x.conf"},
-		PID: 4242, Time: at, ExitCode: 3, Uptime: 90 * time.Second, Attempt: 2, Limit: 5, Reason: "crashed"},
-		`{"kind":"exited","instance":"web","program":"/usr/sbin/lighttpd","args":["-D","-f","x.conf"],"pid":4242,"time":"2026-03-01T12:30:05.25Z","exit_code":3,"signal":"","uptime_ms":90000,"attempt":2,"limit":5,"reason":"crashed"}`)
-	roundTrip(t, Event{Kind: GaveUp, Args: []string{}, Time: at, Signal: "SIGKILL"},
-		`{"kind":"gave-up","instance":"","program":"","args":[],"pid":0,"time":"2026-03-01T12:30:05.25Z","exit_code":0,"signal":"SIGKILL","uptime_ms":0,"attempt":0,"limit":0,"reason":""}`)
+		PID: 4242, Time: at, ExitCode: 3, Uptime: 90 * time.Second, Attempt: 2, Limit: 5, Reason: "crashed",
+		Output: []string{"listening", "fatal: out of memory"}, Host: "web1"},
+		`{"kind":"exited","instance":"web","program":"/usr/sbin/lighttpd","args":["-D","-f","x.conf"],"pid":4242,"time":"2026-03-01T12:30:05.25Z","exit_code":3,"signal":"","uptime_ms":90000,"attempt":2,"limit":5,"reason":"crashed","clean":false,"output":["listening","fatal: out of memory"],"host":"web1"}`)
+	roundTrip(t, Event{Kind: GaveUp, Args: []string{}, Output: []string{}, Time: at, Signal: "SIGKILL", Clean: true},
+		`{"kind":"gave-up","instance":"","program":"","args":[],"pid":0,"time":"2026-03-01T12:30:05.25Z","exit_code":0,"signal":"SIGKILL","uptime_ms":0,"attempt":0,"limit":0,"reason":"","clean":true,"output":[],"host":""}`)
 
-	// nil Args is [] in JSON; a sub-millisecond uptime rounds up, never to 0.
+	// nil Args and Output are [] in JSON; a sub-millisecond uptime rounds up, never to 0.
 	b, _ := json.Marshal(Event{Kind: Started, Uptime: 1500 * time.Microsecond})
-	if !strings.Contains(string(b), `"args":[]`) || !strings.Contains(string(b), `"uptime_ms":2`) {
+	if !strings.Contains(string(b), `"args":[]`) || !strings.Contains(string(b), `"output":[]`) || !strings.Contains(string(b), `"uptime_ms":2`) {
 		t.Errorf("Marshal: %s", b)
 	}
 	// An absent duration reads as 0, even into a used Event; a bad one is

@@ -126,7 +126,7 @@ func killed(pid int) hooks.Event {
 }
 
 // eventKeys are the keys of an event's documented JSON form.
-var eventKeys = []string{"args", "attempt", "exit_code", "instance", "kind", "limit", "pid", "program", "reason", "signal", "time", "uptime_ms"}
+var eventKeys = []string{"args", "attempt", "clean", "exit_code", "host", "instance", "kind", "limit", "output", "pid", "program", "reason", "signal", "time", "uptime_ms"}
 
 func keysOf(t *testing.T, body []byte) (map[string]json.RawMessage, []string) {
 	t.Helper()

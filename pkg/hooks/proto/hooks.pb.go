@@ -96,8 +96,8 @@ func (Decision) EnumDescriptor() ([]byte, []int) {
 // Event is one lifecycle event of a supervised program.
 type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// kind is one of: starting, started, exited, restart-pending, restarting,
-	// healthy, unhealthy, stopping, stopped, gave-up.
+	// kind is one of: starting, started, exited, restart-pending, held,
+	// released, restarting, healthy, unhealthy, stopping, stopped, gave-up.
 	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
 	// instance is the instance name (`--name`, by default the program's base name).
 	Instance string `protobuf:"bytes,2,opt,name=instance,proto3" json:"instance,omitempty"`
@@ -119,8 +119,19 @@ type Event struct {
 	// and limit the respawn limit, 0 when there is none.
 	Attempt int32 `protobuf:"varint,10,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	Limit   int32 `protobuf:"varint,11,opt,name=limit,proto3" json:"limit,omitempty"`
-	// reason explains unhealthy, gave-up and stopping events.
-	Reason        string `protobuf:"bytes,12,opt,name=reason,proto3" json:"reason,omitempty"`
+	// reason explains unhealthy, held, gave-up and stopping events.
+	Reason string `protobuf:"bytes,12,opt,name=reason,proto3" json:"reason,omitempty"`
+	// clean is set on an exited event when respawner counts the exit as clean:
+	// exit status 0 or one listed with -e, SIGTERM/SIGINT/SIGHUP/SIGPIPE, or any
+	// end of a requested stop.
+	Clean bool `protobuf:"varint,13,opt,name=clean,proto3" json:"clean,omitempty"`
+	// output is the program's last output lines (stdout and stderr
+	// interleaved, oldest first, without newlines; at most 20 lines and 4 KiB)
+	// on exited and gave-up events, when respawner reads the program's output
+	// (daemon mode, or -D with --capture-output); empty otherwise.
+	Output []string `protobuf:"bytes,14,rep,name=output,proto3" json:"output,omitempty"`
+	// host is the host name of the machine respawner runs on.
+	Host          string `protobuf:"bytes,15,opt,name=host,proto3" json:"host,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -235,6 +246,27 @@ func (x *Event) GetLimit() int32 {
 func (x *Event) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *Event) GetClean() bool {
+	if x != nil {
+		return x.Clean
+	}
+	return false
+}
+
+func (x *Event) GetOutput() []string {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *Event) GetHost() string {
+	if x != nil {
+		return x.Host
 	}
 	return ""
 }
@@ -902,7 +934,7 @@ var File_hooks_proto protoreflect.FileDescriptor
 
 const file_hooks_proto_rawDesc = "" +
 	"\n" +
-	"\vhooks.proto\x12\x12respawner.hooks.v1\"\xbd\x02\n" +
+	"\vhooks.proto\x12\x12respawner.hooks.v1\"\xff\x02\n" +
 	"\x05Event\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\tR\binstance\x12\x18\n" +
@@ -916,7 +948,10 @@ const file_hooks_proto_rawDesc = "" +
 	"\aattempt\x18\n" +
 	" \x01(\x05R\aattempt\x12\x14\n" +
 	"\x05limit\x18\v \x01(\x05R\x05limit\x12\x16\n" +
-	"\x06reason\x18\f \x01(\tR\x06reason\"\r\n" +
+	"\x06reason\x18\f \x01(\tR\x06reason\x12\x14\n" +
+	"\x05clean\x18\r \x01(\bR\x05clean\x12\x16\n" +
+	"\x06output\x18\x0e \x03(\tR\x06output\x12\x12\n" +
+	"\x04host\x18\x0f \x01(\tR\x04host\"\r\n" +
 	"\vInfoRequest\"\xb5\x01\n" +
 	"\fInfoResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +

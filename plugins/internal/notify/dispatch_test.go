@@ -160,7 +160,7 @@ func TestSelectionAndStoppedFlush(t *testing.T) {
 		r := &recorder{}
 		d := New(testConfig(), r, hclog.NewNullLogger())
 		d.Notify(hookspec.Event{Kind: hookspec.Started, PID: 1})
-		d.Notify(hookspec.Event{Kind: hookspec.Exited, ExitCode: 0})
+		d.Notify(hookspec.Event{Kind: hookspec.Exited, ExitCode: 0, Clean: true})
 		d.Notify(hookspec.Event{Kind: hookspec.Exited, ExitCode: 3})
 		d.Notify(hookspec.Event{Kind: hookspec.Unhealthy, Reason: "HTTP 503"})
 		d.Notify(hookspec.Event{Kind: hookspec.Stopped})

@@ -13,12 +13,10 @@ import (
 const AbnormalExit = "exited-abnormally"
 
 // Held and Released are the kinds of a restart first denied by a hook and
-// of that restart going ahead. respawner announces them from the version
-// whose hookspec defines them; until then they never arrive, and events=
-// refuses their names (hookspec decides which kinds exist).
+// of that restart going ahead.
 const (
-	Held     hookspec.Kind = "held"
-	Released hookspec.Kind = "released"
+	Held     = hookspec.Held
+	Released = hookspec.Released
 )
 
 // DefaultEvents is what a notifier tells about unless events= says
@@ -84,14 +82,12 @@ func (s Selection) String() string {
 	return strings.Join(names, ",")
 }
 
-// Abnormal reports whether an exited event is worth an alert: the program
-// was killed by a signal or exited with a non-zero code. A daemonizing
-// program's launcher exits 0 and a requested stop ends in the stop signal,
-// so until respawner's events say whether an exit was clean, a SIGTERM after
-// "stopping" counts as abnormal here; select exited-abnormally together with
-// stopping to tell them apart, or wait for the clean flag.
+// Abnormal reports whether an exited event is worth an alert: respawner did
+// not count the exit as clean (exit status 0 or one listed with -e, SIGTERM,
+// SIGINT, SIGHUP or SIGPIPE under the restart policy, or any end of a
+// requested stop).
 func Abnormal(ev hookspec.Event) bool {
-	return ev.Signal != "" || ev.ExitCode != 0
+	return ev.Kind == hookspec.Exited && !ev.Clean
 }
 
 // parseEvents reads events= into a Selection, naming a bad entry.

@@ -17,7 +17,11 @@ func TestDefaultSelection(t *testing.T) {
 	}{
 		{hookspec.Event{Kind: hookspec.Exited, Signal: "SIGKILL"}, true},
 		{hookspec.Event{Kind: hookspec.Exited, ExitCode: 1}, true},
-		{hookspec.Event{Kind: hookspec.Exited}, false},
+		{hookspec.Event{Kind: hookspec.Exited}, true}, // not marked clean
+		{hookspec.Event{Kind: hookspec.Exited, Clean: true}, false},
+		{hookspec.Event{Kind: hookspec.Exited, Signal: "SIGTERM", Clean: true}, false},
+		{hookspec.Event{Kind: hookspec.Held}, true},
+		{hookspec.Event{Kind: hookspec.Released}, false},
 		{hookspec.Event{Kind: hookspec.Unhealthy}, true},
 		{hookspec.Event{Kind: hookspec.GaveUp}, true},
 		{hookspec.Event{Kind: hookspec.Started}, false},
@@ -27,8 +31,8 @@ func TestDefaultSelection(t *testing.T) {
 			t.Errorf("Match(%s %d %q) = %v", tc.ev.Kind, tc.ev.ExitCode, tc.ev.Signal, got)
 		}
 	}
-	if got := s.Kinds(); len(got) != 3 {
-		t.Errorf("subscribes to %v, want unhealthy, gave-up and exited", got)
+	if got := s.Kinds(); len(got) != 4 {
+		t.Errorf("subscribes to %v, want unhealthy, held, gave-up and exited", got)
 	}
 }
 
