@@ -131,6 +131,7 @@ type fuzzHarness struct {
 	async bool
 	m     *Machine
 	now   time.Time
+	held  bool         // held was told and released has not been
 	head  string       // the config, for failure reports
 	trace []traceEntry // the last traceLen steps, formatted only on failure
 	next  int          // where the next entry goes in trace
@@ -1113,7 +1114,8 @@ func fuzzSeeds() [][]byte {
 // expects: every exit of the watched process is told exactly once, every
 // Spawn is announced (starting, or restarting with its number), every end
 // is told (stopped for exit 0, gave-up otherwise) and nothing follows it,
-// and each event carries the step's time.
+// a hold is told once (held, then released just before its restart, or the
+// end), and each event carries the step's time.
 func (h *fuzzHarness) checkNotify(ev Event, acts []Action) {
 	exited := 0
 	var last hookspec.Kind
@@ -1134,12 +1136,32 @@ func (h *fuzzHarness) checkNotify(ev Event, acts []Action) {
 					h.failf("exited told for pid %d, the event was pid %d", e.PID, x.PID)
 				}
 			}
+			switch e.Kind {
+			case hookspec.Held:
+				if h.held || h.m.State() != Held {
+					h.failf("held told again, or in state %s", h.m.State())
+				}
+				h.held = true
+			case hookspec.Released:
+				if !h.held {
+					h.failf("released without held")
+				}
+				h.held = false
+			case hookspec.Restarting:
+				if h.held {
+					h.failf("a held restart goes ahead without released")
+				}
+			}
+			if last == hookspec.Released && e.Kind != hookspec.Restarting {
+				h.failf("released followed by %q", e.Kind)
+			}
 			last = e.Kind
 		case Spawn:
 			if a.Restart == 0 && last != hookspec.Starting || a.Restart > 0 && last != hookspec.Restarting {
 				h.failf("Spawn%+v announced as %q", a, last)
 			}
 		case Exit:
+			h.held = false
 			if a.Code == 0 && last != hookspec.Stopped || a.Code != 0 && last != hookspec.GaveUp {
 				h.failf("Exit%+v told as %q", a, last)
 			}

@@ -331,6 +331,7 @@ type ask struct {
 	due     bool     // the respawn delay has passed: act on the answer when it comes
 	verdict *Verdict // the answer to act on when the delay passes
 	held    string   // why a hook holds the restart (Held)
+	holding bool     // a hook denied the restart and it has not gone ahead: held was told, released is due
 }
 
 // note is a Notify of kind at now.
@@ -590,7 +591,12 @@ func (m *Machine) apply(now time.Time, v Verdict) []Action {
 		if m.state != Held {
 			m.set(Held, now)
 		}
-		return []Action{ArmTimer{ID: RespawnTimer, After: max(m.cfg.RespawnTimeout, minHold)}}
+		acts := []Action{ArmTimer{ID: RespawnTimer, After: max(m.cfg.RespawnTimeout, minHold)}}
+		if !m.ask.holding { // the first denial is news; the re-asks while held are not
+			m.ask.holding = true
+			acts = append([]Action{note(now, hookspec.Held, hookspec.Event{Reason: v.Reason, Attempt: m.restarts + 1, Limit: m.cfg.Limit})}, acts...)
+		}
+		return acts
 	case hookspec.DecisionGiveUp:
 		m.pending = outcome{exit: true, code: 1, reason: "gave up: " + v.Reason}
 		m.set(Failed, now)
@@ -698,7 +704,9 @@ func (m *Machine) exited(now time.Time, ev Exited) []Action {
 		return nil // no run of ours: nothing to tell
 	}
 	st := ev.Status
-	told := note(now, hookspec.Exited, withExit(hookspec.Event{PID: ev.PID, Uptime: now.Sub(m.run.started).Round(time.Millisecond)}, &st))
+	// Clean as -e and the restart policy count it, or the end of a requested stop.
+	clean := m.state == Stopping || m.cfg.Clean(st)
+	told := note(now, hookspec.Exited, withExit(hookspec.Event{PID: ev.PID, Clean: clean, Uptime: now.Sub(m.run.started).Round(time.Millisecond)}, &st))
 	return append([]Action{told}, m.decideExit(now, ev)...)
 }
 
@@ -867,12 +875,16 @@ func (m *Machine) ended(now time.Time, code int, reason string) Notify {
 }
 
 func (m *Machine) respawn(now time.Time) []Action {
-	m.ask.held, m.ask.verdict, m.ask.due = "", nil, false
+	var acts []Action
+	if m.ask.holding {
+		acts = append(acts, note(now, hookspec.Released, hookspec.Event{Attempt: m.restarts + 1, Limit: m.cfg.Limit}))
+	}
+	m.ask.held, m.ask.verdict, m.ask.due, m.ask.holding = "", nil, false, false
 	m.restarts++
 	if m.cfg.Window > 0 {
 		m.window = append(m.window, now)
 	}
 	m.run.pid = 0
 	m.set(Starting, now)
-	return m.spawn(now, m.restarts)
+	return append(acts, m.spawn(now, m.restarts)...)
 }

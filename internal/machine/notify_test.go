@@ -25,8 +25,10 @@ func told(m *Machine, first []Action, steps ...tev) []string {
 					if e.Signal == "" {
 						s += "code=" + itoa(e.ExitCode)
 					}
-				case hookspec.Restarting, hookspec.RestartPending, hookspec.GaveUp:
+				case hookspec.Restarting, hookspec.RestartPending, hookspec.GaveUp, hookspec.Released:
 					s += ":" + itoa(e.Attempt)
+				case hookspec.Held:
+					s += ":" + e.Reason
 				case hookspec.Started:
 					s += ":" + itoa(e.PID)
 				}
@@ -80,6 +82,32 @@ func TestNotifications(t *testing.T) {
 		steps: []tev{{0, Started{PID: 7}}, {time.Second, exited(3)}},
 		want:  "starting started:7 exited:code=3 ask:1",
 	}, {
+		name: "a hold is told once, however many re-asks, and its end once",
+		cfg:  with(func(c *Config) { c.Ask, c.AskDeadline = true, 2*time.Second }),
+		steps: []tev{{0, Started{PID: 7}}, {time.Second, exited(3)}, {time.Second, deny("maintenance")},
+			{6 * time.Second, TimerFired{ID: RespawnTimer}},
+			{11 * time.Second, TimerFired{ID: RespawnTimer}}, {11 * time.Second, deny("maintenance")},
+			{16 * time.Second, TimerFired{ID: RespawnTimer}}, {16 * time.Second, deny("still")},
+			{21 * time.Second, TimerFired{ID: RespawnTimer}}, {21 * time.Second, Verdict{}},
+			{21 * time.Second, Started{PID: 8}}},
+		want: "starting started:7 exited:code=3 ask:1 held:maintenance ask:1 ask:1 ask:1 released:1 restarting:1 started:8",
+	}, {
+		name: "a hold that ends in a delay is released when the restart goes ahead",
+		cfg:  with(func(c *Config) { c.Ask, c.AskDeadline = true, 2*time.Second }),
+		steps: []tev{{0, Started{PID: 7}}, {time.Second, exited(3)}, {time.Second, deny("m")},
+			{6 * time.Second, TimerFired{ID: RespawnTimer}},
+			{11 * time.Second, TimerFired{ID: RespawnTimer}}, {11 * time.Second, Verdict{Decision: hookspec.DecisionDelay, Delay: time.Second}},
+			{12 * time.Second, TimerFired{ID: RespawnTimer}},
+			{12 * time.Second, Started{PID: 8}}, {13 * time.Second, exited(3)}, {13 * time.Second, Verdict{}},
+			{18 * time.Second, TimerFired{ID: RespawnTimer}}},
+		want: "starting started:7 exited:code=3 ask:1 held:m ask:1 released:1 restarting:1 started:8 exited:code=3 ask:2 restarting:2",
+	}, {
+		name: "a stop while held ends with stopped, not released",
+		cfg:  with(func(c *Config) { c.Ask, c.AskDeadline = true, 2*time.Second }),
+		steps: []tev{{0, Started{PID: 7}}, {time.Second, exited(3)}, {time.Second, deny("m")},
+			{6 * time.Second, TimerFired{ID: RespawnTimer}}, {7 * time.Second, StopRequested{}}},
+		want: "starting started:7 exited:code=3 ask:1 held:m stopped",
+	}, {
 		name:  "give up at the limit",
 		cfg:   with(func(c *Config) { c.Limit = 1; c.RespawnTimeout = 0 }),
 		steps: []tev{{0, Started{PID: 7}}, {time.Second, kill}, {time.Second, Started{PID: 8}}, {2 * time.Second, kill}},
@@ -94,6 +122,44 @@ func TestNotifications(t *testing.T) {
 		got := strings.Join(told(m, m.Start(t0), tc.steps...), " ")
 		if got != tc.want {
 			t.Errorf("%s:\n got  %s\n want %s", tc.name, got, tc.want)
+		}
+	}
+}
+
+func deny(reason string) Verdict { return Verdict{Decision: hookspec.DecisionDeny, Reason: reason} }
+
+// TestExitedClean: exited says whether the exit was clean, as -e, the
+// restart policy's signals and a requested stop count it.
+func TestExitedClean(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cfg   Config
+		steps []tev
+		want  bool
+	}{
+		{"exit 0", base(), []tev{{0, Started{PID: 7}}, {time.Second, Exited{PID: 7, Status: ExitStatus{Code: 0}}}}, true},
+		{"exit 3", base(), []tev{{0, Started{PID: 7}}, {time.Second, Exited{PID: 7, Status: ExitStatus{Code: 3}}}}, false},
+		{"exit 3 with -e 0,3", with(func(c *Config) { c.Success = codes(0, 3) }),
+			[]tev{{0, Started{PID: 7}}, {time.Second, Exited{PID: 7, Status: ExitStatus{Code: 3}}}}, true},
+		{"SIGTERM from elsewhere", base(), []tev{{0, Started{PID: 7}}, {time.Second, Exited{PID: 7, Status: ExitStatus{Signal: syscall.SIGTERM}}}}, true},
+		{"SIGKILL", base(), []tev{{0, Started{PID: 7}}, {time.Second, Exited{PID: 7, Status: ExitStatus{Signal: syscall.SIGKILL}}}}, false},
+		{"SIGKILL after a requested stop", base(), []tev{{0, Started{PID: 7}}, {time.Second, StopRequested{}},
+			{2 * time.Second, Exited{PID: 7, Status: ExitStatus{Signal: syscall.SIGKILL}}}}, true},
+		{"exit 1 after a requested stop", base(), []tev{{0, Started{PID: 7}}, {time.Second, StopRequested{}},
+			{2 * time.Second, Exited{PID: 7, Status: ExitStatus{Code: 1}}}}, true},
+	} {
+		m := NewMachine(tc.cfg)
+		m.Start(t0)
+		var got *hookspec.Event
+		for _, st := range tc.steps {
+			for _, a := range m.Step(at(st.At), st.Ev) {
+				if n, ok := a.(Notify); ok && n.Event.Kind == hookspec.Exited {
+					got = &n.Event
+				}
+			}
+		}
+		if got == nil || got.Clean != tc.want {
+			t.Errorf("%s: exited %+v, want clean=%v", tc.name, got, tc.want)
 		}
 	}
 }
