@@ -220,7 +220,7 @@ func TestPeerCredentialsRefused(t *testing.T) {
 	}
 	for _, req := range []string{"stop", "status"} {
 		cmd := exec.Command(helper, control.SockPath(dir, "guarded"), req)
-		cmd.Env = append(os.Environ(), "RESPAWNER_TEST_HELPER=control-request")
+		cmd.Env = append(os.Environ(), "RSPTEST_HELPER=control-request")
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 		out, err := cmd.CombinedOutput()
 		if err != nil {

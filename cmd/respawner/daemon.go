@@ -109,8 +109,20 @@ func sendReport(f *os.File, err error) {
 	f.Close()
 }
 
-// programEnv is respawner's environment without its own internals.
-func programEnv() []string { return keeper.Internal(os.Environ()) }
+// programEnv is respawner's environment without any RESPAWNER_* variable:
+// its internals, and the secrets meant for its plugins
+// (RESPAWNER_SMTP_PASSWORD, RESPAWNER_WEBHOOK_SECRET), are not the program's.
+func programEnv() []string { return withoutRespawner(os.Environ()) }
+
+func withoutRespawner(env []string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "RESPAWNER_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
 
 // adoptable returns the program a killed respawner of this name left running,
 // when the state file names a live process with the recorded start time (so a

@@ -28,7 +28,7 @@ import (
 var respawnerBin, pluginDir string
 
 func TestMain(m *testing.M) {
-	if h := os.Getenv("RESPAWNER_TEST_HELPER"); h != "" {
+	if h := os.Getenv("RSPTEST_HELPER"); h != "" {
 		runHelper(h, os.Args[1:])
 		return
 	}

@@ -66,7 +66,7 @@ func httpServer(args []string) {
 // healthcheck-http plugin.
 func startHelperServer(t *testing.T, port int, check string, serverArgs ...string) *instance {
 	t.Helper()
-	t.Setenv("RESPAWNER_TEST_HELPER", "http-server")
+	t.Setenv("RSPTEST_HELPER", "http-server")
 	args := hookArgs("--plugin", "healthcheck-http:url=http://127.0.0.1:"+strconv.Itoa(port)+"/,"+check, "-t", "0", "--name", "srv", os.Args[0], "--", strconv.Itoa(port))
 	in := startRespawner(t, append(args, serverArgs...)...)
 	return in

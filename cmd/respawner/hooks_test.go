@@ -630,7 +630,7 @@ func TestHookUnknownDecision(t *testing.T) {
 	}
 	in := startWith(t, nil, func(c *exec.Cmd) {
 		c.Path, c.Args[0] = bin, bin
-		c.Env = append(c.Env, "RESPAWNER_TEST_HELPER=fake-hookhost")
+		c.Env = append(c.Env, "RSPTEST_HELPER=fake-hookhost")
 	}, "start", "-D", "--log-format", "json", "--plugin-dir", pluginDir, "--plugin", "testhook", "-t", "0", "-n", "1", "/bin/sh", "--", "-c", "exit 3")
 	in.waitFor("hook plugin ready", 10*time.Second)
 	l := in.waitFor("restart-pending answer not understood; counted as allow", 10*time.Second)

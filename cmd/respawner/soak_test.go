@@ -155,7 +155,7 @@ func TestSoakFastWriter(t *testing.T) {
 		}
 	}()
 	t.Setenv("RESPAWNER_SYSLOG_SOCKET", sock)
-	t.Setenv("RESPAWNER_TEST_HELPER", "counter-writer")
+	t.Setenv("RSPTEST_HELPER", "counter-writer")
 	startDaemon(t, dir, "writer", os.Args[0], "--", count)
 	st, _ := statusOf(t, dir, "writer")
 	time.Sleep(time.Second) // warm-up: the queue and the pipes fill

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"github.com/respawner/respawner/internal/control"
 	"github.com/respawner/respawner/internal/hookwire"
 	"github.com/respawner/respawner/internal/keeper"
+	"github.com/respawner/respawner/internal/logsink"
 	"github.com/respawner/respawner/internal/loop"
 	"github.com/respawner/respawner/internal/machine"
 	"github.com/spf13/cobra"
@@ -34,6 +36,7 @@ type startOptions struct {
 	runtimeDir     string
 	plugins        []string
 	pluginDir      string
+	captureOutput  bool
 	log            logOptions
 
 	dir *control.Dir // the open runtime dir, set by runStart
@@ -106,6 +109,7 @@ reopens the log file and never ends supervision.`,
 	f.StringVar(&opts.runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
 	f.StringArrayVar(&opts.plugins, "plugin", nil, "hook plugin `NAME` or NAME:key=value,...; repeatable (options sha256=HEX and timeout=DUR are respawner's)")
 	f.StringVar(&opts.pluginDir, "plugin-dir", "", "directory searched first for plugin binaries")
+	f.BoolVar(&opts.captureOutput, "capture-output", false, "with -D: pass the program's output through respawner (to its own stdout and stderr), so hook events carry its last lines; daemon mode always does")
 	f.Var(&opts.log.level, "log-level", "trace, debug, info, warn or error")
 	f.Var(&opts.log.format, "log-format", "text or json")
 	f.StringVar(&opts.log.file, "log-file", "", "log to this file (reopened on SIGHUP); default: stderr with -D, else syslog, else NAME.log in the runtime dir")
@@ -360,6 +364,16 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 	}
 	if report != nil {
 		opts.Report = func(err error) { sendReport(report, err) }
+	} else if o.captureOutput {
+		for i, w := range []io.Writer{c.OutOrStdout(), c.ErrOrStderr()} {
+			fw := logsink.New(w, logsink.DefaultSize)
+			stream := [...]string{"stdout", "stderr"}[i]
+			fw.OnDrop(func(n int) {
+				log.Warn("program output dropped: respawner's "+stream+" is not keeping up", "dropped", n)
+			})
+			defer fw.Flush(logFlushTimeout)
+			opts.Forward[i] = fw
+		}
 	}
 	code, err := loop.New(opts).Run()
 	ended = err == nil // Run errs only when supervision could not begin, or broke off

@@ -115,7 +115,7 @@ func TestChildHygiene(t *testing.T) {
 		t.Run(fmt.Sprintf("hostile-parent=%v", hostile), func(t *testing.T) {
 			var prefix []string
 			if hostile {
-				t.Setenv("RESPAWNER_TEST_HELPER", "hostile-parent")
+				t.Setenv("RSPTEST_HELPER", "hostile-parent")
 				prefix = []string{os.Args[0]}
 			}
 			// cat echoes a line from the test: once the echo is back, cat is
@@ -127,7 +127,7 @@ func TestChildHygiene(t *testing.T) {
 				r, _ := c.StdoutPipe()
 				stdin, stdout = w, bufio.NewReader(r)
 			}, "start", "-D", "--log-format", "json", "-t", "0", "/bin/cat")
-			t.Setenv("RESPAWNER_TEST_HELPER", "")
+			t.Setenv("RSPTEST_HELPER", "")
 			pid := in.waitFor("started", 5*time.Second).int("pid")
 			fmt.Fprintln(stdin, "ping")
 			if line, err := stdout.ReadString('\n'); err != nil || line != "ping\n" {
@@ -176,7 +176,7 @@ func TestChildHygiene(t *testing.T) {
 // The helper itself must be hostile, or the test above proves nothing.
 func TestHostileParentIsHostile(t *testing.T) {
 	cmd := exec.Command(os.Args[0], "/bin/sleep", "1000")
-	cmd.Env = append(os.Environ(), "RESPAWNER_TEST_HELPER=hostile-parent")
+	cmd.Env = append(os.Environ(), "RSPTEST_HELPER=hostile-parent")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

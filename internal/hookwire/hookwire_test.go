@@ -208,7 +208,7 @@ func TestMsgCarriesHookspec(t *testing.T) {
 	sched := hookspec.ProbeConfig{Interval: 250 * time.Millisecond, Timeout: time.Second, FailureThreshold: 2, SuccessThreshold: 1}
 	v := hookspec.DelayBy(1500 * time.Millisecond)
 	for _, m := range []Msg{
-		{T: TEvent, Event: &hookspec.Event{Kind: hookspec.Exited, Instance: "web", Args: []string{"-D"}, Time: at, ExitCode: 3, Uptime: 2 * time.Second}},
+		{T: TEvent, Event: &hookspec.Event{Kind: hookspec.Exited, Instance: "web", Args: []string{"-D"}, Time: at, ExitCode: 3, Uptime: 2 * time.Second, Output: []string{"fatal: out of memory"}, Host: "web1"}},
 		{T: TVerdict, ID: 9, Plugin: "maint", Verdict: &v},
 		{T: TProbed, ID: 4, Plugin: "hc", Probe: &hookspec.ProbeResult{Reason: "plugin restarting"}, Unknown: true},
 		{T: TReady, Infos: []PluginInfo{{Path: "/p", Name: "hc", Version: "1", Events: []hookspec.Kind{hookspec.Exited}, Probe: true, Sched: &sched}}},

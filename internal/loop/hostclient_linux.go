@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/hookwire"
+	"github.com/respawner/respawner/internal/keeper"
 	"github.com/respawner/respawner/internal/machine"
 	"github.com/respawner/respawner/pkg/hookspec"
 	"golang.org/x/sys/unix"
@@ -51,7 +52,8 @@ func hclogLevel(log hclog.Logger) string {
 	return "info"
 }
 
-// hostEnv is respawner's environment for the host, with GOMAXPROCS=1 unless
+// hostEnv is respawner's environment for the host (RESPAWNER_* variables
+// such as RESPAWNER_SMTP_PASSWORD included), with GOMAXPROCS=1 unless
 // the operator set GOMAXPROCS: the host waits on I/O, and with a P per core
 // every hand-off between its goroutines wakes another thread.
 func hostEnv(env []string) []string {
@@ -78,7 +80,7 @@ func (l *Loop) spawnHost() error {
 	}
 	pidfd := -1
 	attr := &syscall.ProcAttr{
-		Env:   hostEnv(l.opt.Env),
+		Env:   hostEnv(keeper.Internal(os.Environ())), // the plugins' secrets included: not the program's environment
 		Files: []uintptr{uintptr(null), uintptr(null), 2, uintptr(fds[1])},
 		Sys:   &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd},
 	}
@@ -386,6 +388,9 @@ func (l *Loop) notify(e hookspec.Event) {
 	if l.opt.Hooks == nil || l.host.sock < 0 {
 		return
 	}
+	if e.Kind == hookspec.Exited || e.Kind == hookspec.GaveUp {
+		e.Output = l.lastOutput()
+	}
 	l.host.outbox = append(l.host.outbox, l.wireEvent(e))
 	l.flushEvents()
 }
@@ -426,9 +431,9 @@ func (l *Loop) settled() {
 }
 
 // wireEvent is the machine's event with what only the loop knows (the
-// instance and its program).
+// instance, its program, the host).
 func (l *Loop) wireEvent(e hookspec.Event) hookspec.Event {
-	e.Instance, e.Program, e.Args = l.opt.Name, l.opt.Path, l.opt.Argv[1:]
+	e.Instance, e.Program, e.Args, e.Host = l.opt.Name, l.opt.Path, l.opt.Argv[1:], l.hostname
 	return e
 }
 

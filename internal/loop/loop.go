@@ -3,6 +3,7 @@ package loop
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -30,6 +31,11 @@ type Options struct {
 	// Output, when set, receives the program's stdout and stderr line by line
 	// (daemon mode); otherwise the program writes to respawner's own 1 and 2.
 	Output hclog.Logger
+	// Forward, when set (-D with --capture-output), receives the program's
+	// stdout and stderr lines, each with its newline, for respawner's own
+	// stdout and stderr. Each is a queue whose Write never blocks
+	// (logsink.Sink). Output and Forward are not both set.
+	Forward [2]io.Writer
 	// Backlog, when set, is the queue in front of the log: a line of the
 	// program's output for which it has no room is counted there as dropped
 	// instead of being formatted.
@@ -100,10 +106,13 @@ type Loop struct {
 	queue    []machine.Event // events raised while acting, stepped in order
 	stepping bool
 
-	ctl   ctlSocket
-	pf    pidfileWatch
-	out   [2]output // stdout, stderr of the program (daemon mode)
-	files []uintptr // fds 0, 1, 2 of the program
+	ctl      ctlSocket
+	pf       pidfileWatch
+	out      [2]output // stdout, stderr of the program (daemon mode, --capture-output)
+	recent   recent    // the program's last lines, for the exited and gave-up events
+	lineBuf  []byte    // a line and its newline, for Forward
+	files    []uintptr // fds 0, 1, 2 of the program
+	hostname string    // for events
 
 	host      hookHost
 	hostTimer int // timerfd that brings a dead hook host back, -1 without hooks
@@ -279,6 +288,7 @@ func (l *Loop) setup() error {
 		if err := epollAdd(l.epfd, l.hostTimer); err != nil {
 			return err
 		}
+		l.hostname, _ = os.Hostname() // events say where they happened; "" if the kernel will not say
 		if err := l.startHost(); err != nil {
 			return err
 		}
@@ -295,7 +305,7 @@ func (l *Loop) setup() error {
 		l.initProbers()
 	}
 	l.files = []uintptr{l.opt.Stdin, 1, 2}
-	if l.opt.Output != nil {
+	if l.capturing() {
 		for i := range l.out {
 			var err error
 			if k := l.opt.Keeper; k != nil {
@@ -475,6 +485,7 @@ func (l *Loop) act(acts []machine.Action) {
 		}
 		switch a := a.(type) {
 		case machine.Spawn:
+			l.recent.reset() // a run's events carry its own lines
 			l.spawn(a)
 		case machine.ArmTimer:
 			if a.ID == machine.RespawnTimer {
@@ -551,7 +562,7 @@ func (l *Loop) fatal(err error) {
 func (l *Loop) finish(a machine.Exit) {
 	l.exit = &a
 	l.pf.stop()
-	if l.opt.Output != nil { // what the program said last belongs before our verdict
+	if l.capturing() { // what the program said last belongs before our verdict
 		l.drainOutput()
 	}
 	if a.Code != 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -140,9 +141,76 @@ func (o *output) tailText() string {
 	return b.String()
 }
 
+// recent is the program's last output lines, stdout and stderr in the order
+// they were read, for the exited and gave-up events: a ring of recentLines
+// whose buffers are reused, so that keeping it costs a copy a line.
+type recent struct {
+	lines [recentLines][]byte
+	next  int // where the next line goes
+	kept  int // lines kept, up to recentLines
+}
+
+// The bounds of what an event carries: the last recentLines lines, fewer
+// when they would come to more than recentBytes.
+const (
+	recentLines = 20
+	recentBytes = 4 << 10
+)
+
+func (r *recent) add(b []byte) {
+	r.lines[r.next] = append(r.lines[r.next][:0], b...)
+	r.next = (r.next + 1) % recentLines
+	r.kept = min(r.kept+1, recentLines)
+}
+
+func (r *recent) reset() { r.next, r.kept = 0, 0 }
+
+// text returns the newest lines that fit in recentBytes, oldest first, as
+// valid UTF-8 (events cross protobuf, whose strings must be). nil when the
+// program wrote nothing.
+func (r *recent) text() []string {
+	n, size := 0, 0
+	for ; n < r.kept; n++ {
+		l := len(r.lines[(r.next-1-n+recentLines)%recentLines])
+		if size+l > recentBytes {
+			break
+		}
+		size += l
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, n)
+	for i := range n {
+		b := r.lines[(r.next-n+i+recentLines)%recentLines]
+		if utf8.Valid(b) {
+			out[i] = string(b)
+		} else {
+			out[i] = strings.ToValidUTF8(string(b), "\uFFFD")
+		}
+	}
+	return out
+}
+
+// capturing reports whether respawner reads the program's output: daemon
+// mode (Output), or -D with --capture-output (Forward).
+func (l *Loop) capturing() bool { return l.opt.Output != nil || l.opt.Forward[0] != nil }
+
+// lastOutput is the program's last lines for an exited or gave-up event:
+// what the pipes still hold is read first (the end of the run is there),
+// and a last line without its newline counts as a line.
+func (l *Loop) lastOutput() []string {
+	if !l.capturing() {
+		return nil
+	}
+	l.drainOutput()
+	return l.recent.text()
+}
+
 // forward logs one chunk of the program's output, line by line (daemon
-// mode). A line the log has no room for is dropped before it costs any
-// formatting, and counted; the log says how many once it catches up.
+// mode), or passes it on to respawner's own stdout and stderr (-D with
+// --capture-output). A line the log has no room for is dropped before it
+// costs any formatting, and counted; the log says how many once it catches up.
 func (l *Loop) forward(o *output, stderr bool) bool {
 	return o.read(l.emitter(stderr))
 }
@@ -162,6 +230,16 @@ func (l *Loop) emitOut(b []byte) { l.emitLine(b, false) }
 func (l *Loop) emitErr(b []byte) { l.emitLine(b, true) }
 
 func (l *Loop) emitLine(b []byte, stderr bool) {
+	l.recent.add(b)
+	if f := l.opt.Forward; f[0] != nil {
+		i := 0
+		if stderr {
+			i = 1
+		}
+		l.lineBuf = append(append(l.lineBuf[:0], b...), '\n')
+		f[i].Write(l.lineBuf) // a queue that drops what it has no room for
+		return
+	}
 	if bl := l.opt.Backlog; bl != nil && !bl.Room(len(b)+lineOverhead) {
 		bl.Drop()
 		return

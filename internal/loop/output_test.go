@@ -2,6 +2,7 @@ package loop
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -84,4 +85,37 @@ func FuzzOutputSplit(f *testing.F) {
 			t.Fatalf("lines put together differ from the input: %d bytes vs %d", len(got), len(want))
 		}
 	})
+}
+
+// TestRecentBounds: an event carries the last recentLines lines of both
+// pipes, fewer when they would pass recentBytes, oldest first, and valid
+// UTF-8 whatever the program wrote.
+func TestRecentBounds(t *testing.T) {
+	var r recent
+	if r.text() != nil {
+		t.Fatal("lines before any output")
+	}
+	for i := range 30 {
+		r.add([]byte(fmt.Sprintf("line %d", i)))
+	}
+	got := r.text()
+	if len(got) != recentLines || got[0] != "line 10" || got[recentLines-1] != "line 29" {
+		t.Fatalf("got %d lines %q", len(got), got)
+	}
+	big := strings.Repeat("b", 2000)
+	r.add([]byte(big))
+	r.add([]byte(big))
+	r.add([]byte("\xff\xfeend"))
+	got = r.text()
+	size := 0
+	for _, l := range got {
+		size += len(l)
+	}
+	if len(got) != 3+(recentBytes-2*2000-len("\xff\xfeend"))/len("line 29") || got[len(got)-1] != "\uFFFDend" || size > recentBytes+4 {
+		t.Fatalf("got %d lines, %d bytes: %.60q", len(got), size, got)
+	}
+	r.reset()
+	if r.text() != nil {
+		t.Fatal("lines after reset")
+	}
 }

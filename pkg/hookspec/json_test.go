@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/respawner/respawner/internal/eventschema"
 )
 
 // roundTrip marshals v, checks the JSON against want, and unmarshals it into
@@ -110,5 +112,33 @@ func TestProbeJSON(t *testing.T) {
 	var c ProbeConfig
 	if err := json.Unmarshal([]byte(`{"interval_ms":5,"timeout_ms":-1}`), &c); err == nil || err.Error() != "timeout_ms: -1 is negative" {
 		t.Errorf("negative timeout: %v", err)
+	}
+}
+
+// TestEventSchema: docs/event.schema.json describes exactly what Event
+// marshals to: every kind, every field, and the shape of each; a document
+// that breaks it is refused, so the check can fail.
+func TestEventSchema(t *testing.T) {
+	at := time.Date(2026, 3, 1, 12, 30, 5, 250_000_000, time.UTC)
+	for _, k := range Kinds() {
+		ev := Event{Kind: k, Instance: "web", Program: "/usr/sbin/lighttpd", Time: at, Host: "web1"}
+		if k == Exited {
+			ev.PID, ev.Signal, ev.Uptime, ev.Output = 42, "SIGKILL", time.Second, []string{"fatal"}
+		}
+		b, _ := json.Marshal(ev)
+		if err := eventschema.Validate(b); err != nil {
+			t.Errorf("%s: %v\n%s", k, err, b)
+		}
+	}
+	good, _ := json.Marshal(Event{Kind: Started})
+	for name, bad := range map[string]string{
+		"unknown kind":  strings.Replace(string(good), `"started"`, `"crashed"`, 1),
+		"missing field": strings.Replace(string(good), `,"host":""`, ``, 1),
+		"extra field":   strings.TrimSuffix(string(good), "}") + `,"extra":1}`,
+		"wrong type":    strings.Replace(string(good), `"clean":false`, `"clean":"no"`, 1),
+	} {
+		if eventschema.Validate([]byte(bad)) == nil {
+			t.Errorf("%s: %s passes the schema", name, bad)
+		}
 	}
 }

@@ -11,6 +11,8 @@
 //	panic=true                          panic inside RestartPending
 //	crash-on=KIND                       exit 2 when an event of KIND arrives
 //	record=PATH                         append each event kind received as a line
+//	record-json=PATH                    append each event received as a line of JSON
+//	require-env=NAME                    fail Configure unless NAME is set
 //	deny-while=PATH                     deny while PATH exists, whatever decision says
 //	events=KIND,KIND                    subscribe to these kinds only (all)
 //	version=STRING                      what Info reports as the version (test)
@@ -32,6 +34,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -54,6 +57,7 @@ type testhook struct {
 	panics    bool
 	crashOn   hooks.Kind
 	record    string
+	recJSON   string
 	denyWhile string
 	events    []hooks.Kind
 	version   string
@@ -93,6 +97,10 @@ func (h *testhook) Configure(ctx context.Context, opts *hooks.Options) error {
 		h.crashOn = k
 	}
 	h.record = opts.String("record", "")
+	h.recJSON = opts.String("record-json", "")
+	if name := opts.String("require-env", ""); name != "" && os.Getenv(name) == "" {
+		opts.Errorf("require-env", "%s is not set in the plugin's environment", name)
+	}
 	h.denyWhile = opts.String("deny-while", "")
 	h.events = opts.Kinds("events", nil)
 	h.version = opts.String("version", "test")
@@ -151,20 +159,19 @@ func (h *testhook) Version() string {
 // event, sleep, crash.
 func (h *testhook) receive(ev hooks.Event) error {
 	h.mu.Lock()
-	record, sleep, crashOn := h.record, h.sleep, h.crashOn
+	record, recJSON, sleep, crashOn := h.record, h.recJSON, h.sleep, h.crashOn
 	h.mu.Unlock()
 	h.log.Debug("event", "kind", ev.Kind, "instance", ev.Instance, "pid", ev.PID)
-	if record != "" {
-		f, err := os.OpenFile(record, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err := appendLine(record, string(ev.Kind)); err != nil {
+		return err
+	}
+	if recJSON != "" {
+		b, err := json.Marshal(ev)
 		if err != nil {
-			return fmt.Errorf("record: %w", err)
+			return fmt.Errorf("record-json: %w", err)
 		}
-		_, err = fmt.Fprintln(f, ev.Kind)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("record: %w", err)
+		if err := appendLine(recJSON, string(b)); err != nil {
+			return err
 		}
 	}
 	if sleep > 0 {
@@ -173,6 +180,25 @@ func (h *testhook) receive(ev hooks.Event) error {
 	if crashOn != "" && ev.Kind == crashOn {
 		h.log.Error("crashing on purpose", "kind", ev.Kind)
 		os.Exit(2)
+	}
+	return nil
+}
+
+// appendLine appends line to the file at path; nothing when path is "".
+func appendLine(path, line string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	_, err = fmt.Fprintln(f, line)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("record: %w", err)
 	}
 	return nil
 }
