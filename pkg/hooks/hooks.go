@@ -20,6 +20,8 @@ const (
 	Started        = hookspec.Started
 	Exited         = hookspec.Exited
 	RestartPending = hookspec.RestartPending
+	Held           = hookspec.Held
+	Released       = hookspec.Released
 	Restarting     = hookspec.Restarting
 	Healthy        = hookspec.Healthy
 	Unhealthy      = hookspec.Unhealthy

@@ -7,39 +7,21 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/respawner/respawner/internal/eventschema"
 	"github.com/respawner/respawner/pkg/hooks"
 )
 
-// TestEndToEnd builds respawner, respawner-hookhost and this plugin, and runs
-// a program that SIGKILLs itself under `respawner start -D -n 1`: the
-// receiver hears the first exit at once (SIGKILL, the instance's name), the
-// second in the digest that gave-up flushes, then gave-up, before respawner
 // has exited.
 func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds respawner and the plugin")
 	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go command: %v", err)
-	}
-	dir := t.TempDir()
-	plugins := filepath.Join(dir, "plugins")
-	for _, b := range [][2]string{
-		{filepath.Join(dir, "respawner"), "../../cmd/respawner"},
-		{filepath.Join(dir, "respawner-hookhost"), "../../cmd/respawner-hookhost"},
-		{filepath.Join(plugins, "respawner-plugin-notify-webhook"), "."},
-	} {
-		cmd := exec.CommandContext(t.Context(), gobin, "build", "-o", b[0], b[1])
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
-		}
-	}
+	dir, plugins := buildAll(t)
 	run := filepath.Join(dir, "run")
 	if err := os.Mkdir(run, 0o700); err != nil {
 		t.Fatal(err)
@@ -49,11 +31,11 @@ func TestEndToEnd(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(dir, "respawner"), "start", "-D", "--name", "web",
 		"--plugin-dir", plugins, "--plugin", "notify-webhook:url="+r.URL+"/hook",
-		"-t", "0", "-n", "1", "/bin/sh", "--", "-c", "kill -KILL $$")
+		"--capture-output", "-t", "0", "-n", "1", "/bin/sh", "--", "-c", "echo 'last words' >&2; kill -KILL $$")
 	cmd.Env = append(os.Environ(), "RESPAWNER_RUNTIME_DIR="+run)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	err = cmd.Run()
+	err := cmd.Run()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("respawner: %v, want exit 1 (gave up)\n%s", err, stderr.String())
@@ -70,7 +52,9 @@ func TestEndToEnd(t *testing.T) {
 		b, _ := json.Marshal(doc)
 		var ev hooks.Event
 		strict(t, b, &ev)
-		if len(got) == 0 && (ev.Kind != hooks.Exited || ev.Signal != "SIGKILL" || ev.Instance != "web" || ev.Program != "/bin/sh" || ev.PID == 0) {
+		host, _ := os.Hostname()
+		if len(got) == 0 && (ev.Kind != hooks.Exited || ev.Signal != "SIGKILL" || ev.Instance != "web" || ev.Program != "/bin/sh" || ev.PID == 0 ||
+			!slices.Equal(ev.Output, []string{"last words"}) || ev.Host != host || ev.Clean) {
 			t.Errorf("first notification %s, want web's exit by SIGKILL", q.body)
 		}
 		got = append(got, string(ev.Kind)+"/"+ev.Signal)
@@ -80,5 +64,101 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if s := strings.Join(got, " "); s != "exited/SIGKILL exited/SIGKILL gave-up/" {
 		t.Fatalf("the receiver got %q, want exited/SIGKILL, the digest of the second, gave-up\n%s", s, stderr.String())
+	}
+}
+
+// buildAll builds respawner, respawner-hookhost, this plugin and the
+// maintenance example into a temporary directory: dir holds the first two,
+// plugins the others.
+func buildAll(t *testing.T) (dir, plugins string) {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command: %v", err)
+	}
+	dir = t.TempDir()
+	plugins = filepath.Join(dir, "plugins")
+	for _, b := range [][2]string{
+		{filepath.Join(dir, "respawner"), "../../cmd/respawner"},
+		{filepath.Join(dir, "respawner-hookhost"), "../../cmd/respawner-hookhost"},
+		{filepath.Join(plugins, "respawner-plugin-notify-webhook"), "."},
+		{filepath.Join(plugins, "respawner-plugin-maintenance"), "../../examples/hooks/maintenance"},
+	} {
+		cmd := exec.CommandContext(t.Context(), gobin, "build", "-o", b[0], b[1])
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
+		}
+	}
+	return dir, plugins
+}
+
+// TestEndToEndHold: a maintenance hold that lasts through several re-asks
+// produces exactly one held and one released notification, each a valid
+// event of the documented schema.
+func TestEndToEndHold(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds respawner and the plugins")
+	}
+	dir, plugins := buildAll(t)
+	run := filepath.Join(dir, "run")
+	if err := os.Mkdir(run, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	maint := filepath.Join(dir, "maintenance")
+	if err := os.WriteFile(maint, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := newReceiver(t, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	logPath := filepath.Join(dir, "log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, "respawner"), "start", "-D", "--name", "web",
+		"--plugin-dir", plugins, "--plugin", "notify-webhook:url="+r.URL+",events=held,released",
+		"--plugin", "maintenance:file="+maint, "-t", "0", "-n", "1", "/bin/sh", "--", "-c", "exit 3")
+	cmd.Env = append(os.Environ(), "RESPAWNER_RUNTIME_DIR="+run)
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The hold lasts through three more questions (at least a second apart).
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		b, _ := os.ReadFile(logPath)
+		if strings.Count(string(b), "restart held by a hook") >= 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("the restart was not held four times:\n%s", b)
+		}
+	}
+	os.Remove(maint)
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		b, _ := os.ReadFile(logPath)
+		t.Fatalf("respawner: %v, want exit 1 (gave up after the released restart)\n%s", err, b)
+	}
+	var got []string
+	for len(r.got) > 0 {
+		q := <-r.got
+		if err := eventschema.Validate(q.body); err != nil {
+			t.Errorf("%v\n%s", err, q.body)
+		}
+		var ev hooks.Event
+		strict(t, q.body, &ev)
+		if ev.Kind == hooks.Held && !strings.Contains(ev.Reason, maint+" exists") {
+			t.Errorf("held for %q", ev.Reason)
+		}
+		got = append(got, string(ev.Kind))
+	}
+	if s := strings.Join(got, " "); s != "held released" {
+		t.Fatalf("the receiver got %q, want one held and one released", s)
 	}
 }

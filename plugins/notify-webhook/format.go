@@ -81,8 +81,8 @@ func (s slack) text(m notify.Message) string {
 	var b strings.Builder
 	b.WriteString(icon(ev.Kind))
 	b.WriteString(" *" + slackEscape(ev.Instance) + "*")
-	if s.host != "" {
-		b.WriteString(" on " + slackEscape(s.host))
+	if h := notify.Host(ev, s.host); h != "" {
+		b.WriteString(" on " + slackEscape(h))
 	}
 	b.WriteString(": ")
 	if m.Digest != nil {
@@ -101,6 +101,11 @@ func (s slack) text(m notify.Message) string {
 	}
 	if !ev.Time.IsZero() {
 		b.WriteString(" · " + ev.Time.UTC().Format("2006-01-02 15:04:05 MST"))
+	}
+	if len(ev.Output) > 0 {
+		// The crash's own words, as a code block (whose fence they must not close).
+		out := strings.ReplaceAll(strings.Join(ev.Output, "\n"), "```", "` ` `")
+		b.WriteString("\n```\n" + slackEscape(out) + "\n```")
 	}
 	return b.String()
 }
@@ -223,8 +228,8 @@ func (a *alertmanager) body(m notify.Message) ([]byte, func(), error) {
 
 func (a *alertmanager) alert(name, severity string, ev hookspec.Event, m notify.Message) amAlert {
 	labels := map[string]string{"alertname": name, "instance": ev.Instance, "job": "respawner", "severity": severity}
-	if a.host != "" {
-		labels["host"] = a.host
+	if h := notify.Host(ev, a.host); h != "" {
+		labels["host"] = h
 	}
 	desc := notify.Describe(ev)
 	if r := notify.Restart(ev); r != "" && ev.Kind != hookspec.Restarting {
@@ -237,6 +242,9 @@ func (a *alertmanager) alert(name, severity string, ev hookspec.Event, m notify.
 	}
 	if m.Digest != nil {
 		ann["digest"] = m.Digest.Summary()
+	}
+	if len(ev.Output) > 0 {
+		ann["output"] = strings.Join(ev.Output, "\n")
 	}
 	return amAlert{Labels: labels, Annotations: ann, StartsAt: ev.Time}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/respawner/respawner/internal/eventschema"
 	"github.com/respawner/respawner/pkg/hooks"
 )
 
@@ -122,7 +123,8 @@ func configure(t *testing.T, opts map[string][]string, logs chan string) *webhoo
 
 func killed(pid int) hooks.Event {
 	return hooks.Event{Kind: hooks.Exited, Instance: "web", Program: "/usr/sbin/lighttpd", Args: []string{"-D"}, PID: pid,
-		Time: time.Date(2026, 3, 1, 12, 30, 5, 0, time.UTC), Signal: "SIGKILL", Uptime: 90 * time.Second, Limit: 5}
+		Time: time.Date(2026, 3, 1, 12, 30, 5, 0, time.UTC), Signal: "SIGKILL", Uptime: 90 * time.Second, Limit: 5,
+		Output: []string{"listening on :80", "fatal: out of memory <boom>"}, Host: "web1"}
 }
 
 // eventKeys are the keys of an event's documented JSON form.
@@ -166,9 +168,13 @@ func TestGenericEventSigned(t *testing.T) {
 	if _, ks := keysOf(t, q.body); !slices.Equal(ks, eventKeys) {
 		t.Errorf("keys %v, want %v", ks, eventKeys)
 	}
+	if err := eventschema.Validate(q.body); err != nil {
+		t.Errorf("the body does not match docs/event.schema.json: %v\n%s", err, q.body)
+	}
 	var got hooks.Event
 	strict(t, q.body, &got)
-	if got.Kind != want.Kind || got.Instance != "web" || got.Signal != "SIGKILL" || got.PID != 42 || got.Uptime != want.Uptime || !got.Time.Equal(want.Time) {
+	if got.Kind != want.Kind || got.Instance != "web" || got.Signal != "SIGKILL" || got.PID != 42 || got.Uptime != want.Uptime || !got.Time.Equal(want.Time) ||
+		!slices.Equal(got.Output, want.Output) || got.Host != "web1" || got.Clean {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
 	// What a receiver does to check it:
@@ -371,15 +377,16 @@ func TestSlack(t *testing.T) {
 		Text string `json:"text"` // required by Slack unless blocks are given
 	}
 	strict(t, r.next(t).body, &msg)
-	host, _ := os.Hostname()
-	for _, want := range []string{"*web*", " on " + host, "killed by SIGKILL after 1m30s", "`/usr/sbin/lighttpd`", "2026-03-01 12:30:05 UTC"} {
+	for _, want := range []string{"*web*", " on web1", "killed by SIGKILL after 1m30s", "`/usr/sbin/lighttpd`", "2026-03-01 12:30:05 UTC",
+		"\n```\nlistening on :80\nfatal: out of memory &lt;boom&gt;\n```"} {
 		if !strings.Contains(msg.Text, want) {
 			t.Errorf("text %q has no %q", msg.Text, want)
 		}
 	}
 	strict(t, r.next(t).body, &msg)
-	if !strings.Contains(msg.Text, "restart 3 of 5") {
-		t.Errorf("text %q has no restart 3 of 5", msg.Text)
+	host, _ := os.Hostname() // an event without a host name: the plugin's own
+	if !strings.Contains(msg.Text, "restart 3 of 5") || !strings.Contains(msg.Text, " on "+host) {
+		t.Errorf("text %q has no restart 3 of 5 on %s", msg.Text, host)
 	}
 }
 
@@ -451,8 +458,32 @@ func TestAlertmanager(t *testing.T) {
 	// loop does not fire RespawnerGaveUp until it gives up.
 	w.Notify(t.Context(), killed(9))
 	as := alertsOf(t, r.next(t))
-	if len(as) != 1 || as[0].Labels["alertname"] != "RespawnerExited" || as[0].EndsAt.IsZero() {
+	if len(as) != 1 || as[0].Labels["alertname"] != "RespawnerExited" || as[0].EndsAt.IsZero() || as[0].Labels["host"] != "web1" ||
+		as[0].Annotations["output"] != "listening on :80\nfatal: out of memory <boom>" {
 		t.Fatalf("exit: %+v", as)
+	}
+	// A hold fires until released; the restart that follows is no alert.
+	t2 := t1.Add(time.Minute)
+	w.Notify(t.Context(), hooks.Event{Kind: hooks.Held, Instance: "web", Reason: "maintenance", Time: t2})
+	for {
+		as := alertsOf(t, r.next(t))
+		if i := slices.IndexFunc(as, func(a postableAlert) bool { return a.Labels["alertname"] == "RespawnerHeld" }); i >= 0 {
+			if !as[i].EndsAt.IsZero() || !strings.Contains(as[i].Annotations["summary"], "maintenance") {
+				t.Fatalf("held: %+v", as[i])
+			}
+			break
+		}
+	}
+	t3 := t2.Add(time.Hour)
+	w.Notify(t.Context(), hooks.Event{Kind: hooks.Released, Instance: "web", Time: t3})
+	for {
+		as := alertsOf(t, r.next(t))
+		if i := slices.IndexFunc(as, func(a postableAlert) bool { return a.Labels["alertname"] == "RespawnerHeld" }); i >= 0 && !as[i].EndsAt.IsZero() {
+			if !as[i].EndsAt.Equal(t3) || !as[i].StartsAt.Equal(t2) {
+				t.Fatalf("released: %+v, want %v..%v", as[i], t2, t3)
+			}
+			break
+		}
 	}
 	w.Notify(t.Context(), hooks.Event{Kind: hooks.GaveUp, Instance: "web", Reason: "gave up: respawn limit reached", Time: t1})
 	for {

@@ -108,14 +108,14 @@ func plural(k hookspec.Kind) string {
 func Describe(ev hookspec.Event) string {
 	switch ev.Kind {
 	case hookspec.Exited:
-		s := "exited cleanly"
+		s := fmt.Sprintf("exited with code %d", ev.ExitCode)
 		switch {
 		case ev.Signal != "":
 			s = "killed by " + ev.Signal
-		case ev.ExitCode != 0:
-			s = fmt.Sprintf("exited with code %d", ev.ExitCode)
 		case ev.Reason != "":
 			s = "exited: " + ev.Reason
+		case ev.ExitCode == 0 && ev.Clean:
+			s = "exited cleanly"
 		}
 		if ev.Uptime > 0 {
 			s += " after " + ev.Uptime.Round(time.Millisecond).String()
@@ -133,6 +133,15 @@ func Describe(ev hookspec.Event) string {
 		return string(ev.Kind) + ": " + ev.Reason
 	}
 	return string(ev.Kind)
+}
+
+// Host is where ev happened: the host name respawner sends, or fallback
+// (the plugin's own) for an event from a respawner that sends none.
+func Host(ev hookspec.Event, fallback string) string {
+	if ev.Host != "" {
+		return ev.Host
+	}
+	return fallback
 }
 
 // Restart says "restart 3 of 5" ("restart 3" without a limit), or "" for an
