@@ -4,10 +4,15 @@
 // respawner starts it with the environment variable RESPAWNER_PLUGIN set to
 // the magic cookie (see pkg/hooks Handshake) and PLUGIN_PROTOCOL_VERSIONS
 // listing the hook protocol versions it speaks (this file is version 1); the
-// plugin prints the go-plugin handshake line on stdout and serves the Hook
-// service below (plus go-plugin's own health, controller and stdio services).
-// Plugins written in Go use pkg/hooks and never see this file; it is published
-// so that hooks can be written in other languages.
+// plugin prints the go-plugin handshake line on stdout, flushed, and serves
+// the Hook service below over TLS. It should also serve go-plugin's
+// plugin.GRPCController/Shutdown, which respawner calls to end it (without it
+// the plugin is SIGKILLed 2 s later); go-plugin's health, stdio and broker
+// services may be left out. Plugins written in Go use pkg/hooks and never see
+// this file; it is published so that hooks can be written in other
+// languages: docs/writing-hooks.md §9 has the rest of the contract (the
+// environment, TLS, logging, shutdown), and examples/hooks/python is a hook
+// written from it.
 //
 // Conventions: times are Unix nanoseconds, durations are nanoseconds. A
 // plugin answers UNIMPLEMENTED for a capability it does not have; respawner
@@ -98,28 +103,37 @@ type Event struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// kind is one of: starting, started, exited, restart-pending, held,
 	// released, restarting, healthy, unhealthy, stopping, stopped, gave-up.
+	// docs/writing-hooks.md §4 says when each is sent and which fields it sets;
+	// a field that does not apply is zero. kind, instance, program, args,
+	// time_unix_nano, limit and host are set on every event.
 	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
 	// instance is the instance name (`--name`, by default the program's base name).
 	Instance string `protobuf:"bytes,2,opt,name=instance,proto3" json:"instance,omitempty"`
-	// program is the path of the supervised program; args are its arguments.
+	// program is the resolved path of the supervised program; args are its
+	// arguments.
 	Program string   `protobuf:"bytes,3,opt,name=program,proto3" json:"program,omitempty"`
 	Args    []string `protobuf:"bytes,4,rep,name=args,proto3" json:"args,omitempty"`
-	// pid is the program's pid (started, exited), 0 when there is none.
+	// pid is the program's pid (started, exited, healthy, unhealthy,
+	// stopping), 0 when there is none.
 	Pid int64 `protobuf:"varint,5,opt,name=pid,proto3" json:"pid,omitempty"`
 	// time_unix_nano is when the event happened.
 	TimeUnixNano int64 `protobuf:"varint,6,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
-	// exit_code is the exit status (exited), meaningful when signal is empty.
+	// exit_code is the exit status (exited, and restart-pending for the exit
+	// that made the restart due), meaningful when signal is empty.
 	ExitCode int32 `protobuf:"varint,7,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
-	// signal is the name of the signal that killed the program ("SIGKILL"),
-	// empty when it exited by itself.
+	// signal is the name of the signal that killed the program ("SIGKILL";
+	// exited, restart-pending), empty when it exited by itself.
 	Signal string `protobuf:"bytes,8,opt,name=signal,proto3" json:"signal,omitempty"`
 	// uptime_nanos is how long the run that ended had lasted (exited).
 	UptimeNanos int64 `protobuf:"varint,9,opt,name=uptime_nanos,json=uptimeNanos,proto3" json:"uptime_nanos,omitempty"`
-	// attempt is the restart number k (restarting, restart-pending, gave-up)
-	// and limit the respawn limit, 0 when there is none.
+	// attempt is the restart number k (restarting, restart-pending, gave-up;
+	// started: 0 on the first start, k after a restart). limit is the respawn
+	// limit (-n), 0 when there is none.
 	Attempt int32 `protobuf:"varint,10,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	Limit   int32 `protobuf:"varint,11,opt,name=limit,proto3" json:"limit,omitempty"`
-	// reason explains unhealthy, held, gave-up and stopping events.
+	// reason explains healthy (the probe's note), unhealthy, held (the
+	// denying plugin's reason), stopping, stopped and gave-up events, and an
+	// exited event whose status could not be collected (an adopted process).
 	Reason string `protobuf:"bytes,12,opt,name=reason,proto3" json:"reason,omitempty"`
 	// clean is set on an exited event when respawner counts the exit as clean:
 	// exit status 0 or one listed with -e, SIGTERM/SIGINT/SIGHUP/SIGPIPE, or any
@@ -313,7 +327,9 @@ type InfoResponse struct {
 	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
 	// events lists the kinds Notify wants; empty means all of them.
 	Events []string `protobuf:"bytes,2,rep,name=events,proto3" json:"events,omitempty"`
-	// Which RPCs the plugin implements.
+	// Which RPCs the plugin implements. configure says that it takes
+	// options; respawner calls Configure on every plugin whatever it says.
+	// Without notify, restart_pending or probe, that call is never made.
 	Configure      bool `protobuf:"varint,3,opt,name=configure,proto3" json:"configure,omitempty"`
 	Notify         bool `protobuf:"varint,4,opt,name=notify,proto3" json:"notify,omitempty"`
 	RestartPending bool `protobuf:"varint,5,opt,name=restart_pending,json=restartPending,proto3" json:"restart_pending,omitempty"`
@@ -447,6 +463,9 @@ func (x *Option) GetValue() string {
 	return ""
 }
 
+// ConfigureRequest holds the options sorted by key, a repeated key's values
+// in the order given. respawner's own timeout= (the deadline of each call) is
+// among them when given; sha256= never is.
 type ConfigureRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Options       []*Option              `protobuf:"bytes,1,rep,name=options,proto3" json:"options,omitempty"`

@@ -4,10 +4,15 @@
 // respawner starts it with the environment variable RESPAWNER_PLUGIN set to
 // the magic cookie (see pkg/hooks Handshake) and PLUGIN_PROTOCOL_VERSIONS
 // listing the hook protocol versions it speaks (this file is version 1); the
-// plugin prints the go-plugin handshake line on stdout and serves the Hook
-// service below (plus go-plugin's own health, controller and stdio services).
-// Plugins written in Go use pkg/hooks and never see this file; it is published
-// so that hooks can be written in other languages.
+// plugin prints the go-plugin handshake line on stdout, flushed, and serves
+// the Hook service below over TLS. It should also serve go-plugin's
+// plugin.GRPCController/Shutdown, which respawner calls to end it (without it
+// the plugin is SIGKILLed 2 s later); go-plugin's health, stdio and broker
+// services may be left out. Plugins written in Go use pkg/hooks and never see
+// this file; it is published so that hooks can be written in other
+// languages: docs/writing-hooks.md §9 has the rest of the contract (the
+// environment, TLS, logging, shutdown), and examples/hooks/python is a hook
+// written from it.
 //
 // Conventions: times are Unix nanoseconds, durations are nanoseconds. A
 // plugin answers UNIMPLEMENTED for a capability it does not have; respawner
@@ -49,11 +54,12 @@ type HookClient interface {
 	// Info reports the plugin's version, the events it wants and which of
 	// Notify, RestartPending and Probe it implements. respawner calls it after
 	// Configure, since the events wanted may depend on options; it may also be
-	// called without Configure (`respawner plugins`).
+	// called without Configure (`respawner plugins`), then Shutdown.
 	Info(ctx context.Context, in *InfoRequest, opts ...grpc.CallOption) (*InfoResponse, error)
 	// Configure passes the options from `--plugin NAME:key=value,...`, once,
-	// first. An error (INVALID_ARGUMENT, naming the option) makes `respawner
-	// start` fail.
+	// first, to every plugin (with no options when there are none). An error
+	// (INVALID_ARGUMENT, naming the option) makes `respawner start` fail, and
+	// so does UNIMPLEMENTED.
 	Configure(ctx context.Context, in *ConfigureRequest, opts ...grpc.CallOption) (*ConfigureResponse, error)
 	// Notify tells the plugin about a lifecycle event. It is not a question:
 	// respawner does not wait for it to act.
@@ -129,11 +135,12 @@ type HookServer interface {
 	// Info reports the plugin's version, the events it wants and which of
 	// Notify, RestartPending and Probe it implements. respawner calls it after
 	// Configure, since the events wanted may depend on options; it may also be
-	// called without Configure (`respawner plugins`).
+	// called without Configure (`respawner plugins`), then Shutdown.
 	Info(context.Context, *InfoRequest) (*InfoResponse, error)
 	// Configure passes the options from `--plugin NAME:key=value,...`, once,
-	// first. An error (INVALID_ARGUMENT, naming the option) makes `respawner
-	// start` fail.
+	// first, to every plugin (with no options when there are none). An error
+	// (INVALID_ARGUMENT, naming the option) makes `respawner start` fail, and
+	// so does UNIMPLEMENTED.
 	Configure(context.Context, *ConfigureRequest) (*ConfigureResponse, error)
 	// Notify tells the plugin about a lifecycle event. It is not a question:
 	// respawner does not wait for it to act.
