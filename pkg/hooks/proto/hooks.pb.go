@@ -126,9 +126,9 @@ type Event struct {
 	Signal string `protobuf:"bytes,8,opt,name=signal,proto3" json:"signal,omitempty"`
 	// uptime_nanos is how long the run that ended had lasted (exited).
 	UptimeNanos int64 `protobuf:"varint,9,opt,name=uptime_nanos,json=uptimeNanos,proto3" json:"uptime_nanos,omitempty"`
-	// attempt is the restart number k (restarting, restart-pending, gave-up;
-	// started: 0 on the first start, k after a restart). limit is the respawn
-	// limit (-n), 0 when there is none.
+	// attempt is the restart number k (restarting, restart-pending, held,
+	// released, gave-up; started: 0 on the first start, k after a restart).
+	// limit is the respawn limit (-n), 0 when there is none.
 	Attempt int32 `protobuf:"varint,10,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	Limit   int32 `protobuf:"varint,11,opt,name=limit,proto3" json:"limit,omitempty"`
 	// reason explains healthy (the probe's note), unhealthy, held (the
