@@ -114,8 +114,8 @@ func TestPythonHook(t *testing.T) {
 	if err := os.WriteFile(maint, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// It crashes once, then runs.
-	prog := script(t, tmp, "svc", fmt.Sprintf("[ -e %[1]s ] && exec sleep 1000\n: > %[1]s\necho crashing on purpose\nexit 3", mark))
+	// It crashes once, after 100 ms (an uptime to check), then runs.
+	prog := script(t, tmp, "svc", fmt.Sprintf("[ -e %[1]s ] && exec sleep 1000\n: > %[1]s\necho crashing on purpose\nsleep 0.1\nexit 3", mark))
 	const name = "pyhook"
 	cleanupInstance(t, dir, name)
 	r = respawner(t, dir, "start", "--name", name, "--start-check", "0", "-t", "200ms",
@@ -161,8 +161,8 @@ func TestPythonHook(t *testing.T) {
 			t.Errorf("%s: time %q: %v", ev.Kind, ev.Time, err)
 		}
 	}
-	if ex := evs[2]; ex.PID <= 0 || ex.ExitCode != 3 || ex.Signal != "" || ex.Clean || ex.UptimeMS <= 0 || !slices.Contains(ex.Output, "crashing on purpose") {
-		t.Errorf("exited: %+v; want its pid, status 3, not clean, an uptime, output with the program's line", ex)
+	if ex := evs[2]; ex.PID <= 0 || ex.ExitCode != 3 || ex.Signal != "" || ex.Clean || ex.UptimeMS < 100 || !slices.Contains(ex.Output, "crashing on purpose") {
+		t.Errorf("exited: %+v; want its pid, status 3, not clean, an uptime of 100 ms or more, output with the program's line", ex)
 	}
 	if held := evs[3]; !strings.Contains(held.Reason, maint+" exists") {
 		t.Errorf("held: reason %q, want the hook's", held.Reason)
