@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/respawner/respawner/internal/eventschema"
 	"golang.org/x/sys/unix"
 )
 
@@ -253,7 +254,8 @@ func countKind(evs []pyEvent, kind string) int {
 	return n
 }
 
-// readEvents parses the hook's event log.
+// readEvents parses the hook's event log, each line checked against the
+// published schema of an event.
 func readEvents(t *testing.T, path string) []pyEvent {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -264,6 +266,9 @@ func readEvents(t *testing.T, path string) []pyEvent {
 	for l := range bytes.SplitSeq(bytes.TrimSpace(b), []byte("\n")) {
 		if len(l) == 0 {
 			continue
+		}
+		if err := eventschema.Validate(l); err != nil {
+			t.Errorf("event log line %s: not the JSON form of docs/event.schema.json: %v", l, err)
 		}
 		var ev pyEvent
 		if err := json.Unmarshal(l, &ev); err != nil {
