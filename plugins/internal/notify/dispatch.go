@@ -58,11 +58,17 @@ type Dispatcher struct {
 	wake chan struct{} // one pending wake-up for the goroutine
 	done chan struct{} // closed when the goroutine has ended
 
+	// life ends with Close's grace period. Attempts are made under it, so
+	// that one begun before Close, with the whole Timeout, ends in time too.
+	life    context.Context
+	endLife context.CancelFunc
+
 	mu       sync.Mutex
 	in       []hookspec.Event // the queue, at most cfg.Queue
 	dropped  int              // dropped since the goroutine last took the queue
 	closing  bool
-	deadline time.Time // with closing: when Close stops delivering
+	deadline time.Time   // with closing: when Close stops delivering
+	graceEnd *time.Timer // with closing: ends life at deadline
 	stats    Stats
 }
 
@@ -75,6 +81,7 @@ func New(cfg Config, send Sender, log hclog.Logger) *Dispatcher {
 		cfg.Queue = 1
 	}
 	d := &Dispatcher{cfg: cfg, send: send, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	d.life, d.endLife = context.WithCancel(context.Background())
 	go d.run()
 	return d
 }
@@ -106,16 +113,23 @@ func (d *Dispatcher) poke() {
 
 // Close sends what is pending, digests included, retrying for at most
 // Config.Grace, and returns when done; what is still undelivered then is
-// logged and given up. It may be called more than once.
+// logged and given up. An attempt under way when Close is called is
+// cancelled (its context) at the end of the grace period too. Close may be
+// called more than once.
 func (d *Dispatcher) Close() {
 	d.mu.Lock()
 	if !d.closing {
 		d.closing = true
 		d.deadline = time.Now().Add(d.cfg.Grace)
+		d.graceEnd = time.AfterFunc(d.cfg.Grace, d.endLife)
 	}
 	d.mu.Unlock()
 	d.poke()
 	<-d.done
+	d.mu.Lock()
+	d.graceEnd.Stop()
+	d.mu.Unlock()
+	d.endLife()
 }
 
 // Stats returns the counts so far.
@@ -304,7 +318,7 @@ func (d *Dispatcher) attempt(s *state, now time.Time, closing bool, deadline tim
 	if closing {
 		timeout = min(timeout, deadline.Sub(now))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(d.life, timeout)
 	err := d.send.Send(ctx, m)
 	cancel()
 	if err == nil {

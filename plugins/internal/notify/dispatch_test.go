@@ -302,6 +302,35 @@ func TestCloseFlushes(t *testing.T) {
 	})
 }
 
+// hanging is a Sender whose attempts last until their context ends.
+type hanging struct{ started chan struct{} }
+
+func (h hanging) Send(ctx context.Context, m Message) error {
+	h.started <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// An attempt under way when Close is called, begun with the whole Timeout,
+// is cancelled at the end of the grace period: Close never takes longer.
+func TestCloseCancelsAttemptInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := hanging{started: make(chan struct{}, 10)}
+		d := New(testConfig(), h, hclog.NewNullLogger())
+		d.Notify(crash(1, "SIGKILL"))
+		<-h.started
+		time.Sleep(time.Second) // 9s of the attempt's 10s Timeout are left
+		start := time.Now()
+		d.Close()
+		if el := time.Since(start); el != DefaultConfig.Grace {
+			t.Errorf("close took %v, want the grace period %v", el, DefaultConfig.Grace)
+		}
+		if st := d.Stats(); st.GivenUp != 1 || st.Failed != 1 {
+			t.Errorf("stats %+v, want the one attempt failed and the message given up", st)
+		}
+	})
+}
+
 // A Repeater's state is sent again every Resend while it lasts.
 func TestResend(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -27,6 +27,7 @@
 // Config.Timeout; a failed one is retried after Config.Backoff, doubling up to
 // a minute, Config.Retries times, while new events keep being gathered. Close
 // sends what is pending and goes on retrying for at most Config.Grace, then
-// logs what it could not deliver. respawner-hookhost kills a plugin 2 s
+// logs what it could not deliver; an attempt under way when Close is called
+// is cancelled (its context) at the end of the grace period too. respawner-hookhost kills a plugin 2 s
 // after asking it to stop, so Grace is at most MaxGrace.
 package notify
