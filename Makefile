@@ -16,6 +16,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/respawner-hookhost ./cmd/respawner-hookhost
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/respawner-plugin-healthcheck-http ./plugins/healthcheck-http
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/respawner-plugin-notify-webhook ./plugins/notify-webhook
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/respawner-plugin-notify-email ./plugins/notify-email
 
 # The main job: supervise a real program in the foreground, kill it once, watch
 # the restart, then stop cleanly.
