@@ -142,7 +142,7 @@ func (s *sender) message(m notify.Message) (*mail.Msg, error) {
 	if err := msg.To(s.to...); err != nil {
 		return nil, err
 	}
-	host := hostOf(m.Event, s.host)
+	host := notify.Host(m.Event, s.host)
 	msg.Subject(subject(m, host))
 	msg.SetDate()
 	msg.SetMessageID()

@@ -185,15 +185,6 @@ func lastOutput(m notify.Message) ([]string, hookspec.Event) {
 	return nil, hookspec.Event{}
 }
 
-// hostOf is the host the event happened on: the event's, or this machine's
-// when respawner did not say.
-func hostOf(ev hookspec.Event, local string) string {
-	if ev.Host != "" {
-		return ev.Host
-	}
-	return local
-}
-
 // command writes a program and its arguments as a shell would read them
 // back, quoting what needs it.
 func command(program string, args []string) string {
