@@ -1110,6 +1110,17 @@ func fuzzSeeds() [][]byte {
 	}
 }
 
+// restartsIn counts the restarts among acts.
+func restartsIn(acts []Action) int {
+	n := 0
+	for _, a := range acts {
+		if sp, ok := a.(Spawn); ok && sp.Restart > 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // checkNotify holds the announcements to their rules, whatever the model
 // expects: every exit of the watched process is told exactly once, every
 // Spawn is announced (starting, or restarting with its number), every end
@@ -1127,13 +1138,16 @@ func (h *fuzzHarness) checkNotify(ev Event, acts []Action) {
 		switch a := a.(type) {
 		case Notify:
 			e := a.Event
-			if !e.Time.Equal(h.now) || !e.Kind.Valid() {
+			if !e.Time.Equal(h.now) || !e.Kind.Valid() || e.Limit != h.cfg.Limit {
 				h.failf("Notify %+v at %v", e, h.now)
 			}
 			if e.Kind == hookspec.Exited {
 				exited++
 				if x, ok := ev.(Exited); ok && e.PID != x.PID {
 					h.failf("exited told for pid %d, the event was pid %d", e.PID, x.PID)
+				}
+				if run := h.m.Snapshot().Restarts - restartsIn(acts); e.Attempt != run {
+					h.failf("exited of restart %d told as attempt %d", run, e.Attempt)
 				}
 			}
 			switch e.Kind {

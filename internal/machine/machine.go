@@ -334,9 +334,9 @@ type ask struct {
 	holding bool     // a hook denied the restart and it has not gone ahead: held was told, released is due
 }
 
-// note is a Notify of kind at now.
-func note(now time.Time, kind hookspec.Kind, ev hookspec.Event) Notify {
-	ev.Kind, ev.Time = kind, now
+// note is a Notify of kind at now; every event carries the respawn limit.
+func (m *Machine) note(now time.Time, kind hookspec.Kind, ev hookspec.Event) Notify {
+	ev.Kind, ev.Time, ev.Limit = kind, now, m.cfg.Limit
 	return Notify{Event: ev}
 }
 
@@ -364,9 +364,9 @@ func (m *Machine) pendingEvent(now time.Time) hookspec.Event {
 // spawn is the Spawn of restart k (0: the first start), announced.
 func (m *Machine) spawn(now time.Time, k int) []Action {
 	if k == 0 {
-		return []Action{note(now, hookspec.Starting, hookspec.Event{}), Spawn{Restart: 0, Limit: m.cfg.Limit}}
+		return []Action{m.note(now, hookspec.Starting, hookspec.Event{}), Spawn{Restart: 0, Limit: m.cfg.Limit}}
 	}
-	return []Action{note(now, hookspec.Restarting, hookspec.Event{Attempt: k, Limit: m.cfg.Limit}), Spawn{Restart: k, Limit: m.cfg.Limit}}
+	return []Action{m.note(now, hookspec.Restarting, hookspec.Event{Attempt: k, Limit: m.cfg.Limit}), Spawn{Restart: k, Limit: m.cfg.Limit}}
 }
 
 // NewMachine returns a machine in Idle. Call Start (or Adopt) to begin.
@@ -594,7 +594,7 @@ func (m *Machine) apply(now time.Time, v Verdict) []Action {
 		acts := []Action{ArmTimer{ID: RespawnTimer, After: max(m.cfg.RespawnTimeout, minHold)}}
 		if !m.ask.holding { // the first denial is news; the re-asks while held are not
 			m.ask.holding = true
-			acts = append([]Action{note(now, hookspec.Held, hookspec.Event{Reason: v.Reason, Attempt: m.restarts + 1, Limit: m.cfg.Limit})}, acts...)
+			acts = append([]Action{m.note(now, hookspec.Held, hookspec.Event{Reason: v.Reason, Attempt: m.restarts + 1, Limit: m.cfg.Limit})}, acts...)
 		}
 		return acts
 	case hookspec.DecisionGiveUp:
@@ -608,7 +608,7 @@ func (m *Machine) apply(now time.Time, v Verdict) []Action {
 func (m *Machine) runStarted(now time.Time, pid int) []Action {
 	m.run.pid, m.run.started, m.run.following = pid, now, false
 	m.resetProbes()
-	acts := []Action{note(now, hookspec.Started, hookspec.Event{PID: pid, Attempt: m.restarts})}
+	acts := []Action{m.note(now, hookspec.Started, hookspec.Event{PID: pid, Attempt: m.restarts})}
 	switch {
 	case m.cfg.Pidfile:
 		m.start.awaiting = true
@@ -693,7 +693,7 @@ func (m *Machine) stop(now time.Time) []Action {
 		acts = append(acts, DisarmTimer{ID: StartTimer})
 	}
 	m.set(Stopping, now)
-	acts = append(acts, note(now, hookspec.Stopping, hookspec.Event{PID: m.run.pid, Reason: "stop requested"}))
+	acts = append(acts, m.note(now, hookspec.Stopping, hookspec.Event{PID: m.run.pid, Reason: "stop requested"}))
 	return append(acts, SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
 }
 
@@ -706,7 +706,7 @@ func (m *Machine) exited(now time.Time, ev Exited) []Action {
 	st := ev.Status
 	// Clean as -e and the restart policy count it, or the end of a requested stop.
 	clean := m.state == Stopping || m.cfg.Clean(st)
-	told := note(now, hookspec.Exited, withExit(hookspec.Event{PID: ev.PID, Clean: clean, Uptime: now.Sub(m.run.started).Round(time.Millisecond)}, &st))
+	told := m.note(now, hookspec.Exited, withExit(hookspec.Event{PID: ev.PID, Clean: clean, Attempt: m.restarts, Uptime: now.Sub(m.run.started).Round(time.Millisecond)}, &st))
 	return append([]Action{told}, m.decideExit(now, ev)...)
 }
 
@@ -869,15 +869,15 @@ func (m *Machine) finish(now time.Time, o outcome, disarmKill bool) []Action {
 // ended is the hooks' last event: stopped, or gave-up after restarts.
 func (m *Machine) ended(now time.Time, code int, reason string) Notify {
 	if code == 0 {
-		return note(now, hookspec.Stopped, hookspec.Event{Reason: reason})
+		return m.note(now, hookspec.Stopped, hookspec.Event{Reason: reason})
 	}
-	return note(now, hookspec.GaveUp, hookspec.Event{Reason: reason, Attempt: m.restarts, Limit: m.cfg.Limit})
+	return m.note(now, hookspec.GaveUp, hookspec.Event{Reason: reason, Attempt: m.restarts, Limit: m.cfg.Limit})
 }
 
 func (m *Machine) respawn(now time.Time) []Action {
 	var acts []Action
 	if m.ask.holding {
-		acts = append(acts, note(now, hookspec.Released, hookspec.Event{Attempt: m.restarts + 1, Limit: m.cfg.Limit}))
+		acts = append(acts, m.note(now, hookspec.Released, hookspec.Event{Attempt: m.restarts + 1, Limit: m.cfg.Limit}))
 	}
 	m.ask.held, m.ask.verdict, m.ask.due, m.ask.holding = "", nil, false, false
 	m.restarts++

@@ -74,7 +74,7 @@ func (m *Machine) probed(now time.Time, ev Probed) []Action {
 		p.oks, p.fails = p.oks+1, 0
 		if p.health != "healthy" && p.oks >= rule.Successes {
 			p.health = "healthy"
-			return []Action{note(now, hookspec.Healthy, hookspec.Event{PID: m.run.pid, Reason: ev.Reason})}
+			return []Action{m.note(now, hookspec.Healthy, hookspec.Event{PID: m.run.pid, Reason: ev.Reason})}
 		}
 		return nil
 	}
@@ -84,7 +84,7 @@ func (m *Machine) probed(now time.Time, ev Probed) []Action {
 	}
 	p.health = "unhealthy"
 	reason := ev.Plugin + ": " + ev.Reason
-	told := note(now, hookspec.Unhealthy, hookspec.Event{PID: m.run.pid, Reason: reason})
+	told := m.note(now, hookspec.Unhealthy, hookspec.Event{PID: m.run.pid, Reason: reason})
 	return append([]Action{told}, m.unhealthy(now, reason)...)
 }
 

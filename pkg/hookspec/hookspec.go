@@ -83,7 +83,7 @@ type Event struct {
 	ExitCode int           `json:"exit_code"` // exit status (exited) when Signal is ""
 	Signal   string        `json:"signal"`    // "SIGKILL" when killed by a signal, "" otherwise
 	Uptime   time.Duration `json:"uptime_ms"` // how long the run that ended lasted (exited)
-	Attempt  int           `json:"attempt"`   // restart number k (restart-pending, restarting, gave-up)
+	Attempt  int           `json:"attempt"`   // restart number k (restart-pending, held, released, restarting, gave-up; started and exited: of that run, 0 for the first)
 	Limit    int           `json:"limit"`     // the respawn limit; 0 when there is none
 	Reason   string        `json:"reason"`    // why (unhealthy, held, gave-up, stopping)
 	Clean    bool          `json:"clean"`     // exited: the exit was clean (by -e, the restart policy or a requested stop)

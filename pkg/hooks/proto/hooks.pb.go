@@ -127,7 +127,7 @@ type Event struct {
 	// uptime_nanos is how long the run that ended had lasted (exited).
 	UptimeNanos int64 `protobuf:"varint,9,opt,name=uptime_nanos,json=uptimeNanos,proto3" json:"uptime_nanos,omitempty"`
 	// attempt is the restart number k (restarting, restart-pending, held,
-	// released, gave-up; started: 0 on the first start, k after a restart).
+	// released, gave-up; started and exited: that run's, 0 for the first).
 	// limit is the respawn limit (-n), 0 when there is none.
 	Attempt int32 `protobuf:"varint,10,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	Limit   int32 `protobuf:"varint,11,opt,name=limit,proto3" json:"limit,omitempty"`

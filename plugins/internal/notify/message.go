@@ -64,6 +64,9 @@ func (d *Digest) Summary() string {
 	if len(d.Kinds) == 1 {
 		noun = plural(last.Kind)
 	}
+	if d.Count == 1 {
+		noun = strings.TrimSuffix(noun, "s") // every plural here ends in s: "1 more exit"
+	}
 	s := fmt.Sprintf("%d more %s of %s since %s, last: %s", d.Count, noun, last.Instance, d.Since.Format("15:04"), Describe(last))
 	if d.Dropped > 0 {
 		s += fmt.Sprintf(" (%d more dropped: queue full)", d.Dropped)

@@ -82,3 +82,16 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 }
+
+// A digest of one event says so in the singular.
+func TestSummarySingular(t *testing.T) {
+	var d Digest
+	d.add(hookspec.Event{Kind: hookspec.Exited, Instance: "web", Signal: "SIGSEGV"})
+	if got, want := d.Summary(), "1 more exit of web since 00:00, last: killed by SIGSEGV"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	d.add(hookspec.Event{Kind: hookspec.Restarting, Instance: "web", Attempt: 2})
+	if got := d.Summary(); !strings.HasPrefix(got, "2 more events of web") {
+		t.Errorf("got %q", got)
+	}
+}
