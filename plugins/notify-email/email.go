@@ -12,7 +12,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -27,74 +26,17 @@ const PasswordEnv = "RESPAWNER_SMTP_PASSWORD"
 // DefaultServer is the relay used when server= is not given: the local MTA.
 const DefaultServer = "127.0.0.1"
 
-// mailer is the plugin: a hooks.Notifier that hands events to a
-// notify.Dispatcher, whose Sender mails them.
-type mailer struct {
-	version string
-	log     hclog.Logger
-
-	mu   sync.Mutex
-	cfg  notify.Config
-	disp *notify.Dispatcher
-}
-
-var (
-	_ hooks.Configurer = (*mailer)(nil)
-	_ hooks.Notifier   = (*mailer)(nil)
-	_ hooks.Subscriber = (*mailer)(nil)
-	_ hooks.Versioner  = (*mailer)(nil)
-)
-
-// Configure reads and checks the options and starts the dispatcher.
-func (m *mailer) Configure(ctx context.Context, opts *hooks.Options) error {
-	s, cfg, err := parseConfig(opts, os.Getenv, m.log)
-	if err != nil {
-		return err
-	}
-	s.version = m.version
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.disp != nil {
-		m.disp.Close()
-	}
-	m.cfg = cfg
-	m.disp = notify.New(cfg, s, m.log)
-	m.log.Debug("configured", "server", s.server, "tls", s.mode(), "to", strings.Join(s.to, ","), "events", cfg.Events.String())
-	return nil
-}
-
-// Notify queues ev and returns at once: delivery is off the event path.
-func (m *mailer) Notify(ctx context.Context, ev hooks.Event) error {
-	m.mu.Lock()
-	d := m.disp
-	m.mu.Unlock()
-	if d != nil {
-		d.Notify(ev)
-	}
-	return nil
-}
-
-// Events lists the kinds the configuration needs (notify.Config.Subscribe).
-func (m *mailer) Events() []hooks.Kind {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.disp == nil {
-		return notify.DefaultConfig.Subscribe()
-	}
-	return m.cfg.Subscribe()
-}
-
-// Version is the version stamped at build time.
-func (m *mailer) Version() string { return m.version }
-
-// Close delivers what is pending within the grace period.
-func (m *mailer) Close() {
-	m.mu.Lock()
-	d := m.disp
-	m.mu.Unlock()
-	if d != nil {
-		d.Close()
-	}
+// newMailer is the plugin: a notifier whose Sender mails each message.
+func newMailer(version string, log hclog.Logger) *notify.Plugin {
+	return notify.NewPlugin(version, log, func(opts *hooks.Options) (notify.Sender, notify.Config, error) {
+		s, cfg, err := parseConfig(opts, os.Getenv, log)
+		if err != nil {
+			return nil, cfg, err
+		}
+		s.version = version
+		log.Debug("configured", "server", s.server, "tls", s.mode(), "to", strings.Join(s.to, ","), "events", cfg.Events.String())
+		return s, cfg, nil
+	})
 }
 
 // sender mails one message per notify.Message through one SMTP server.

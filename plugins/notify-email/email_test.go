@@ -265,13 +265,13 @@ func (w lineWriter) Write(p []byte) (int, error) {
 
 // configure returns a configured plugin whose log lines go to logs (when
 // not nil); Close is called at the end of the test.
-func configure(t *testing.T, opts map[string][]string, logs chan string) *mailer {
+func configure(t *testing.T, opts map[string][]string, logs chan string) *notify.Plugin {
 	t.Helper()
 	log := hclog.NewNullLogger()
 	if logs != nil {
 		log = hclog.New(&hclog.LoggerOptions{Output: lineWriter(logs), Level: hclog.Debug, JSONFormat: true})
 	}
-	m := &mailer{version: "test", log: log}
+	m := newMailer("test", log)
 	if err := m.Configure(t.Context(), hooks.NewOptions(opts)); err != nil {
 		t.Fatal(err)
 	}
@@ -401,7 +401,7 @@ func TestStartTLSAuth(t *testing.T) {
 			t.Errorf("log %s: want one attempt, without the password", l)
 		}
 		m.Close() // the goroutine has counted what it logged
-		if st := m.disp.Stats(); st.GivenUp != 1 || st.Failed != 1 {
+		if st := m.Stats(); st.GivenUp != 1 || st.Failed != 1 {
 			t.Errorf("stats %+v", st)
 		}
 		s.none(t)
@@ -548,7 +548,7 @@ func TestServerDownThenUp(t *testing.T) {
 	got := time.Since(start)
 	checkKilled(t, r, 7)
 	waitLog(t, logs, "notification delivered") // after QUIT, which follows the mail
-	if st := m.disp.Stats(); st.Delivered != 1 || st.Failed < 3 || st.GivenUp != 0 {
+	if st := m.Stats(); st.Delivered != 1 || st.Failed < 3 || st.GivenUp != 0 {
 		t.Errorf("stats %+v", st)
 	}
 	t.Logf("relay up after %v; mail delivered %v after the event", up.Round(time.Millisecond), got.Round(time.Millisecond))
@@ -629,7 +629,7 @@ func TestBadOptions(t *testing.T) {
 		{map[string][]string{"to": to, "grace": {"5s"}}, "option grace: 5s is too long"},
 		{map[string][]string{"to": to, "colour": {"red"}}, `unknown option "colour"`},
 	} {
-		m := &mailer{log: hclog.NewNullLogger()}
+		m := newMailer("", hclog.NewNullLogger())
 		err := m.Configure(t.Context(), hooks.NewOptions(tc.opts))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: %v, want one line with %q", tc.opts, err, tc.want)

@@ -8,7 +8,7 @@ var version = "dev"
 
 func main() {
 	log := hooks.NewLogger()
-	m := &mailer{version: version, log: log}
+	m := newMailer(version, log)
 	hooks.ServeWithLogger(m, log)
 	m.Close() // respawner asked the plugin to stop: flush within the grace period
 }

@@ -8,7 +8,7 @@ var version = "dev"
 
 func main() {
 	log := hooks.NewLogger()
-	w := &webhook{version: version, log: log}
+	w := newWebhook(version, log)
 	hooks.ServeWithLogger(w, log)
 	w.Close() // respawner asked the plugin to stop: flush within the grace period
 }

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -28,72 +27,15 @@ const SecretEnv = "RESPAWNER_WEBHOOK_SECRET"
 // SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the body.
 const SignatureHeader = "X-Respawner-Signature"
 
-// webhook is the plugin: a hooks.Notifier that hands events to a
-// notify.Dispatcher, whose Sender POSTs them.
-type webhook struct {
-	version string
-	log     hclog.Logger
-
-	mu   sync.Mutex
-	cfg  notify.Config
-	disp *notify.Dispatcher
-}
-
-var (
-	_ hooks.Configurer = (*webhook)(nil)
-	_ hooks.Notifier   = (*webhook)(nil)
-	_ hooks.Subscriber = (*webhook)(nil)
-	_ hooks.Versioner  = (*webhook)(nil)
-)
-
-// Configure reads and checks the options and starts the dispatcher.
-func (w *webhook) Configure(ctx context.Context, opts *hooks.Options) error {
-	s, cfg, err := parseConfig(opts, os.Getenv, w.log)
-	if err != nil {
-		return err
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.disp != nil {
-		w.disp.Close()
-	}
-	w.cfg = cfg
-	w.disp = notify.New(cfg, s, w.log)
-	return nil
-}
-
-// Notify queues ev and returns at once: delivery is off the event path.
-func (w *webhook) Notify(ctx context.Context, ev hooks.Event) error {
-	w.mu.Lock()
-	d := w.disp
-	w.mu.Unlock()
-	if d != nil {
-		d.Notify(ev)
-	}
-	return nil
-}
-
-// Events lists the kinds the configuration needs (notify.Config.Subscribe).
-func (w *webhook) Events() []hooks.Kind {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.disp == nil {
-		return notify.DefaultConfig.Subscribe()
-	}
-	return w.cfg.Subscribe()
-}
-
-// Version is the version stamped at build time.
-func (w *webhook) Version() string { return w.version }
-
-// Close delivers what is pending within the grace period.
-func (w *webhook) Close() {
-	w.mu.Lock()
-	d := w.disp
-	w.mu.Unlock()
-	if d != nil {
-		d.Close()
-	}
+// newWebhook is the plugin: a notifier whose Sender POSTs each message.
+func newWebhook(version string, log hclog.Logger) *notify.Plugin {
+	return notify.NewPlugin(version, log, func(opts *hooks.Options) (notify.Sender, notify.Config, error) {
+		s, cfg, err := parseConfig(opts, os.Getenv, log)
+		if err != nil {
+			return nil, cfg, err
+		}
+		return s, cfg, nil
+	})
 }
 
 // sender POSTs one JSON document per message.

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/eventschema"
 	"github.com/respawner/respawner/pkg/hooks"
+	"github.com/respawner/respawner/plugins/internal/notify"
 )
 
 // request is one POST a receiver got.
@@ -107,13 +108,13 @@ func (w lineWriter) Write(p []byte) (int, error) {
 
 // configure returns a configured plugin whose log lines go to logs (when
 // not nil); Close is called at the end of the test.
-func configure(t *testing.T, opts map[string][]string, logs chan string) *webhook {
+func configure(t *testing.T, opts map[string][]string, logs chan string) *notify.Plugin {
 	t.Helper()
 	log := hclog.NewNullLogger()
 	if logs != nil {
 		log = hclog.New(&hclog.LoggerOptions{Output: lineWriter(logs), Level: hclog.Debug, JSONFormat: true})
 	}
-	w := &webhook{version: "test", log: log}
+	w := newWebhook("test", log)
 	if err := w.Configure(t.Context(), hooks.NewOptions(opts)); err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +515,7 @@ func TestBadOptions(t *testing.T) {
 		{map[string][]string{"url": {"http://x/"}, "events": {"crashes"}}, `option events: unknown event "crashes"`},
 		{map[string][]string{"url": {"http://x/"}, "colour": {"red"}}, `unknown option "colour"`},
 	} {
-		w := &webhook{log: hclog.NewNullLogger()}
+		w := newWebhook("", hclog.NewNullLogger())
 		err := w.Configure(t.Context(), hooks.NewOptions(tc.opts))
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: %v, want one line with %q", tc.opts, err, tc.want)

@@ -4,10 +4,11 @@
 // off the event path with a bounded queue, timeouts, retries with backoff and
 // a flush before the plugin exits.
 //
-// A plugin builds a Config from its options (ParseOptions), a Sender that
-// turns a Message into one request or mail, and a Dispatcher (New). Its
-// Notify hands each event to Dispatcher.Notify, which never blocks; its main
-// calls Dispatcher.Close after hooks.Serve returns.
+// A plugin is a Plugin (NewPlugin): its Build reads the options into a
+// Config (ParseOptions plus the plugin's own) and a Sender that turns a
+// Message into one request or mail. Plugin.Configure starts a Dispatcher;
+// Notify hands it each event and never blocks; the plugin's main calls
+// Plugin.Close after hooks.Serve returns.
 //
 // # Coalescing
 //
