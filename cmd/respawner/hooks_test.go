@@ -263,6 +263,45 @@ func TestHookStartErrors(t *testing.T) {
 	})
 }
 
+// A plugin that cannot start is one line on stderr, the error that says
+// why, with nothing of go-plugin's account of the process ahead of it.
+func TestHookStartErrorIsOneLine(t *testing.T) {
+	broken := t.TempDir()
+	os.Chmod(broken, 0o755)
+	bin := filepath.Join(broken, "respawner-plugin-broken")
+	os.WriteFile(bin, []byte("#!/bin/sh\necho 'cannot read /etc/broken.conf' >&2\nexit 1\n"), 0o755)
+	t.Setenv("RESPAWNER_PLUGIN_PATH", broken)
+	for _, tt := range []struct{ name, plugin, want string }{
+		{"configure", "maintenance:colour=red", `respawner: plugin maintenance: configure: unknown option "colour"`},
+		{"launch", "broken", "respawner: plugin broken: launch " + bin + ": no handshake on its stdout: it exited at start, or is not a hook plugin; its stderr: cannot read /etc/broken.conf"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := respawner(t, runtimeDir(t), "start", "-D", "--plugin-dir", pluginDir, "--plugin", tt.plugin, "/bin/true")
+			if r.code != 1 || r.stderr != tt.want+"\n" {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit 1, stderr:\n%s", r.code, r.stderr, tt.want)
+			}
+		})
+	}
+}
+
+// A plugin's own log line reaches respawner's log with its fields, and
+// without a "timestamp" field of its own beside the line's time.
+func TestHookPluginLogLine(t *testing.T) {
+	in := startRespawner(t, hookArgs("--log-level", "debug", "--plugin", "testhook", "/bin/sleep", "--", "1000")...)
+	in.waitFor("hook plugin ready", 10*time.Second)
+	l := in.waitFor("event", 5*time.Second) // testhook's debug line for each event
+	if l.str("@module") != "hooks.respawner-plugin-testhook" {
+		t.Errorf("module %q", l.str("@module"))
+	}
+	if l.str("kind") == "" || l.str("instance") != "sleep" {
+		t.Errorf("the plugin's fields are missing: %v", l)
+	}
+	if _, ok := l["timestamp"]; ok {
+		t.Errorf("the plugin's line carries a timestamp field: %v", l)
+	}
+	in.stopOK()
+}
+
 // Without --plugin nothing of the plugin system exists: no host process, no
 // timerfd beyond what supervision arms.
 func TestNoPluginsNoCost(t *testing.T) {
