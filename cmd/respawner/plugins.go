@@ -23,7 +23,8 @@ func newPluginsCmd() *cobra.Command {
 
 A plugin NAME is the binary respawner-plugin-NAME, looked up in --plugin-dir,
 then $RESPAWNER_PLUGIN_PATH (colon-separated), then the directory of the
-respawner binary, then /usr/lib/respawner/plugins. Each is started briefly to
+respawner binary, then ../lib/respawner/plugins from there (make install),
+then /usr/lib/respawner/plugins. Each is started briefly to
 ask what it can do: events (it takes notifications), veto (it answers
 restart-pending), probe (it offers a health probe).
 
