@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: all build demo test race vet lint fuzz soak bench proto clean
+.PHONY: all build install demo test race vet lint fuzz soak bench proto clean
 
 all: build
 
@@ -17,6 +17,19 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/respawner-plugin-healthcheck-http ./plugins/healthcheck-http
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/respawner-plugin-notify-webhook ./plugins/notify-webhook
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/respawner-plugin-notify-email ./plugins/notify-email
+
+# respawner and respawner-hookhost into $(PREFIX)/bin, every plugin built into
+# $(PREFIX)/lib/respawner/plugins, which respawner searches from its own
+# directory (../lib/respawner/plugins): PREFIX=/usr makes it the system
+# directory, /usr/lib/respawner/plugins. install -D creates what is missing.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+install: build
+	install -D -m 0755 $(BIN)/respawner $(DESTDIR)$(PREFIX)/bin/respawner
+	install -D -m 0755 $(BIN)/respawner-hookhost $(DESTDIR)$(PREFIX)/bin/respawner-hookhost
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/respawner/plugins
+	install -m 0755 $(BIN)/respawner-plugin-* $(DESTDIR)$(PREFIX)/lib/respawner/plugins/
 
 # The main job: supervise a real program in the foreground, kill it once, watch
 # the restart, then stop cleanly.

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -91,3 +92,24 @@ func (c *choiceValue) Set(s string) error {
 
 func (c *choiceValue) String() string { return c.val }
 func (c *choiceValue) Type() string   { return "string" }
+
+// dirValue is a pflag.Value for a directory, made absolute when the flag is
+// parsed: `--plugin-dir .` names the directory respawner was started in,
+// whatever a later step takes "." to be, and shows as a full path.
+type dirValue string
+
+func (d *dirValue) Set(s string) error {
+	if s == "" {
+		*d = ""
+		return nil
+	}
+	abs, err := filepath.Abs(s)
+	if err != nil {
+		return err
+	}
+	*d = dirValue(abs)
+	return nil
+}
+
+func (d *dirValue) String() string { return string(*d) }
+func (d *dirValue) Type() string   { return "dir" }

@@ -263,6 +263,45 @@ func TestHookStartErrors(t *testing.T) {
 	})
 }
 
+// A plugin that cannot start is one line on stderr, the error that says
+// why, with nothing of go-plugin's account of the process ahead of it.
+func TestHookStartErrorIsOneLine(t *testing.T) {
+	broken := t.TempDir()
+	os.Chmod(broken, 0o755)
+	bin := filepath.Join(broken, "respawner-plugin-broken")
+	os.WriteFile(bin, []byte("#!/bin/sh\necho 'cannot read /etc/broken.conf' >&2\nexit 1\n"), 0o755)
+	t.Setenv("RESPAWNER_PLUGIN_PATH", broken)
+	for _, tt := range []struct{ name, plugin, want string }{
+		{"configure", "maintenance:colour=red", `respawner: plugin maintenance: configure: unknown option "colour"`},
+		{"launch", "broken", "respawner: plugin broken: launch " + bin + ": no handshake on its stdout: it exited at start, or is not a hook plugin; its stderr: cannot read /etc/broken.conf"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := respawner(t, runtimeDir(t), "start", "-D", "--plugin-dir", pluginDir, "--plugin", tt.plugin, "/bin/true")
+			if r.code != 1 || r.stderr != tt.want+"\n" {
+				t.Fatalf("exit %d, stderr:\n%s\nwant exit 1, stderr:\n%s", r.code, r.stderr, tt.want)
+			}
+		})
+	}
+}
+
+// A plugin's own log line reaches respawner's log with its fields, and
+// without a "timestamp" field of its own beside the line's time.
+func TestHookPluginLogLine(t *testing.T) {
+	in := startRespawner(t, hookArgs("--log-level", "debug", "--plugin", "testhook", "/bin/sleep", "--", "1000")...)
+	in.waitFor("hook plugin ready", 10*time.Second)
+	l := in.waitFor("event", 5*time.Second) // testhook's debug line for each event
+	if l.str("@module") != "hooks.respawner-plugin-testhook" {
+		t.Errorf("module %q", l.str("@module"))
+	}
+	if l.str("kind") == "" || l.str("instance") != "sleep" {
+		t.Errorf("the plugin's fields are missing: %v", l)
+	}
+	if _, ok := l["timestamp"]; ok {
+		t.Errorf("the plugin's line carries a timestamp field: %v", l)
+	}
+	in.stopOK()
+}
+
 // Without --plugin nothing of the plugin system exists: no host process, no
 // timerfd beyond what supervision arms.
 func TestNoPluginsNoCost(t *testing.T) {
@@ -283,24 +322,82 @@ func TestNoPluginsNoCost(t *testing.T) {
 	in.wait(10 * time.Second)
 }
 
+// respawner plugins lists every plugin it finds with its capabilities; one
+// that cannot be used is listed too, says why on stderr, and makes the
+// command exit 1.
 func TestPluginsCommand(t *testing.T) {
 	r := respawner(t, runtimeDir(t), "plugins", "--plugin-dir", pluginDir)
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	if r.code != 1 {
+		t.Fatalf("exit %d with an unusable plugin (oldproto), want 1: %s", r.code, r.stderr)
 	}
 	rows := map[string]string{}
 	for _, l := range strings.Split(r.stdout, "\n") {
-		if f := strings.Fields(l); len(f) >= 4 && !strings.HasSuffix(f[0], ":") {
+		if f := strings.Fields(l); len(f) >= 4 {
 			rows[f[0]] = strings.Join(f[1:3], " ")
 		}
 	}
-	for name, want := range map[string]string{"testhook": "test events,veto", "maintenance": "- veto", "testprobe": "- probe", "oldproto": "- unusable"} {
+	delete(rows, "NAME")
+	for name, want := range map[string]string{"testhook": "test events,veto", "maintenance": "- veto", "testprobe": "- probe", "healthcheck-http": "dev probe", "oldproto": "- unusable"} {
 		if rows[name] != want {
 			t.Errorf("plugins row %s = %q, want %q:\n%s", name, rows[name], want, r.stdout)
 		}
 	}
-	if !strings.Contains(r.stdout, "oldproto: launch") || !strings.Contains(r.stdout, "hook protocol 2, respawner speaks 1") {
-		t.Errorf("oldproto's refusal not shown:\n%s", r.stdout)
+	want := "respawner: plugin oldproto: launch " + filepath.Join(pluginDir, "respawner-plugin-oldproto") + ": plugin speaks hook protocol 2, respawner speaks 1: rebuild it against this respawner's pkg/hooks\n"
+	if r.stderr != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", r.stderr, want)
+	}
+
+	r = respawner(t, runtimeDir(t), "plugins", "--json", "--plugin-dir", pluginDir)
+	var all []struct{ Name, Error string }
+	if err := json.Unmarshal([]byte(r.stdout), &all); err != nil || len(all) != len(rows) {
+		t.Fatalf("--json: %v, %d plugins, want %d:\n%s", err, len(all), len(rows), r.stdout)
+	}
+	if r.code != 1 {
+		t.Errorf("--json: exit %d with an unusable plugin, want 1", r.code)
+	}
+
+	// Only usable plugins: exit 0, nothing on stderr.
+	good := t.TempDir()
+	os.Chmod(good, 0o755)
+	copyFile(t, filepath.Join(pluginDir, "respawner-plugin-maintenance"), filepath.Join(good, "respawner-plugin-maintenance"))
+	if r := respawner(t, runtimeDir(t), "plugins", "--plugin-dir", good); r.code != 0 || r.stderr != "" {
+		t.Errorf("usable plugins only: exit %d, stderr %q; want 0 and nothing", r.code, r.stderr)
+	}
+}
+
+// --plugin-dir may be relative: it names a directory from where respawner
+// was started, and is shown and used as a full path.
+func TestPluginDirRelative(t *testing.T) {
+	good := t.TempDir()
+	os.Chmod(good, 0o755)
+	bin := filepath.Join(good, "respawner-plugin-maintenance")
+	copyFile(t, filepath.Join(pluginDir, "respawner-plugin-maintenance"), bin)
+	for _, rel := range []string{".", "./", "../" + filepath.Base(good)} {
+		cmd := exec.Command(respawnerBin, "plugins", "--plugin-dir", rel)
+		cmd.Dir = good
+		r := runCmd(t, cmd, runtimeDir(t), 0)
+		if r.code != 0 || !strings.Contains(r.stdout, " "+bin+"\n") {
+			t.Errorf("plugins --plugin-dir %s: exit %d, want 0 and %s listed:\n%s%s", rel, r.code, bin, r.stdout, r.stderr)
+		}
+	}
+	hold := filepath.Join(t.TempDir(), "hold")
+	os.WriteFile(hold, nil, 0o644)
+	in := startWith(t, nil, func(c *exec.Cmd) { c.Dir = good },
+		"start", "-D", "--log-format", "json", "--plugin-dir", ".", "--plugin", "maintenance:file="+hold, "-t", "0", "/bin/sh", "--", "-c", "exit 3")
+	in.waitFor("hook plugin ready", 10*time.Second)
+	in.waitFor("restart held by a hook", 10*time.Second)
+	in.stopOK()
+}
+
+// copyFile copies an executable.
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 	"text/tabwriter"
@@ -13,7 +14,7 @@ import (
 )
 
 func newPluginsCmd() *cobra.Command {
-	var pluginDir string
+	var pluginDir dirValue
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "plugins [flags]",
@@ -22,12 +23,17 @@ func newPluginsCmd() *cobra.Command {
 
 A plugin NAME is the binary respawner-plugin-NAME, looked up in --plugin-dir,
 then $RESPAWNER_PLUGIN_PATH (colon-separated), then the directory of the
-respawner binary, then /usr/lib/respawner/plugins. Each is started briefly to
+respawner binary, then ../lib/respawner/plugins from there (make install),
+then /usr/lib/respawner/plugins. Each is started briefly to
 ask what it can do: events (it takes notifications), veto (it answers
-restart-pending), probe (it offers a health probe).`,
+restart-pending), probe (it offers a health probe).
+
+A plugin that cannot be used (unsafe permissions, another hook protocol, no
+handshake) is listed as unusable, and why is printed on stderr. Exit codes:
+0 every plugin found is usable (or none was found), 1 at least one is not.`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			dirs := hookwire.SearchDirs(pluginDir, exeDir())
+			dirs := hookwire.SearchDirs(string(pluginDir), exeDir())
 			found := hookwire.Available(dirs)
 			names := hookwire.SortedNames(found)
 			descs := []hookwire.PluginInfo{}
@@ -56,36 +62,48 @@ restart-pending), probe (it offers a health probe).`,
 					descs = append(descs, d)
 				}
 			}
-			if asJSON {
-				return json.NewEncoder(c.OutOrStdout()).Encode(descs)
-			}
-			if len(descs) == 0 {
-				fmt.Fprintf(c.OutOrStdout(), "no plugins in %s\n", strings.Join(dirs, ", "))
-				return nil
-			}
-			tw := tabwriter.NewWriter(c.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tVERSION\tCAPABILITIES\tPATH")
-			var broken []hookwire.PluginInfo
-			for _, d := range descs {
-				caps := capabilities(d)
-				if d.Error != "" {
-					caps = "unusable (below)"
-					broken = append(broken, d)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Name, orDash(d.Version), caps, d.Path)
-			}
-			if err := tw.Flush(); err != nil {
+			if err := printPlugins(c.OutOrStdout(), descs, dirs, asJSON); err != nil {
 				return err
 			}
-			for _, d := range broken {
-				fmt.Fprintf(c.OutOrStdout(), "%s: %s\n", d.Name, d.Error)
+			// The others are listed all the same; the exit code and
+			// stderr say that not everything found can be used.
+			unusable := 0
+			for _, d := range descs {
+				if d.Error != "" {
+					fmt.Fprintf(c.ErrOrStderr(), "respawner: plugin %s: %s\n", d.Name, d.Error)
+					unusable++
+				}
+			}
+			if unusable > 0 {
+				return silentExit(exitFailure)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&pluginDir, "plugin-dir", "", "directory searched first for plugin binaries")
+	cmd.Flags().Var(&pluginDir, "plugin-dir", "`DIR` searched first for plugin binaries (relative to the current directory)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
 	return cmd
+}
+
+// printPlugins prints the table, or with asJSON the array.
+func printPlugins(out io.Writer, descs []hookwire.PluginInfo, dirs []string, asJSON bool) error {
+	if asJSON {
+		return json.NewEncoder(out).Encode(descs)
+	}
+	if len(descs) == 0 {
+		_, err := fmt.Fprintf(out, "no plugins in %s\n", strings.Join(dirs, ", "))
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tVERSION\tCAPABILITIES\tPATH")
+	for _, d := range descs {
+		caps := capabilities(d)
+		if d.Error != "" {
+			caps = "unusable"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Name, orDash(d.Version), caps, d.Path)
+	}
+	return tw.Flush()
 }
 
 func capabilities(in hookwire.PluginInfo) string {

@@ -35,7 +35,7 @@ type startOptions struct {
 	pidfile        string
 	runtimeDir     string
 	plugins        []string
-	pluginDir      string
+	pluginDir      dirValue
 	captureOutput  bool
 	log            logOptions
 
@@ -108,7 +108,7 @@ reopens the log file and never ends supervision.`,
 	f.Var(&opts.startCheck, "start-check", "daemonizing start only: the first run must survive this long (0: no check)")
 	f.StringVar(&opts.runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
 	f.StringArrayVar(&opts.plugins, "plugin", nil, "hook plugin `NAME` or NAME:key=value,...; repeatable (options sha256=HEX and timeout=DUR are respawner's)")
-	f.StringVar(&opts.pluginDir, "plugin-dir", "", "directory searched first for plugin binaries")
+	f.Var(&opts.pluginDir, "plugin-dir", "`DIR` searched first for plugin binaries (relative to the current directory)")
 	f.BoolVar(&opts.captureOutput, "capture-output", false, "with -D: pass the program's output through respawner (to its own stdout and stderr), so hook events carry its last lines; daemon mode always does")
 	f.Var(&opts.log.level, "log-level", "trace, debug, info, warn or error")
 	f.Var(&opts.log.format, "log-format", "text or json")
@@ -394,7 +394,7 @@ func (o *startOptions) hooks() (*loop.HookOptions, error) {
 	if len(o.plugins) == 0 {
 		return nil, nil
 	}
-	dirs := hookwire.SearchDirs(o.pluginDir, exeDir())
+	dirs := hookwire.SearchDirs(string(o.pluginDir), exeDir())
 	ho := &loop.HookOptions{StartTimeout: 30 * time.Second}
 	seen := map[string]bool{}
 	for _, s := range o.plugins {

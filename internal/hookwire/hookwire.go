@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -188,21 +189,26 @@ const BinaryPrefix = "respawner-plugin-"
 const SystemDir = "/usr/lib/respawner/plugins"
 
 // SearchDirs is the plugin search path: --plugin-dir, $RESPAWNER_PLUGIN_PATH,
-// the directory of the respawner binary, then SystemDir.
+// the directory of the respawner binary, ../lib/respawner/plugins from it
+// (where `make install PREFIX=...` puts the plugins), then SystemDir; each
+// directory once.
 func SearchDirs(pluginDir, exeDir string) []string {
 	var dirs []string
-	if pluginDir != "" {
-		dirs = append(dirs, pluginDir)
-	}
-	for d := range strings.SplitSeq(os.Getenv("RESPAWNER_PLUGIN_PATH"), ":") {
-		if d != "" {
+	add := func(d string) {
+		if d != "" && !slices.Contains(dirs, d) {
 			dirs = append(dirs, d)
 		}
 	}
-	if exeDir != "" {
-		dirs = append(dirs, exeDir)
+	add(pluginDir)
+	for d := range strings.SplitSeq(os.Getenv("RESPAWNER_PLUGIN_PATH"), ":") {
+		add(d)
 	}
-	return append(dirs, SystemDir)
+	if exeDir != "" {
+		add(exeDir)
+		add(filepath.Join(exeDir, "..", "lib", "respawner", "plugins"))
+	}
+	add(SystemDir)
+	return dirs
 }
 
 // ErrNotFound: no binary of that name in the search path.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -244,5 +245,20 @@ func TestDecodeUnknownDecision(t *testing.T) {
 	}
 	if _, err := Decode([]byte(`{"t":`)); err == nil || errors.Is(err, hookspec.ErrUnknownDecision) {
 		t.Fatalf("a broken packet: %v", err)
+	}
+}
+
+func TestSearchDirs(t *testing.T) {
+	t.Setenv("RESPAWNER_PLUGIN_PATH", "/opt/p::/usr/local/bin")
+	got := SearchDirs("/tmp/p", "/usr/local/bin")
+	want := []string{"/tmp/p", "/opt/p", "/usr/local/bin", "/usr/local/lib/respawner/plugins", SystemDir}
+	if !slices.Equal(got, want) {
+		t.Errorf("SearchDirs = %q, want %q", got, want)
+	}
+	// Installed with PREFIX=/usr, ../lib/respawner/plugins is SystemDir:
+	// searched once.
+	t.Setenv("RESPAWNER_PLUGIN_PATH", "")
+	if got, want := SearchDirs("", "/usr/bin"), []string{"/usr/bin", SystemDir}; !slices.Equal(got, want) {
+		t.Errorf("SearchDirs = %q, want %q", got, want)
 	}
 }

@@ -36,7 +36,9 @@ const DefaultStartTimeout = 10 * time.Second
 type LaunchOptions struct {
 	// Logger receives go-plugin's lifecycle lines and the plugin's own log
 	// lines, under Logger.Named(base name of the binary). nil discards them.
-	// Its level is passed to the plugin (LogLevelEnv).
+	// Its level is passed to the plugin (LogLevelEnv). go-plugin's own lines
+	// about the process come at debug before the handshake (a failed launch
+	// is Launch's error) and after Kill.
 	Logger hclog.Logger
 	// SHA256, when set, pins the binary: Launch refuses to start it unless
 	// its SHA-256 is this 32-byte sum (ErrChecksum).
@@ -62,6 +64,7 @@ type Client struct {
 	stop   func() // InProcess only, run once
 	once   sync.Once
 	killed atomic.Bool
+	quiet  *atomic.Bool // go-plugin's own lines at debug (see goPluginLog); nil in process
 }
 
 // Info is what a plugin says about itself.
@@ -97,6 +100,15 @@ func Launch(path string, o LaunchOptions) (*Client, error) {
 	if o.SHA256 != nil && len(o.SHA256) != sha256.Size {
 		return nil, fmt.Errorf("launch %s: SHA256 pin is %d bytes, want %d", path, len(o.SHA256), sha256.Size)
 	}
+	// A relative path names a file from here, never one looked up in $PATH
+	// (as exec.Command does with a bare name).
+	if !filepath.IsAbs(path) {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, fmt.Errorf("launch %s: %w", path, err)
+		}
+		path = abs
+	}
 	// The plugin's environment: respawner's own (secrets reach plugins
 	// through it, not argv), then ours, then go-plugin's (the handshake).
 	env := os.Environ()
@@ -114,6 +126,7 @@ func Launch(path string, o LaunchOptions) (*Client, error) {
 	}
 	env = append(env, o.Env...)
 	var run *pluginproc.Runner
+	gpLog, quiet := newGoPluginLog(o.Logger, filepath.Base(path))
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: pluginSets(nil, nil),
@@ -129,7 +142,7 @@ func Launch(path string, o LaunchOptions) (*Client, error) {
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		AutoMTLS:         true,
-		Logger:           o.Logger,
+		Logger:           gpLog,
 		StartTimeout:     o.StartTimeout,
 		// The runner passes the host environment first, so Env overrides it.
 		SkipHostEnv: true,
@@ -163,7 +176,8 @@ func Launch(path string, o LaunchOptions) (*Client, error) {
 		pc.Kill()
 		return nil, fmt.Errorf("launch %s: %w", path, err)
 	}
-	return &Client{g: raw.(*grpcClient), pc: pc, pid: run.PID()}, nil
+	quiet.Store(false) // in service: an exit from now on is news
+	return &Client{g: raw.(*grpcClient), pc: pc, pid: run.PID(), quiet: quiet}, nil
 }
 
 // stderrTail keeps the last lines a plugin wrote to its stderr until its
@@ -347,6 +361,9 @@ func (c *Client) Probe(ctx context.Context) (ProbeResult, error) { return c.g.pr
 // once, and after the plugin has exited by itself.
 func (c *Client) Kill() {
 	c.killed.Store(true)
+	if c.quiet != nil {
+		c.quiet.Store(true) // ended on purpose: go-plugin's account of it is detail
+	}
 	if c.pc != nil {
 		c.pc.Kill()
 	} else if c.stop != nil {

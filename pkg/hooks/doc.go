@@ -31,6 +31,13 @@
 //	// maintenance holds restarts while a flag file exists.
 //	type maintenance struct{ flag string }
 //
+//	// The capabilities it means to have: a wrong signature is a compile
+//	// error here, not a capability that quietly goes missing.
+//	var (
+//		_ hooks.Configurer = (*maintenance)(nil)
+//		_ hooks.Vetoer     = (*maintenance)(nil)
+//	)
+//
 //	func (m *maintenance) Configure(ctx context.Context, opts *hooks.Options) error {
 //		m.flag = opts.String("file", "/etc/maintenance")
 //		return opts.Err()

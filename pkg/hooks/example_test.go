@@ -14,6 +14,11 @@ import (
 // be `func main() { hooks.Serve(&maintenance{}) }`.
 type maintenance struct{ flag string }
 
+var (
+	_ hooks.Configurer = (*maintenance)(nil)
+	_ hooks.Vetoer     = (*maintenance)(nil)
+)
+
 func (m *maintenance) Configure(ctx context.Context, opts *hooks.Options) error {
 	m.flag = opts.String("file", "/etc/maintenance")
 	return opts.Err()

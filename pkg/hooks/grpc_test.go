@@ -395,6 +395,40 @@ func TestCheckImpl(t *testing.T) {
 	}
 }
 
+// A capability lost to a wrong signature or a value passed for a pointer is
+// refused by name, not served as a plugin that silently lacks it.
+type (
+	wrongVeto   struct{ notifyOnly }
+	pointerOnly struct{}
+)
+
+func (wrongVeto) RestartPending(ctx context.Context, ev Event) Verdict { return Deny("x") }
+func (*pointerOnly) RestartPending(context.Context, Event) (Verdict, error) {
+	return Allow(), nil
+}
+func (*pointerOnly) Version() string { return "1" }
+
+func TestCheckImplMisfits(t *testing.T) {
+	for _, tt := range []struct {
+		impl any
+		want string
+	}{
+		{wrongVeto{}, "hooks.wrongVeto has RestartPending(context.Context, hooks.Event) hooks.Verdict, not hooks.Vetoer's RestartPending(context.Context, hooks.Event) (hooks.Verdict, error), so it is no Vetoer"},
+		{pointerOnly{}, "hooks.pointerOnly has RestartPending on its pointer only, so it is no Vetoer: pass a pointer (&hooks.pointerOnly{...}); " +
+			"hooks.pointerOnly has Version on its pointer only, so it is no Versioner: pass a pointer (&hooks.pointerOnly{...})"},
+	} {
+		if err := checkImpl(tt.impl); err == nil || err.Error() != tt.want {
+			t.Errorf("checkImpl(%T) =\n%v\nwant\n%s", tt.impl, err, tt.want)
+		}
+		if _, err := InProcess(tt.impl); err == nil {
+			t.Errorf("InProcess(%T) succeeded", tt.impl)
+		}
+	}
+	if err := checkImpl(&pointerOnly{}); err != nil {
+		t.Errorf("checkImpl(&pointerOnly{}) = %v", err)
+	}
+}
+
 func TestInProcess(t *testing.T) {
 	impl := &full{verdict: DelayBy(time.Second), probe: ProbeResult{Healthy: true}}
 	c, err := InProcess(impl)

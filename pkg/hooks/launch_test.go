@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -401,5 +402,76 @@ func TestLaunchConcurrentCalls(t *testing.T) {
 		if err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// What go-plugin logs about a plugin reaches the host's log only when it is
+// news: a launch that fails is Launch's error alone, a plugin ended by Kill
+// leaves no line above debug, and the plugin's own lines carry their fields
+// without the "timestamp" go-plugin used to add.
+func TestLaunchLogLines(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "respawner-plugin-broken")
+	if err := os.WriteFile(broken, []byte("#!/bin/sh\necho 'cannot read /etc/broken.conf' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "hooks", Level: hclog.Info, Output: logs})
+	if c, err := Launch(broken, LaunchOptions{Logger: logger}); err == nil {
+		c.Kill()
+		t.Fatal("the broken plugin was launched")
+	} else if !strings.Contains(err.Error(), "its stderr: cannot read /etc/broken.conf") {
+		t.Fatalf("error %v", err)
+	}
+	if l := logs.String(); l != "" {
+		t.Errorf("a failed launch logged lines besides its error:\n%s", l)
+	}
+
+	logs = &syncBuffer{}
+	logger = hclog.New(&hclog.LoggerOptions{Name: "hooks", Level: hclog.Debug, Output: logs, JSONFormat: true})
+	c := launch(t, "testhook", LaunchOptions{Logger: logger})
+	ctx := ctx(t)
+	if err := c.Notify(ctx, Event{Kind: Exited, PID: 42}); err != nil {
+		t.Fatal(err)
+	}
+	c.Kill()
+	var event map[string]any
+	for l := range strings.Lines(logs.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		switch rec["@message"] {
+		case "event": // the plugin's own, at debug
+			event = rec
+		case "plugin process exited", "plugin failed to exit gracefully":
+			if rec["@level"] != "debug" {
+				t.Errorf("after Kill, go-plugin logged %q at %v, want debug", rec["@message"], rec["@level"])
+			}
+		}
+	}
+	if event == nil {
+		t.Fatalf("the plugin's line did not reach the host's log:\n%s", logs)
+	}
+	if event["@module"] != "hooks.respawner-plugin-testhook" || event["kind"] != "exited" || event["pid"] != float64(42) {
+		t.Errorf("the plugin's line: %v", event)
+	}
+	if _, ok := event["timestamp"]; ok {
+		t.Errorf("the plugin's line carries go-plugin's timestamp field: %v", event)
+	}
+}
+
+// A relative path names a file from the working directory, as it would for a
+// shell, not one looked up in $PATH.
+func TestLaunchRelativePath(t *testing.T) {
+	path := buildPlugin(t, "testhook")
+	t.Chdir(filepath.Dir(path))
+	c, err := Launch(filepath.Base(path), LaunchOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Kill()
+	if _, err := c.Info(ctx(t)); err != nil {
+		t.Fatal(err)
 	}
 }

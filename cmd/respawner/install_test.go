@@ -1,0 +1,45 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// make install into an empty tree: it creates every directory it needs
+// (lib/respawner/plugins included), and the installed respawner finds the
+// installed host and plugins from its own place, ../lib/respawner/plugins.
+func TestMakeInstall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds every binary")
+	}
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("no make")
+	}
+	root := t.TempDir()
+	dest := filepath.Join(root, "dest")
+	for range 2 { // the second time over what is there
+		cmd := exec.Command("make", "-C", "../..", "install", "DESTDIR="+dest, "PREFIX=/usr/local", "BIN="+filepath.Join(root, "bin"))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("make install: %v\n%s", err, out)
+		}
+	}
+	prefix := filepath.Join(dest, "usr/local")
+	for _, f := range []string{"bin/respawner", "bin/respawner-hookhost", "lib/respawner/plugins/respawner-plugin-healthcheck-http", "lib/respawner/plugins/respawner-plugin-notify-webhook"} {
+		if fi, err := os.Stat(filepath.Join(prefix, f)); err != nil || fi.Mode().Perm() != 0o755 {
+			t.Errorf("%s: %v, %v; want mode 0755", f, fi.Mode(), err)
+		}
+	}
+	t.Setenv("RESPAWNER_PLUGIN_PATH", "")
+	r := runCmd(t, exec.Command(filepath.Join(prefix, "bin/respawner"), "plugins"), runtimeDir(t), 0)
+	if r.code != 0 {
+		t.Fatalf("installed respawner plugins: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, p := range []string{"healthcheck-http", "notify-webhook"} {
+		if want := " " + filepath.Join(prefix, "lib/respawner/plugins/respawner-plugin-"+p) + "\n"; !strings.Contains(r.stdout, want) {
+			t.Errorf("installed respawner plugins does not list %s:\n%s", want, r.stdout)
+		}
+	}
+}
