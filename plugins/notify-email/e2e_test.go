@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,23 +24,7 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds respawner and the plugin")
 	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go command: %v", err)
-	}
-	dir := t.TempDir()
-	plugins := filepath.Join(dir, "plugins")
-	for _, b := range [][2]string{
-		{filepath.Join(dir, "respawner"), "../../cmd/respawner"},
-		{filepath.Join(dir, "respawner-hookhost"), "../../cmd/respawner-hookhost"},
-		{filepath.Join(plugins, "respawner-plugin-notify-email"), "."},
-	} {
-		cmd := exec.CommandContext(t.Context(), gobin, "build", "-o", b[0], b[1])
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
-		}
-	}
+	dir, plugins := buildAll(t)
 	run := filepath.Join(dir, "run")
 	if err := os.Mkdir(run, 0o700); err != nil {
 		t.Fatal(err)
@@ -97,5 +84,106 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if len(s.got) > 0 {
 		t.Errorf("%d more mails, want one", len(s.got))
+	}
+}
+
+// buildAll builds respawner, respawner-hookhost and this plugin into a
+// temporary directory: dir holds the first two, plugins the plugin.
+func buildAll(t *testing.T) (dir, plugins string) {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go command: %v", err)
+	}
+	dir = t.TempDir()
+	plugins = filepath.Join(dir, "plugins")
+	for _, b := range [][2]string{
+		{filepath.Join(dir, "respawner"), "../../cmd/respawner"},
+		{filepath.Join(dir, "respawner-hookhost"), "../../cmd/respawner-hookhost"},
+		{filepath.Join(plugins, "respawner-plugin-notify-email"), "."},
+	} {
+		cmd := exec.CommandContext(t.Context(), gobin, "build", "-o", b[0], b[1])
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
+		}
+	}
+	return dir, plugins
+}
+
+// TestEndToEndCrashLoop: a daemonized respawner restarts a program that
+// crashes at once, 50 times in a few seconds, then is stopped. The relay
+// gets at most three mails: the first crash at once, and the digest of the
+// others that the stop flushes, counting every one of them and showing the
+// last run's own words.
+func TestEndToEndCrashLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds respawner and the plugin")
+	}
+	dir, plugins := buildAll(t)
+	run := filepath.Join(dir, "run")
+	if err := os.Mkdir(run, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	runs := filepath.Join(dir, "runs")
+	s := newSMTPServer(t, serverOpts{})
+	respawner := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, filepath.Join(dir, "respawner"), args...)
+		cmd.Env = append(os.Environ(), "RESPAWNER_RUNTIME_DIR="+run)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := respawner("start", "--name", "loop", "--start-check", "0", "--plugin-dir", plugins,
+		"--plugin", "notify-email:to=ops@example.com,from=respawner@example.com,server="+s.addr,
+		"-t", "0.05", "/bin/sh", "--", "-c", "echo run >> "+runs+"; echo \"crash $(wc -l < "+runs+")\"; kill -KILL $$")
+	if err != nil {
+		t.Fatalf("start: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { respawner("stop", "loop") })
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile(runs)
+		if strings.Count(string(b), "\n") >= 50 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d runs in 30 s, want 50", strings.Count(string(b), "\n"))
+		}
+	}
+	if out, err := respawner("stop", "loop"); err != nil {
+		t.Fatalf("stop: %v\n%s", err, out)
+	}
+	b, _ := os.ReadFile(runs)
+	n := strings.Count(string(b), "\n")
+	var mails []received
+	for len(mails) < 2 {
+		select {
+		case r := <-s.got:
+			mails = append(mails, r)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d mails, want the first crash and a digest", len(mails))
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // anything more would have come with the flush
+	for len(s.got) > 0 {
+		mails = append(mails, <-s.got)
+	}
+	if len(mails) > 3 {
+		t.Fatalf("%d mails for %d crashes, want at most 3", len(mails), n)
+	}
+	if subj := mails[0].subject(t); !strings.Contains(subj, "killed by SIGKILL") || !strings.Contains(mails[0].body, "    crash 1\n") {
+		t.Errorf("first mail %q:\n%s", subj, mails[0].body)
+	}
+	// The digest counts every crash after the first, up to the last one,
+	// whose words it shows (a run the stop ended, if any, is no crash).
+	last := mails[len(mails)-1]
+	m := regexp.MustCompile(`(?m)^    crash (\d+)$`).FindAllStringSubmatch(last.body, -1)
+	if len(m) == 0 {
+		t.Fatalf("the last mail shows no output:\n%s", last.body)
+	}
+	k, _ := strconv.Atoi(m[len(m)-1][1])
+	if subj, want := last.subject(t), fmt.Sprintf("%d more exits since", k-1); !strings.Contains(subj, want) || k < n-1 {
+		t.Errorf("last mail %q, want a digest of %q, %d or %d runs:\n%s", subj, want, n-1, n, last.body)
 	}
 }
