@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -301,6 +302,46 @@ func TestPluginsCommand(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, "oldproto: launch") || !strings.Contains(r.stdout, "hook protocol 2, respawner speaks 1") {
 		t.Errorf("oldproto's refusal not shown:\n%s", r.stdout)
+	}
+}
+
+// A Ctrl-C (or a SIGTERM to the process group) while `respawner plugins`
+// asks a plugin reaches respawner, the host and the plugin: respawner waits
+// for the host, removes the plugins' socket directories and dies of the
+// signal, as it would have at once.
+func TestPluginsCommandInterrupted(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			if sig == syscall.SIGINT && signal.Ignored(os.Interrupt) {
+				t.Skip("SIGINT is ignored here, and would be in respawner")
+			}
+			pdir, tmp := t.TempDir(), t.TempDir()
+			asked := filepath.Join(t.TempDir(), "asked")
+			script(t, pdir, "respawner-plugin-slow", "echo $$ > "+asked+"\nexec sleep 30")
+			cmd := exec.Command(respawnerBin, "plugins", "--plugin-dir", pdir)
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pgid := cmd.Process.Pid
+			t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+			waitFile(t, asked, 10*time.Second)
+			syscall.Kill(-pgid, sig)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("respawner plugins still running 10 s after %v", sig)
+			}
+			if ws := cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != sig {
+				t.Errorf("respawner plugins ended with %v, want death by %v", cmd.ProcessState, sig)
+			}
+			if got := under(t, tmp); len(got) != 0 {
+				t.Errorf("$TMPDIR holds %q", got)
+			}
+		})
 	}
 }
 
