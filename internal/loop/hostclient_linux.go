@@ -73,6 +73,14 @@ func hostEnv(env []string) []string {
 // an operator can tell whose it is.
 const hostDirPattern = "respawner-hooks-"
 
+// A unix socket's path has at most maxSocketPath bytes; a go-plugin server's
+// is its host's socket directory and up to goPluginSocketPath more
+// (/plugin-dirNNN/pluginNNN, each NNN up to 10 digits).
+const (
+	maxSocketPath      = 107
+	goPluginSocketPath = 38
+)
+
 // spawnHost forks the host with its socket on fd 3 and sends the plugins.
 //
 // go-plugin gives each plugin a directory for its socket (plugin-dirNNN)
@@ -90,6 +98,10 @@ func (l *Loop) spawnHost() error {
 	dir, err := os.MkdirTemp("", hostDirPattern)
 	if err != nil {
 		return fmt.Errorf("hook host socket directory: %w", err)
+	}
+	if n := len(dir) + goPluginSocketPath; n > maxSocketPath {
+		// Said here, since a plugin only says that it cannot listen.
+		l.log.Warn("$TMPDIR is too long for the hook plugins' unix sockets: set a shorter one", "dir", dir, "socket_path", n, "max", maxSocketPath)
 	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
