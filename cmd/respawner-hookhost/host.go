@@ -28,6 +28,10 @@ type host struct {
 	log     hclog.Logger
 	plugins []*plugin
 	asks    sync.WaitGroup
+	// sockDir is where the plugins' socket directories go: respawner's
+	// directory for this host (it removes it once the host is reaped,
+	// however the host ended), or "" for os.TempDir().
+	sockDir string
 }
 
 func newHost(fd int) (*host, error) {
@@ -106,6 +110,12 @@ func (h *host) run() int {
 	}
 	if m.Level != "" {
 		h.log.SetLevel(hclog.LevelFromString(m.Level)) // plugins inherit it (Launch passes it on)
+	}
+	if h.sockDir = m.SocketDir; h.sockDir != "" {
+		// Each plugin's Kill removes its own socket directory; this removes
+		// the host's, so that a host whose respawner was killed, and which
+		// shuts down by itself, leaves nothing behind either.
+		defer os.RemoveAll(h.sockDir)
 	}
 	infos := make([]hookwire.PluginInfo, 0, len(m.Plugins))
 	for _, spec := range m.Plugins {

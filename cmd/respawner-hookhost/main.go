@@ -8,16 +8,19 @@
 // processes plugins leave behind are reaped here, and killed when it ends,
 // never mistaken by respawner for the supervised program's.
 //
-//	respawner-hookhost               host mode (fd 3 is the socket to respawner)
-//	respawner-hookhost describe PATH  print a plugin's version and capabilities as JSON
+//	respawner-hookhost                                     host mode (fd 3 is the socket to respawner)
+//	respawner-hookhost describe [-socket-dir DIR] [--] PATH...  print each plugin's version and capabilities as JSON
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"slices"
+	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/hookwire"
@@ -53,10 +56,26 @@ func main() {
 }
 
 // describe launches each plugin just long enough to ask what it is, and
-// prints a hookwire.PluginInfo for each, one JSON object a line.
-func describe(paths []string) int {
+// prints a hookwire.PluginInfo for each, one JSON object a line. Their
+// socket directories go under -socket-dir (respawner plugins makes one and
+// removes it). SIGINT or SIGTERM (a Ctrl-C reaches the plugin being asked
+// as well) ends the run once that plugin has been killed, which removes its
+// socket directory; the default action would leave it, and a Go plugin
+// (go-plugin's Serve ignores SIGINT) running, behind.
+func describe(args []string) int {
+	fs := flag.NewFlagSet("describe", flag.ContinueOnError)
+	sockDir := fs.String("socket-dir", "", "`directory` for the plugins' socket directories (default: $TMPDIR)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	enc := json.NewEncoder(os.Stdout)
-	for _, p := range paths {
+	for _, p := range fs.Args() {
+		if ctx.Err() != nil {
+			fmt.Fprintln(os.Stderr, "respawner-hookhost: interrupted")
+			return 1
+		}
 		d := hookwire.PluginInfo{Path: p}
 		resolved, err := hookwire.SafeExecutable("plugin", p)
 		if err != nil {
@@ -64,14 +83,14 @@ func describe(paths []string) int {
 			enc.Encode(d)
 			continue
 		}
-		c, err := hooks.Launch(resolved, hooks.LaunchOptions{Logger: hclog.NewNullLogger()})
+		c, err := hooks.Launch(resolved, hooks.LaunchOptions{Logger: hclog.NewNullLogger(), SocketDir: *sockDir})
 		if err != nil {
 			d.Error = err.Error()
 			enc.Encode(d)
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), hookwire.DefaultTimeout)
-		in, err := c.Info(ctx)
+		infoCtx, cancel := context.WithTimeout(ctx, hookwire.DefaultTimeout)
+		in, err := c.Info(infoCtx)
 		cancel()
 		c.Kill()
 		d = infoOf("", in, nil)

@@ -56,7 +56,7 @@ func (p *plugin) launch() (*hooks.Client, hooks.Info, *hooks.ProbeConfig, error)
 	if err != nil {
 		return nil, hooks.Info{}, nil, err
 	}
-	c, err := hooks.Launch(path, hooks.LaunchOptions{Logger: p.h.log, SHA256: pinOf(p.spec.SHA256)})
+	c, err := hooks.Launch(path, hooks.LaunchOptions{Logger: p.h.log, SHA256: pinOf(p.spec.SHA256), SocketDir: p.h.sockDir})
 	if err != nil {
 		return nil, hooks.Info{}, nil, err
 	}

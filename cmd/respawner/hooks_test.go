@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -401,6 +402,46 @@ func copyFile(t *testing.T, from, to string) {
 	}
 }
 
+// A Ctrl-C (or a SIGTERM to the process group) while `respawner plugins`
+// asks a plugin reaches respawner, the host and the plugin: respawner waits
+// for the host, removes the plugins' socket directories and dies of the
+// signal, as it would have at once.
+func TestPluginsCommandInterrupted(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			if sig == syscall.SIGINT && signal.Ignored(os.Interrupt) {
+				t.Skip("SIGINT is ignored here, and would be in respawner")
+			}
+			pdir, tmp := t.TempDir(), t.TempDir()
+			asked := filepath.Join(t.TempDir(), "asked")
+			script(t, pdir, "respawner-plugin-slow", "echo $$ > "+asked+"\nexec sleep 30")
+			cmd := exec.Command(respawnerBin, "plugins", "--plugin-dir", pdir)
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pgid := cmd.Process.Pid
+			t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+			waitFile(t, asked, 10*time.Second)
+			syscall.Kill(-pgid, sig)
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("respawner plugins still running 10 s after %v", sig)
+			}
+			if ws := cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != sig {
+				t.Errorf("respawner plugins ended with %v, want death by %v", cmd.ProcessState, sig)
+			}
+			if got := under(t, tmp); len(got) != 0 {
+				t.Errorf("$TMPDIR holds %q", got)
+			}
+		})
+	}
+}
+
 // The hook host killed: its plugins go with it, the core starts a new host
 // (with its own plugins), and the program is untouched.
 func TestHookHostKilled(t *testing.T) {
@@ -431,6 +472,102 @@ func TestHookHostKilled(t *testing.T) {
 	if code := in.wait(10 * time.Second); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
+}
+
+// hookProcs returns the hook host and its plugin below respawner pid (0 for
+// one that is not there).
+func hookProcs(pid int) (host, plugin int) {
+	for _, p := range pluginProcs(pid) {
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p))
+		switch {
+		case strings.HasSuffix(exe, "respawner-hookhost"):
+			host = p
+		case strings.Contains(exe, "respawner-plugin-"):
+			plugin = p
+		}
+	}
+	return host, plugin
+}
+
+// under lists what dir holds, every level, as paths relative to it.
+func under(t *testing.T, dir string) []string {
+	t.Helper()
+	var got []string
+	err := filepath.WalkDir(dir, func(p string, _ os.DirEntry, err error) error {
+		if p != dir {
+			got = append(got, strings.TrimPrefix(p, dir+"/"))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// Each plugin's socket directory (go-plugin's plugin-dirNNN, removed only
+// by its Kill) is gone once the plugin is: after the hook host is SIGKILLed
+// (again and again), after the plugin is, and after a host that hangs at
+// shutdown is killed by the core. Nothing is left in $TMPDIR nor in the
+// runtime dir.
+func TestHookSocketDirsRemoved(t *testing.T) {
+	// $TMPDIR of respawner and all below it, for this test alone (other
+	// tests and sessions use the real one), with a short path: a unix
+	// socket's has at most 107 bytes, and go-plugin's go two levels down.
+	tmp, err := os.MkdirTemp("", "rsp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	t.Setenv("RESPAWNER_PLUGIN_RESTART_MAX", "50ms")
+	args := append([]string{"start", "-D", "--log-format", "json"}, hookArgs("--plugin", "testhook", "/bin/sleep", "--", "1000")...)
+	in := startWith(t, nil, func(c *exec.Cmd) { c.Env = append(c.Env, "TMPDIR="+tmp) }, args...)
+	in.waitFor("hook plugin ready", 10*time.Second)
+	me := in.cmd.Process.Pid
+	// One plugin runs: one socket directory, and at most one directory of
+	// a host for it.
+	oneSocketDir := func(when string) {
+		t.Helper()
+		var hosts, plugins int
+		for _, p := range under(t, tmp) {
+			switch dir, base := filepath.Split(p); {
+			case dir == "" && strings.HasPrefix(base, "respawner-hooks-"):
+				hosts++
+			case strings.HasPrefix(base, "plugin-dir"):
+				plugins++
+			}
+		}
+		if plugins != 1 || hosts > 1 {
+			t.Fatalf("%s: %s holds %q, want the socket directory of one plugin", when, tmp, under(t, tmp))
+		}
+	}
+	oneSocketDir("at start")
+	for i := 1; i <= 3; i++ {
+		host, plugin := hookProcs(me)
+		if host == 0 || plugin == 0 {
+			t.Fatalf("host kill %d: host %d, plugin %d", i, host, plugin)
+		}
+		syscall.Kill(host, syscall.SIGKILL)
+		in.waitFor("hook host exited; plugins are unavailable until it is back", 5*time.Second)
+		in.waitFor("hook host restarted", 10*time.Second)
+		oneSocketDir(fmt.Sprintf("after host kill %d", i))
+	}
+	_, plugin := hookProcs(me)
+	syscall.Kill(plugin, syscall.SIGKILL)
+	in.waitFor("plugin exited; restarting it", 5*time.Second)
+	in.waitFor("plugin restarted", 10*time.Second)
+	oneSocketDir("after the plugin kill")
+	// A host that does not stop: the core kills it after 5 s.
+	host, _ := hookProcs(me)
+	syscall.Kill(host, syscall.SIGSTOP)
+	in.signal(syscall.SIGTERM)
+	if code := in.wait(15 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM, want 0:\n%s", code, in.log())
+	}
+	if got := under(t, tmp); len(got) != 0 {
+		t.Errorf("$TMPDIR holds %q after respawner exited", got)
+	}
+	assertRuntimeDirEmpty(t, in.dir)
 }
 
 // The events a plugin records over two runs of a program that fails (-n 1),

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 
 	"github.com/respawner/respawner/internal/hookwire"
@@ -42,17 +45,15 @@ handshake) is listed as unusable, and why is printed on stderr. Exit codes:
 				if err != nil {
 					return err
 				}
-				args := []string{"describe"}
+				paths := make([]string, 0, len(names))
 				for _, n := range names {
-					args = append(args, found[n])
+					paths = append(paths, found[n])
 				}
-				var out bytes.Buffer
-				cmd := exec.Command(host, args...)
-				cmd.Stdout = &out
-				if err := cmd.Run(); err != nil {
-					return fmt.Errorf("%s describe: %w", host, err)
+				out, err := describePlugins(host, paths)
+				if err != nil {
+					return err
 				}
-				dec := json.NewDecoder(&out)
+				dec := json.NewDecoder(out)
 				for i := 0; dec.More() && i < len(names); i++ {
 					var d hookwire.PluginInfo
 					if err := dec.Decode(&d); err != nil {
@@ -104,6 +105,52 @@ func printPlugins(out io.Writer, descs []hookwire.PluginInfo, dirs []string, asJ
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Name, orDash(d.Version), caps, d.Path)
 	}
 	return tw.Flush()
+}
+
+// describePlugins runs `respawner-hookhost describe` on paths and returns
+// what it printed. The plugins' socket directories go into a directory of
+// ours, removed once the host has exited, however it ended. A Ctrl-C reaches
+// the host and the plugin it is asking as well: we pass a signal on to the
+// host (which stops once that plugin is killed), wait for it, remove the
+// directory, and only then die of the signal, as the default action would
+// have had us do at once.
+func describePlugins(host string, paths []string) (*bytes.Buffer, error) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	sockDir, err := os.MkdirTemp("", "respawner-hooks-")
+	if err != nil {
+		return nil, fmt.Errorf("plugins: %w", err)
+	}
+	var out bytes.Buffer
+	cmd := exec.Command(host, append([]string{"describe", "-socket-dir", sockDir, "--"}, paths...)...)
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		os.RemoveAll(sockDir)
+		return nil, fmt.Errorf("%s describe: %w", host, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var caught os.Signal
+	var waitErr error
+	for waiting := true; waiting; {
+		select {
+		case caught = <-sigs:
+			cmd.Process.Signal(caught)
+		case waitErr = <-done:
+			waiting = false
+		}
+	}
+	os.RemoveAll(sockDir)
+	if sig, ok := caught.(syscall.Signal); ok {
+		signal.Reset(sig)
+		syscall.Kill(os.Getpid(), sig) // delivered to this thread before the call returns
+		return nil, fmt.Errorf("plugins: %v", sig)
+	}
+	if waitErr != nil {
+		return nil, fmt.Errorf("%s describe: %w", host, waitErr)
+	}
+	return &out, nil
 }
 
 func capabilities(in hookwire.PluginInfo) string {

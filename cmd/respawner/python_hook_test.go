@@ -88,11 +88,15 @@ func TestPythonHook(t *testing.T) {
 	}
 
 	// The plugin's socket directory is made under respawner's TMPDIR: a
-	// directory of the test's own shows that nothing is left there.
-	sockTmp := filepath.Join(tmp, "tmp")
-	if err := os.Mkdir(sockTmp, 0o700); err != nil {
+	// directory of the test's own shows that nothing is left there. Its
+	// path is short: a unix socket's has at most 107 bytes, and this one's
+	// is two directories (respawner's for the host, go-plugin's for the
+	// plugin) and maintenance-py.PID.sock further down.
+	sockTmp, err := os.MkdirTemp("", "py-")
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(sockTmp) })
 	t.Setenv("TMPDIR", sockTmp)
 	// This machine's environment may set PYTHONUNBUFFERED, which would hide
 	// a handshake line left in Python's buffer: test what a system has.

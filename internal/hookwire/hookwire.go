@@ -85,6 +85,10 @@ type Msg struct {
 	Unknown bool   `json:"unknown,omitempty"`
 	Line    string `json:"line,omitempty"`  // log
 	Level   string `json:"level,omitempty"` // config: respawner's --log-level
+	// SocketDir (config) is the directory respawner made for this host
+	// alone, in which the plugins' socket directories go; respawner removes
+	// it, whatever is left in it, once the host has been reaped.
+	SocketDir string `json:"socket_dir,omitempty"`
 }
 
 // Decode reads one packet. A verdict whose decision is not one of

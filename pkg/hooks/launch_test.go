@@ -475,3 +475,61 @@ func TestLaunchRelativePath(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Each plugin's socket goes into a directory of its own under SocketDir,
+// which Kill removes; a launch that fails removes it too, even when the
+// plugin never ran (go-plugin makes the directory before the exec, and its
+// Kill keeps it when the exec failed).
+func TestLaunchSocketDir(t *testing.T) {
+	entries := func(base string) []string {
+		t.Helper()
+		var names []string
+		err := filepath.WalkDir(base, func(p string, _ os.DirEntry, err error) error {
+			if p != base {
+				names = append(names, strings.TrimPrefix(p, base+"/"))
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return names
+	}
+	base := t.TempDir()
+	c := launch(t, "testhook", LaunchOptions{SocketDir: base})
+	if _, err := c.Info(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	got := entries(base)
+	if len(got) != 2 || !strings.HasPrefix(got[0], "plugin-dir") || !strings.HasPrefix(got[1], got[0]+"/plugin") {
+		t.Fatalf("SocketDir holds %q while the plugin runs, want plugin-dirNNN/pluginNNN", got)
+	}
+	c.Kill()
+	if got := entries(base); len(got) != 0 {
+		t.Fatalf("SocketDir holds %q after Kill", got)
+	}
+
+	dir := t.TempDir()
+	noexec := filepath.Join(dir, "respawner-plugin-noexec")
+	if err := os.WriteFile(noexec, []byte("\x00\x01 not a program"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wrong := sha256.Sum256([]byte("not the plugin"))
+	for _, tt := range []struct {
+		name, path string
+		pin        []byte
+	}{
+		{"missing binary", filepath.Join(dir, "missing"), nil},
+		{"exec format error", noexec, nil},
+		{"wrong sha256 pin", buildPlugin(t, "testhook"), wrong[:]},
+		{"no handshake", "/bin/true", nil},
+	} {
+		base := t.TempDir()
+		if _, err := Launch(tt.path, LaunchOptions{SocketDir: base, SHA256: tt.pin}); err == nil {
+			t.Fatalf("%s: Launch succeeded", tt.name)
+		}
+		if got := entries(base); len(got) != 0 {
+			t.Errorf("%s: SocketDir holds %q after the failed Launch", tt.name, got)
+		}
+	}
+}
