@@ -207,8 +207,11 @@ func TestPeerCredentialsRefused(t *testing.T) {
 	dir := runtimeDir(t)
 	startDaemon(t, dir, "guarded", "/bin/sleep", "--", "1000")
 	st, _ := statusOf(t, dir, "guarded")
-	// Open the path for uid 65534 so that only SO_PEERCRED stands in its way.
-	for p := dir; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+	// Open the path for uid 65534 so that only SO_PEERCRED stands in its way:
+	// run, the test's temp dir and its root (TMPDIR/TestNameNNN/001/run), and
+	// nothing above, which is not the test's (a TMPDIR of "/tmp/x/" never
+	// compares equal to a parent, and a walk up to it once left /tmp 0755).
+	for i, p := 0, dir; i < 3; i, p = i+1, filepath.Dir(p) {
 		os.Chmod(p, 0o755)
 	}
 	os.Chmod(control.SockPath(dir, "guarded"), 0o666)
