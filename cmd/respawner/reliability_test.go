@@ -132,6 +132,9 @@ func statusOfWithin(t *testing.T, dir, name string, limit time.Duration) (contro
 	t.Helper()
 	r := respawnerWithin(t, dir, limit, "status", "--json", name)
 	if r.code != 0 {
+		if r.code != 3 {
+			t.Logf("status: exit %d: %s%s", r.code, r.stdout, r.stderr)
+		}
 		return control.Status{}, r.code
 	}
 	return parseStatus(t, r.stdout), 0

@@ -1,9 +1,13 @@
 package control
 
 import (
+	"bufio"
+	"errors"
+	"net"
 	"os"
 	"sync"
 	"testing"
+	"time"
 )
 
 // testDir opens a fresh runtime dir.
@@ -88,5 +92,51 @@ func TestCleanStale(t *testing.T) {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s left", p)
 		}
+	}
+}
+
+// A status asked between an instance's lock and its socket (a start a few
+// milliseconds old) waits for the socket instead of failing with "no such
+// file": the race once made `status` exit 4 on a healthy instance.
+func TestQueryWhileStarting(t *testing.T) {
+	d := testDir(t)
+	l, err := d.Acquire("s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		fd, err := d.Listen("s")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		f := os.NewFile(uintptr(fd), "s.sock")
+		ln, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer ln.Close()
+		c, err := ln.Accept()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		bufio.NewReader(c).ReadString('\n')
+		c.Write([]byte(`{"name":"s","state":"starting"}` + "\n"))
+	}()
+	st, err := d.QueryStatus("s", 5*time.Second)
+	if err != nil || st.State != "starting" {
+		t.Fatalf("status while the socket came up: %+v, %v", st, err)
+	}
+	// A live instance whose socket never comes is an error after the timeout.
+	d.Remove("s.sock")
+	start := time.Now()
+	if _, err := d.QueryStatus("s", 200*time.Millisecond); err == nil || errors.Is(err, ErrNotRunning) || time.Since(start) < 200*time.Millisecond {
+		t.Fatalf("no socket: %v after %s", err, time.Since(start))
 	}
 }

@@ -127,9 +127,18 @@ func (d *Dir) listenFile(file string) (int, error) {
 // O_NOFOLLOW relative to the directory, checks that it is a socket, and
 // connects through /proc/self/fd/N of that descriptor: connect(2) would
 // follow a symbolic link, and takes only a path.
+//
+// A live instance without a socket that answers is starting (it holds its
+// lock and is about to listen) or ending (its socket is gone, its lock not
+// yet): dial tries again, every 10 ms, until the socket answers, the
+// instance is gone or timeout has passed.
 func (d *Dir) dial(name string, timeout time.Duration) (net.Conn, error) {
-	c, err := d.connect(name, timeout)
-	if err != nil {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := d.connect(name, timeout)
+		if err == nil {
+			return c, nil
+		}
 		if _, live := d.Live(name); !live {
 			d.CleanStale(name)
 			return nil, ErrNotRunning
@@ -137,9 +146,12 @@ func (d *Dir) dial(name string, timeout time.Duration) (net.Conn, error) {
 		if errors.Is(err, unix.EACCES) {
 			return nil, notAllowed("cannot connect to %s: only root or the instance's own user may control it", SockPath(d.Path, name))
 		}
-		return nil, fmt.Errorf("connect to %s: %w", name, err)
+		transient := errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED)
+		if !transient || time.Now().After(deadline) {
+			return nil, fmt.Errorf("connect to %s: %w", name, err)
+		}
+		time.Sleep(10 * time.Millisecond) // a command line waiting for an instance between two states, not the supervisor
 	}
-	return c, nil
 }
 
 func (d *Dir) connect(name string, timeout time.Duration) (net.Conn, error) {
