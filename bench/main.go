@@ -13,14 +13,15 @@
 //     and stop times, memory of respawner and its keeper, a restart on time.
 //  8. notify: the -t 0 restart latency without plugins (twice, for the
 //     noise) and with a notify-only plugin told every event (notify-webhook
-//     posting to a receiver that answers, and to one that is down), in
-//     interleaved rounds; with must be within the noise of without.
+//     posting to a receiver that answers and to one that is down,
+//     notify-email with its SMTP server down), in interleaved rounds; with
+//     must be within the noise of without.
 //
 // Usage: go run ./bench -bin bin/respawner
 // [-only restart,timer,idle,crash,veto,probe,flood,notify] [-samples 200]
 // [-timer-samples 5] [-idle 60s] [-crash 5s] [-veto-samples 1000]
 // [-probe-idle 60s] [-flood-samples 50] [-notify-samples 300]
-// [-notify-rounds 3] [-json]
+// [-notify-rounds 5] [-json]
 //
 // See docs/BENCHMARKS.md for the method and the figures.
 package main
@@ -112,7 +113,7 @@ func run() int {
 	flag.DurationVar(&c.probeSettle, "probe-settle", 5*time.Second, "probe idle cost: wait this long after lighttpd, the host and the plugin are up")
 	flag.IntVar(&c.floodSamples, "flood-samples", 50, "flood: status requests while yes writes")
 	flag.IntVar(&c.notifySamples, "notify-samples", 300, "notify: restart samples per variant (two without plugins, each notifier), spread over the rounds")
-	flag.IntVar(&c.notifyRounds, "notify-rounds", 3, "notify: rounds; each runs every variant once, in a rotating order")
+	flag.IntVar(&c.notifyRounds, "notify-rounds", 5, "notify: rounds; each runs every variant once, in a rotating order")
 	flag.BoolVar(&c.jsonOut, "json", false, "print the results as JSON on stdout instead of the table")
 	flag.BoolVar(&quiet, "q", false, "no progress messages on stderr")
 	flag.Parse()

@@ -23,11 +23,11 @@ import (
 // The -t 0 restart latency of part 1 (the same program as the veto part) is
 // taken without plugins twice, and with a notifier attached that is told
 // every event (events=all, window=0): notify-webhook posting to a receiver in
-// the harness that answers 200, and notify-webhook posting to a port where
-// nothing listens (every delivery fails and is retried with backoff). The
-// runs are interleaved in rounds, so that a change of the machine's load
-// falls on all of them alike; each variant's samples are pooled over the
-// rounds.
+// the harness that answers 200, notify-webhook posting to a port where
+// nothing listens (every delivery fails and is retried with backoff), and
+// notify-email with its SMTP server down (the same). The runs are
+// interleaved in rounds, so that a change of the machine's load falls on all
+// of them alike; each variant's samples are pooled over the rounds.
 //
 // "Within the noise" is decided per percentile (p50, p95) as
 //
@@ -154,15 +154,22 @@ func installPlugin(c *config, dir, name string) error {
 
 func benchNotify(c *config, prog program) (*notifyResult, error) {
 	pdir := filepath.Join(c.dir, "notify-plugins")
-	if err := installPlugin(c, pdir, "notify-webhook"); err != nil {
-		return nil, err
+	for _, p := range []string{"notify-webhook", "notify-email"} {
+		if err := installPlugin(c, pdir, p); err != nil {
+			return nil, err
+		}
 	}
 	recv, err := newReceiver()
 	if err != nil {
 		return nil, err
 	}
 	defer recv.srv.Close()
-	down, err := freePort() // nothing listens there: connection refused
+	// Nothing listens on these ports: connection refused.
+	down, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	smtpDown, err := freePort()
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +181,8 @@ func benchNotify(c *config, prog program) (*notifyResult, error) {
 			Plugin: "notify-webhook:url=" + recv.url + ",events=all,window=0"},
 		{Label: "notify-webhook, receiver down", plugs: "notify-webhook",
 			Plugin: fmt.Sprintf("notify-webhook:url=http://127.0.0.1:%d/respawner,events=all,window=0", down)},
+		{Label: "notify-email, SMTP server down", plugs: "notify-email",
+			Plugin: fmt.Sprintf("notify-email:server=127.0.0.1:%d,starttls=never,to=a@example.org,from=b@example.org,events=all,window=0", smtpDown)},
 		none2,
 	}
 	res := &notifyResult{Rounds: min(c.notifyRounds, c.notifySamples), Variants: vs}
@@ -233,7 +242,16 @@ func notifyRun(c *config, prog program, v *notifyVariant, name, pdir string, n i
 	if err != nil {
 		return nil, err
 	}
-	res, err := measureRestarts(c, in, prog, n, v.Plugin != "")
+	if v.Plugin != "" {
+		// Measure the notifier at work, not the plugin starting up
+		// (go-plugin's handshake and AutoMTLS key) beside the first
+		// restarts.
+		err = waitLog(in, []byte(`"hook plugin ready"`), 10*time.Second)
+	}
+	var res *restartResult
+	if err == nil {
+		res, err = measureRestarts(c, in, prog, n, v.Plugin != "")
+	}
 	if serr := in.stop(); err == nil && serr != nil {
 		err = serr
 	}
@@ -265,6 +283,21 @@ func notifyRun(c *config, prog program, v *notifyVariant, name, pdir string, n i
 		}
 	}
 	return res, nil
+}
+
+// waitLog waits until respawner's log holds s.
+func waitLog(in *instance, s []byte, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for !bytes.Contains(readAll(in.logPath), s) {
+		if in.exited() {
+			return fmt.Errorf("respawner exited: %v\n%s", in.waitErr, in.logTail(10))
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no %s in respawner's log within %s\n%s", s, timeout, in.logTail(10))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
 }
 
 type readyCaps struct {
