@@ -190,8 +190,8 @@ func benchNotify(c *config, prog program) (*notifyResult, error) {
 	for round := range res.Rounds {
 		// Samples of this round: the total spread over the rounds.
 		n := c.notifySamples/res.Rounds + btoi(round < c.notifySamples%res.Rounds)
-		// Each round starts with another variant, so that none is always
-		// first after the previous one's stop.
+		// Each round starts with another variant, so that no variant is
+		// always the first of a round.
 		for k := range vs {
 			i := (k + round) % len(vs)
 			v := vs[i]
