@@ -595,17 +595,17 @@ func (r *report) print(out io.Writer) {
 	if n := r.Notify; n != nil {
 		fmt.Fprintf(out, "\nnotify, -t 0, %s, %d rounds (ms): min / median / p95 / p99 / max\n", n.Variants[0].Result.Program, n.Rounds)
 		for _, v := range n.Variants {
-			fmt.Fprintf(out, "  %-30s kill -> new child: %s  (%d samples; other processes %.0f%% of the CPUs)\n", v.Label, fmtDist(v.Result.Visible), v.Result.Samples, v.Result.OtherCPU)
+			fmt.Fprintf(out, "  %-44s kill -> new child: %s  (%d samples; other processes %.0f%% of the CPUs)\n", v.Label, fmtDist(v.Result.Visible), v.Result.Samples, v.Result.OtherCPU)
 			if k := v.Result.Kernel; k != nil {
-				fmt.Fprintf(out, "  %-30s exit -> fork:      %s  (kernel timestamps)\n", "", fmtDist(k.ExitFork))
+				fmt.Fprintf(out, "  %-44s exit -> fork:      %s  (kernel timestamps)\n", "", fmtDist(k.ExitFork))
 			}
 			var per []string
 			for _, d := range v.Runs {
 				per = append(per, fmt.Sprintf("%.3f / %.3f", ms(d.Median), ms(d.P95)))
 			}
-			fmt.Fprintf(out, "  %-30s each round, p50 / p95: %s\n", "", strings.Join(per, ", "))
+			fmt.Fprintf(out, "  %-44s each round, p50 / p95: %s\n", "", strings.Join(per, ", "))
 			if v.Plugin != "" {
-				fmt.Fprintf(out, "  %-30s --plugin %s\n", "", v.Plugin)
+				fmt.Fprintf(out, "  %-44s --plugin %s\n", "", v.Plugin)
 			}
 		}
 	}

@@ -22,12 +22,15 @@ import (
 //
 // The -t 0 restart latency of part 1 (the same program as the veto part) is
 // taken without plugins twice, and with a notifier attached that is told
-// every event (events=all, window=0): notify-webhook posting to a receiver in
-// the harness that answers 200, notify-webhook posting to a port where
+// every event (events=all, window=0): notify-webhook posting to a receiver
+// in the harness that answers 200, notify-webhook posting to a port where
 // nothing listens (every delivery fails and is retried with backoff), and
-// notify-email with its SMTP server down (the same). The runs are
-// interleaved in rounds, so that a change of the machine's load falls on all
-// of them alike; each variant's samples are pooled over the rounds.
+// notify-email with its SMTP server down (the same); and with notify-webhook
+// as it is usually run, with its defaults (abnormal exits and the rest,
+// coalesced in 5-minute windows: a Notify per restart, one POST per window).
+// The runs are interleaved in rounds, so that a change of the machine's load
+// falls on all of them alike; each variant's samples are pooled over the
+// rounds.
 //
 // "Within the noise" is decided per percentile (p50, p95) as
 //
@@ -177,11 +180,13 @@ func benchNotify(c *config, prog program) (*notifyResult, error) {
 	none2 := &notifyVariant{Label: "no plugins (run 2)"}
 	vs := []*notifyVariant{
 		none1,
-		{Label: "notify-webhook, receiver up", plugs: "notify-webhook", recv: recv,
+		{Label: "notify-webhook, every event, receiver up", plugs: "notify-webhook", recv: recv,
 			Plugin: "notify-webhook:url=" + recv.url + ",events=all,window=0"},
-		{Label: "notify-webhook, receiver down", plugs: "notify-webhook",
+		{Label: "notify-webhook, defaults, receiver up", plugs: "notify-webhook", recv: recv,
+			Plugin: "notify-webhook:url=" + recv.url},
+		{Label: "notify-webhook, every event, receiver down", plugs: "notify-webhook",
 			Plugin: fmt.Sprintf("notify-webhook:url=http://127.0.0.1:%d/respawner,events=all,window=0", down)},
-		{Label: "notify-email, SMTP server down", plugs: "notify-email",
+		{Label: "notify-email, every event, SMTP server down", plugs: "notify-email",
 			Plugin: fmt.Sprintf("notify-email:server=127.0.0.1:%d,starttls=never,to=a@example.org,from=b@example.org,events=all,window=0", smtpDown)},
 		none2,
 	}
