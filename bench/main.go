@@ -11,11 +11,17 @@
 //     respawner-hookhost and the healthcheck-http plugin probing lighttpd.
 //  7. flood: `respawner start /usr/bin/yes` in daemon mode: start, status
 //     and stop times, memory of respawner and its keeper, a restart on time.
+//  8. notify: the -t 0 restart latency without plugins (twice, for the
+//     noise) and with a notify-only plugin told every event (notify-webhook
+//     posting to a receiver that answers and to one that is down,
+//     notify-email with its SMTP server down), in interleaved rounds; with
+//     must be within the noise of without.
 //
 // Usage: go run ./bench -bin bin/respawner
-// [-only restart,timer,idle,crash,veto,probe] [-samples 200]
+// [-only restart,timer,idle,crash,veto,probe,flood,notify] [-samples 200]
 // [-timer-samples 5] [-idle 60s] [-crash 5s] [-veto-samples 1000]
-// [-probe-idle 60s] [-flood-samples 50] [-json]
+// [-probe-idle 60s] [-flood-samples 50] [-notify-samples 300]
+// [-notify-rounds 5] [-json]
 //
 // See docs/BENCHMARKS.md for the method and the figures.
 package main
@@ -65,9 +71,11 @@ type config struct {
 	probeInterval time.Duration
 	probeSettle   time.Duration
 	floodSamples  int
+	notifySamples int
+	notifyRounds  int
 }
 
-var parts = []string{"restart", "timer", "idle", "crash", "veto", "probe", "flood"}
+var parts = []string{"restart", "timer", "idle", "crash", "veto", "probe", "flood", "notify"}
 
 var quiet bool
 
@@ -104,6 +112,8 @@ func run() int {
 	flag.DurationVar(&c.probeInterval, "probe-interval", time.Second, "probe idle cost: the probe interval")
 	flag.DurationVar(&c.probeSettle, "probe-settle", 5*time.Second, "probe idle cost: wait this long after lighttpd, the host and the plugin are up")
 	flag.IntVar(&c.floodSamples, "flood-samples", 50, "flood: status requests while yes writes")
+	flag.IntVar(&c.notifySamples, "notify-samples", 300, "notify: restart samples per variant (two without plugins, each notifier), spread over the rounds")
+	flag.IntVar(&c.notifyRounds, "notify-rounds", 5, "notify: rounds; each runs every variant once, in a rotating order")
 	flag.BoolVar(&c.jsonOut, "json", false, "print the results as JSON on stdout instead of the table")
 	flag.BoolVar(&quiet, "q", false, "no progress messages on stderr")
 	flag.Parse()
@@ -127,9 +137,9 @@ func run() int {
 		}
 		c.only[p] = true
 	}
-	if c.samples < 1 || c.timerSamples < 1 || c.vetoSamples < 1 || c.idle <= 0 || c.crash <= 0 || c.probeIdle <= 0 ||
+	if c.samples < 1 || c.timerSamples < 1 || c.vetoSamples < 1 || c.notifySamples < 1 || c.notifyRounds < 1 || c.idle <= 0 || c.crash <= 0 || c.probeIdle <= 0 ||
 		c.timerDelay < 100*time.Millisecond || c.probeInterval < 100*time.Millisecond {
-		fmt.Fprintln(os.Stderr, "bench: -samples, -timer-samples and -veto-samples must be >= 1, -idle, -crash and -probe-idle > 0, -timer-delay and -probe-interval >= 100ms")
+		fmt.Fprintln(os.Stderr, "bench: -samples, -timer-samples, -veto-samples, -notify-samples and -notify-rounds must be >= 1, -idle, -crash and -probe-idle > 0, -timer-delay and -probe-interval >= 100ms")
 		return 2
 	}
 	bin, err := filepath.Abs(c.bin)
@@ -188,6 +198,7 @@ type report struct {
 	Veto    *vetoResult      `json:"veto,omitempty"`
 	Probe   *probeResult     `json:"probe,omitempty"`
 	Flood   *floodResult     `json:"flood,omitempty"`
+	Notify  *notifyResult    `json:"notify,omitempty"`
 	Notes   []string         `json:"notes,omitempty"`
 }
 
@@ -413,6 +424,39 @@ func measure(c *config) (*report, error) {
 		}
 	}
 
+	if c.only["notify"] {
+		r, err := benchNotify(c, pause)
+		if err != nil {
+			return nil, fmt.Errorf("notify: %w", err)
+		}
+		rep.Notify = r
+		dist := func(r *restartResult) string {
+			return fmt.Sprintf("%.3f / %.3f / %.3f ms", ms(r.Visible.Median), ms(r.Visible.P95), ms(r.Visible.P99))
+		}
+		for _, v := range r.Variants {
+			name := "notify: restart -t 0, " + pause.Label + ": kill -> new child p50 / p95 / p99, " + v.Label
+			add("notify", name, ms(v.Result.Visible.Median), dist(v.Result), "-", "info")
+		}
+		for _, v := range r.Variants {
+			d := v.Diff
+			if d == nil {
+				continue
+			}
+			add("notify", v.Label+`: registered notify-only ("veto":false, never asked restart-pending)`, float64(btoi(v.Veto)),
+				fmt.Sprintf("notify %v, veto %v", v.Notify, v.Veto), "veto false", verdict(v.Notify && !v.Veto))
+			band := func(diff, band, runs, perm time.Duration) string {
+				return fmt.Sprintf("%+.3f ms (band %.3f: runs %.3f, relabelled %.3f)", ms(diff), ms(band), ms(runs), ms(perm))
+			}
+			add("notify", v.Label+": p50 minus no plugins", ms(d.P50), band(d.P50, d.Band50, d.Runs50, d.Perm50), "within noise", verdict(d.Within50))
+			add("notify", v.Label+": p95 minus no plugins", ms(d.P95), band(d.P95, d.Band95, d.Runs95, d.Perm95), "within noise", verdict(d.Within95))
+			if v.recv != nil {
+				add("notify", v.Label+": requests the receiver answered", float64(sumKinds(v.Received)), fmtKinds(v.Received), "-", "info")
+			} else {
+				add("notify", v.Label+": failed deliveries the plugin logged", float64(v.Failures), fmt.Sprint(v.Failures), "-", "info")
+			}
+		}
+	}
+
 	rep.Machine.LoadEnd = loadavg()
 	busy := func(part string, pct float64) {
 		if pct >= 20 {
@@ -434,6 +478,11 @@ func measure(c *config) (*report, error) {
 	}
 	if r := rep.Probe; r != nil {
 		busy("probe idle cost", r.OtherCPU)
+	}
+	if r := rep.Notify; r != nil {
+		for _, v := range r.Variants {
+			busy("notify ("+v.Label+")", v.Result.OtherCPU)
+		}
 	}
 	if rep.Idle != nil {
 		rep.Notes = append(rep.Notes, "idle: respawner now turns the GC's pacing off (debug.SetGCPercent(-1) with an 8 MiB memory limit, quietGC in cmd/respawner/start.go) unless GOGC or GOMEMLIMIT is set in its environment"+gcEnv())
@@ -541,6 +590,23 @@ func (r *report) print(out io.Writer) {
 			fmt.Fprintf(out, "  floor, the question asked straight of the idle plugin by a Go client: %s\n", fmtDist(*f))
 			fmt.Fprintf(out, "  difference minus floor: p50 %+.3f, p95 %+.3f, p99 %+.3f ms (respawner -> respawner-hookhost -> back, and the loop's own work)\n",
 				ms(v.DiffP50-f.Median), ms(v.DiffP95-f.P95), ms(v.DiffP99-f.P99))
+		}
+	}
+	if n := r.Notify; n != nil {
+		fmt.Fprintf(out, "\nnotify, -t 0, %s, %d rounds (ms): min / median / p95 / p99 / max\n", n.Variants[0].Result.Program, n.Rounds)
+		for _, v := range n.Variants {
+			fmt.Fprintf(out, "  %-44s kill -> new child: %s  (%d samples; other processes %.0f%% of the CPUs)\n", v.Label, fmtDist(v.Result.Visible), v.Result.Samples, v.Result.OtherCPU)
+			if k := v.Result.Kernel; k != nil {
+				fmt.Fprintf(out, "  %-44s exit -> fork:      %s  (kernel timestamps)\n", "", fmtDist(k.ExitFork))
+			}
+			var per []string
+			for _, d := range v.Runs {
+				per = append(per, fmt.Sprintf("%.3f / %.3f", ms(d.Median), ms(d.P95)))
+			}
+			fmt.Fprintf(out, "  %-44s each round, p50 / p95: %s\n", "", strings.Join(per, ", "))
+			if v.Plugin != "" {
+				fmt.Fprintf(out, "  %-44s --plugin %s\n", "", v.Plugin)
+			}
 		}
 	}
 	if p := r.Probe; p != nil {

@@ -35,6 +35,48 @@ type restartResult struct {
 	Kernel  *kernelBreakdown `json:"kernel,omitempty"`
 	// OtherCPU is the share of the CPUs other processes used meanwhile.
 	OtherCPU float64 `json:"other_cpu_percent"`
+
+	raw restartRaw // the samples themselves, for pooling runs
+}
+
+// restartRaw is every sample of a restartResult.
+type restartRaw struct {
+	visible, execd []time.Duration
+	spins          []int
+	kev            []restartEvents
+	k0s            []int64
+}
+
+// poolRestarts is one restartResult of the samples of several runs of the
+// same program; OtherCPU is weighted by samples.
+func poolRestarts(rs []*restartResult) *restartResult {
+	var raw restartRaw
+	other := 0.0
+	for _, r := range rs {
+		raw.visible = append(raw.visible, r.raw.visible...)
+		raw.execd = append(raw.execd, r.raw.execd...)
+		raw.spins = append(raw.spins, r.raw.spins...)
+		raw.kev = append(raw.kev, r.raw.kev...)
+		raw.k0s = append(raw.k0s, r.raw.k0s...)
+		other += r.OtherCPU * float64(r.Samples)
+	}
+	res := newRestartResult(rs[0].Program, raw)
+	res.OtherCPU = other / float64(max(1, res.Samples))
+	return res
+}
+
+func newRestartResult(program string, raw restartRaw) *restartResult {
+	spins := append([]int(nil), raw.spins...)
+	sort.Ints(spins)
+	r := &restartResult{
+		Program: program, Samples: len(raw.visible),
+		Visible: summarize(raw.visible), Execd: summarize(raw.execd),
+		Kernel: newBreakdown(raw.kev, raw.k0s), raw: raw,
+	}
+	if len(spins) > 0 {
+		r.Spins = spins[len(spins)/2]
+	}
+	return r
 }
 
 // kernelBreakdown splits restarts with the kernel's own timestamps (cn_proc).
@@ -185,12 +227,9 @@ func measureRestarts(c *config, in *instance, prog program, samples int, hosted 
 		}
 		cur = next
 	}
-	sort.Ints(spins)
-	return &restartResult{
-		Program: prog.String(), Samples: samples,
-		Visible: summarize(visible), Execd: summarize(execd), Spins: spins[len(spins)/2],
-		Kernel: newBreakdown(kev, k0s), OtherCPU: probe.otherPercent(),
-	}, nil
+	res := newRestartResult(prog.String(), restartRaw{visible: visible, execd: execd, spins: spins, kev: kev, k0s: k0s})
+	res.OtherCPU = probe.otherPercent()
+	return res, nil
 }
 
 // ---------------------------------------------------------------- timer
