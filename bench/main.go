@@ -444,11 +444,12 @@ func measure(c *config) (*report, error) {
 			}
 			add("notify", v.Label+`: registered notify-only ("veto":false, never asked restart-pending)`, float64(btoi(v.Veto)),
 				fmt.Sprintf("notify %v, veto %v", v.Notify, v.Veto), "veto false", verdict(v.Notify && !v.Veto))
-			band := func(diff, band, runs, perm time.Duration) string {
-				return fmt.Sprintf("%+.3f ms (band %.3f: runs %.3f, relabelled %.3f)", ms(diff), ms(band), ms(runs), ms(perm))
+			band := func(diff, band, runs, perm, spread time.Duration) string {
+				return fmt.Sprintf("%+.3f ms (band %.3f: pooled runs %.3f, relabelled %.3f, run to run %.3f)", ms(diff), ms(band), ms(runs), ms(perm), ms(spread))
 			}
-			add("notify", v.Label+": p50 minus no plugins", ms(d.P50), band(d.P50, d.Band50, d.Runs50, d.Perm50), "within noise", verdict(d.Within50))
-			add("notify", v.Label+": p95 minus no plugins", ms(d.P95), band(d.P95, d.Band95, d.Runs95, d.Perm95), "within noise", verdict(d.Within95))
+			add("notify", v.Label+": p50 minus no plugins", ms(d.P50), band(d.P50, d.Band50, d.Runs50, d.Perm50, d.Spread50), "within noise", verdict(d.Within50))
+			add("notify", v.Label+": p50 shift beyond sampling noise", float64(btoi(d.Shift50)), fmt.Sprint(d.Shift50), "-", "info")
+			add("notify", v.Label+": p95 minus no plugins", ms(d.P95), band(d.P95, d.Band95, d.Runs95, d.Perm95, d.Spread95), "within noise", verdict(d.Within95))
 			if v.recv != nil {
 				add("notify", v.Label+": requests the receiver answered", float64(sumKinds(v.Received)), fmtKinds(v.Received), "-", "info")
 			} else {
