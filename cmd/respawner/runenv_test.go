@@ -69,17 +69,21 @@ func nobodyAccount(t *testing.T) account {
 	return account{uid: four(u.Uid), gid: four(u.Gid), groups: strings.Join(ids, " "), home: u.HomeDir}
 }
 
-// checkRun compares what the program got with what the flags ask.
-func checkRun(t *testing.T, p proc, acct account, dir string, env map[string]string) {
+// checkRun compares what the program got with what the flags ask: user,
+// directory and env, and with limits, umask 0027 and nofile 64:128 too.
+func checkRun(t *testing.T, p proc, acct account, dir string, env map[string]string, limits bool) {
 	t.Helper()
 	if p.uid != acct.uid || p.gid != acct.gid || p.groups != acct.groups {
 		t.Errorf("pid %d: Uid %q Gid %q Groups %q; want %q %q %q", p.pid, p.uid, p.gid, p.groups, acct.uid, acct.gid, acct.groups)
 	}
-	if p.umask != "0027" || p.cwd != dir {
-		t.Errorf("pid %d: umask %q, cwd %q; want 0027, %s", p.pid, p.umask, p.cwd, dir)
+	if p.cwd != dir {
+		t.Errorf("pid %d: cwd %q, want %s", p.pid, p.cwd, dir)
 	}
-	if p.nofileSoft != "64" || p.nofileH != "128" {
-		t.Errorf("pid %d: nofile %s:%s, want 64:128", p.pid, p.nofileSoft, p.nofileH)
+	if limits && (p.umask != "0027" || p.nofileSoft != "64" || p.nofileH != "128") {
+		t.Errorf("pid %d: umask %q, nofile %s:%s; want 0027, 64:128", p.pid, p.umask, p.nofileSoft, p.nofileH)
+	}
+	if !limits && (p.umask == "0027" || p.nofileSoft == "64") {
+		t.Errorf("pid %d: umask %q, nofile %s:%s, not asked for", p.pid, p.umask, p.nofileSoft, p.nofileH)
 	}
 	for k, v := range env {
 		if got, ok := p.env[k]; v == "\x00" && ok || v != "\x00" && got != v {
@@ -91,7 +95,15 @@ func checkRun(t *testing.T, p proc, acct account, dir string, env map[string]str
 // Every run gets the user, groups, directory, umask, limits and
 // environment asked for, the first and each after a restart, and the env
 // files are read again at the restart; respawner itself keeps its own.
+// With --umask and --limit every start goes through the exec shim; user,
+// directory and environment alone take Go's own fork/exec.
 func TestRunEnv(t *testing.T) {
+	for _, limits := range []bool{true, false} {
+		t.Run(fmt.Sprintf("shim=%v", limits), func(t *testing.T) { testRunEnv(t, limits) })
+	}
+}
+
+func testRunEnv(t *testing.T, limits bool) {
 	needRoot(t)
 	acct := nobodyAccount(t)
 	dir := openDir(t, 0o755) // nobody may enter it
@@ -99,14 +111,19 @@ func TestRunEnv(t *testing.T) {
 	envFile := filepath.Join(files, "app.env")
 	optional := filepath.Join(files, "optional.env")
 	os.WriteFile(envFile, []byte("# the app\nA=from-file\nexport B='two words'\nHOME=/from/file\n"), 0o600)
+	var shimFlags []string
+	if limits {
+		shimFlags = []string{"--umask", "027", "--limit", "nofile=64:128"}
+	}
+	args := append([]string{"start", "-D", "--log-format", "json", "-t", "0", "--name", "app",
+		"--user", "nobody", "--chdir", dir}, shimFlags...)
+	args = append(args, "--env-file", envFile, "--env-file", "-"+optional, "--env", "C=from-flag", "--env", "A=from-flag",
+		"/bin/sleep", "--", "1000")
 	in := startWith(t, nil, func(c *exec.Cmd) {
 		// What a service manager gave respawner is respawner's own.
 		c.Env = append(c.Env, "NOTIFY_SOCKET=/run/systemd/notify", "WATCHDOG_USEC=1000000", "WATCHDOG_PID=1",
 			"LISTEN_FDS=1", "LISTEN_PID=1", "LISTEN_FDNAMES=x", "LISTEN_ADDR=:8080")
-	}, "start", "-D", "--log-format", "json", "-t", "0", "--name", "app",
-		"--user", "nobody", "--chdir", dir, "--umask", "027", "--limit", "nofile=64:128",
-		"--env-file", envFile, "--env-file", "-"+optional, "--env", "C=from-flag", "--env", "A=from-flag",
-		"/bin/sleep", "--", "1000")
+	}, args...)
 	want := map[string]string{
 		"A": "from-flag", "B": "two words", "C": "from-flag", "HOME": "/from/file", "USER": "nobody", "LOGNAME": "nobody",
 		"LISTEN_ADDR": ":8080", "PATH": os.Getenv("PATH"),
@@ -114,7 +131,7 @@ func TestRunEnv(t *testing.T) {
 		"LISTEN_FDNAMES": "\x00", "RESPAWNER_RUNTIME_DIR": "\x00", "D": "\x00", "E": "\x00",
 	}
 	pid := in.waitFor("started", 10*time.Second).int("pid")
-	checkRun(t, readProc(t, pid), acct, dir, want)
+	checkRun(t, readProc(t, pid), acct, dir, want, limits)
 
 	// respawner is still root, with its own directory, umask and limits.
 	rp := readProc(t, in.cmd.Process.Pid)
@@ -127,8 +144,11 @@ func TestRunEnv(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
 		t.Fatalf("status --json: %v: %q", err, r.stdout)
 	}
-	limits, _ := st["limits"].(map[string]any)
-	if st["user"] != "nobody" || st["dir"] != dir || st["umask"] != "0027" || limits["nofile"] != "64:128" || st["group"] == "" {
+	lims, _ := st["limits"].(map[string]any)
+	if st["user"] != "nobody" || st["dir"] != dir || st["group"] == "" {
+		t.Errorf("status --json: %s", r.stdout)
+	}
+	if limits != (st["umask"] == "0027" && lims["nofile"] == "64:128") {
 		t.Errorf("status --json: %s", r.stdout)
 	}
 	for _, secret := range []string{"from-flag", "two words", "from-file"} {
@@ -149,7 +169,7 @@ func TestRunEnv(t *testing.T) {
 		t.Fatal("restarted with the same pid")
 	}
 	want["B"], want["D"], want["E"], want["HOME"] = "changed", "new", "optional", acct.home
-	checkRun(t, readProc(t, next), acct, dir, want)
+	checkRun(t, readProc(t, next), acct, dir, want, limits)
 	in.stopOK()
 }
 
@@ -170,13 +190,13 @@ func TestRunEnvDaemon(t *testing.T) {
 	}
 	want := map[string]string{"X": `quoted "value"`, "USER": "nobody", "HOME": acct.home, "PATH": os.Getenv("PATH"), "RESPAWNER_RUNTIME_DIR": "\x00"}
 	p := readProc(t, st.PID)
-	checkRun(t, p, acct, dir, want)
+	checkRun(t, p, acct, dir, want, true)
 	if len(p.env) != 5 { // --clear-env: PATH, the user's three, X
 		t.Errorf("environment %v, want PATH, HOME, USER, LOGNAME and X only", p.env)
 	}
 	syscall.Kill(st.PID, syscall.SIGKILL)
 	st2 := waitState(t, rt, "d", "running", st.PID, 15*time.Second)
-	checkRun(t, readProc(t, st2.PID), acct, dir, want)
+	checkRun(t, readProc(t, st2.PID), acct, dir, want, true)
 	if r := respawner(t, rt, "stop", "d"); r.code != 0 {
 		t.Fatalf("stop: %d %s", r.code, r.stderr)
 	}

@@ -26,9 +26,10 @@ import (
 // signals blocked. Dispositions: exec resets handled signals to the default and
 // keeps ignored ones, so respawner has none ignored (ResetIgnoredSignals).
 //
-// With attrs that need it (attrs.Shim), the fork execs the exec shim, which
-// sets them up and execs the program in the same process; spawn returns
-// once it has, or with the reason it could not.
+// attrs (user, directory, limits, umask, pid variables) are set up by
+// runenv.ForkExec: through Go's own fork/exec, or the exec shim (limits,
+// umask, pid variables), which execs the program in the same process;
+// spawn returns once it has, or with the reason it could not.
 func spawn(path string, argv, env []string, files []uintptr, attrs *runenv.Attrs) (pid, pidfd int, err error) {
 	pidfd = -1
 	attr := &syscall.ProcAttr{
@@ -36,7 +37,7 @@ func spawn(path string, argv, env []string, files []uintptr, attrs *runenv.Attrs
 		Files: files,
 		Sys:   &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd},
 	}
-	if attrs.Shim() {
+	if !attrs.Empty() {
 		if pid, err = runenv.ForkExec(path, argv, attr, attrs); err != nil {
 			return 0, -1, err
 		}

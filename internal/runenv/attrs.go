@@ -25,11 +25,21 @@ type Attrs struct {
 	// program's (exec keeps the pid): WATCHDOG_PID, LISTEN_PID. Each
 	// replaces a variable of that name in the environment.
 	PIDEnv []string
+
+	check bool // the shim sets up and exits (explain)
 }
 
-// Shim reports whether a start needs the exec shim.
+// Empty reports whether a asks for nothing: the program is started as it
+// always was.
+func (a *Attrs) Empty() bool {
+	return a == nil || !a.Shim() && a.User == nil && a.Dir == ""
+}
+
+// Shim reports whether a start needs the exec shim: for limits, the umask
+// or pid variables, which Go's fork/exec cannot set (user, groups and
+// directory it can).
 func (a *Attrs) Shim() bool {
-	return a != nil && (len(a.Limits) > 0 || a.SetUmask || a.User != nil || a.Dir != "" || len(a.PIDEnv) > 0)
+	return a != nil && (len(a.Limits) > 0 || a.SetUmask || len(a.PIDEnv) > 0)
 }
 
 // UmaskString is the umask as status shows it ("0027"), "" when not set.

@@ -14,8 +14,9 @@
 // when any of them is asked for, the program is started through an exec
 // shim: respawner's own binary, re-executed through /proc/self/exe under
 // the name ShimArgv0, applies them to itself and execs the program in the
-// same process (ForkExec, Shim). Without them the program is forked and
-// exec'd directly, exactly as before: the shim costs nothing unless used.
+// same process (ForkExec, Shim). User, groups and working directory Go's
+// fork/exec sets itself, at no cost; without any attribute the program is
+// forked and exec'd directly, exactly as before.
 //
 // Standard library and golang.org/x/sys only.
 package runenv

@@ -216,6 +216,8 @@ func exec(argv ...string) (string, error) {
 	return string(b[:n]), nil
 }
 
+// User, groups and directory: through Go's own fork/exec alone, and through
+// the shim (with a umask), the same credentials and the same reasons.
 func TestShimUser(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
@@ -225,17 +227,55 @@ func TestShimUser(t *testing.T) {
 		t.Skip(err)
 	}
 	dir := t.TempDir() // 0700, root's: nobody may not enter it
-	got, err := shimRun(t, &Attrs{User: u, Dir: "/"}, nil, `grep -E "^(Uid|Gid|Groups):" /proc/self/status`)
+	private := filepath.Join(dir, "prog")
+	if err := os.WriteFile(private, []byte("#!/bin/sh\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, shim := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shim=%v", shim), func(t *testing.T) {
+			with := func(a Attrs) *Attrs {
+				a.SetUmask, a.Umask = shim, 0o22
+				if a.Shim() != shim {
+					t.Fatalf("Shim() = %v", !shim)
+				}
+				return &a
+			}
+			got, err := shimRun(t, with(Attrs{User: u, Dir: "/"}), nil, `grep -E "^(Uid|Gid|Groups):" /proc/self/status; pwd`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("Uid:\t%[1]d\t%[1]d\t%[1]d\t%[1]d\nGid:\t%[2]d\t%[2]d\t%[2]d\t%[2]d\nGroups:\t%[3]s \n/\n", u.UID, u.GID, joinInts(u.Groups))
+			if got != want {
+				t.Fatalf("credentials:\n%s\nwant:\n%s", got, want)
+			}
+			_, err = shimRun(t, with(Attrs{User: u, Dir: dir}), nil, "true")
+			if err == nil || err.Error() != "chdir "+dir+" as nobody: permission denied" {
+				t.Fatalf("a directory nobody may not enter: %v", err)
+			}
+			pidfd := -1
+			attr := &syscall.ProcAttr{Files: []uintptr{0, 1, 2}, Sys: &syscall.SysProcAttr{PidFD: &pidfd}}
+			pid, err := ForkExec(private, []string{"prog"}, attr, with(Attrs{User: u, Dir: "/"}))
+			if err == nil {
+				unix.Kill(pid, unix.SIGKILL)
+				unix.Wait4(pid, nil, 0, nil)
+				t.Fatal("nobody ran a program only root may")
+			}
+			if err.Error() != "exec "+private+" as nobody: permission denied" || pidfd != -1 {
+				t.Fatalf("a program nobody may not run: %v (pidfd %d)", err, pidfd)
+			}
+			if _, err := unix.Wait4(-1, nil, unix.WNOHANG, nil); err != unix.ECHILD {
+				t.Fatalf("a child is left: %v", err)
+			}
+		})
+	}
+	// --group alone: respawner's uid, that group only.
+	g, err := LookupUser("", strconv.Itoa(u.GID))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := fmt.Sprintf("Uid:\t%[1]d\t%[1]d\t%[1]d\t%[1]d\nGid:\t%[2]d\t%[2]d\t%[2]d\t%[2]d\nGroups:\t%[3]s \n", u.UID, u.GID, joinInts(u.Groups))
-	if got != want {
-		t.Fatalf("credentials:\n%s\nwant:\n%s", got, want)
-	}
-	_, err = shimRun(t, &Attrs{User: u, Dir: dir}, nil, "true")
-	if err == nil || err.Error() != "chdir "+dir+" as nobody: permission denied" {
-		t.Fatalf("a directory nobody may not enter: %v", err)
+	got, err := shimRun(t, &Attrs{User: g}, nil, `grep -E "^(Uid|Gid|Groups):" /proc/self/status`)
+	if want := fmt.Sprintf("Uid:\t0\t0\t0\t0\nGid:\t%[1]d\t%[1]d\t%[1]d\t%[1]d\nGroups:\t%[1]d \n", u.GID); err != nil || got != want {
+		t.Fatalf("--group alone: %q, %v; want %q", got, err, want)
 	}
 }
 
@@ -261,6 +301,8 @@ func TestShimErrors(t *testing.T) {
 		{"missing program", Attrs{SetUmask: true}, "/nonexistent/prog", "exec /nonexistent/prog: no such file or directory"},
 		{"not executable", Attrs{SetUmask: true}, filepath.Join(dir, "plain"), "exec " + filepath.Join(dir, "plain") + ": permission denied"},
 		{"missing directory", Attrs{Dir: filepath.Join(dir, "gone")}, "/bin/true", "chdir " + filepath.Join(dir, "gone") + ": no such file or directory"},
+		{"missing directory, shim", Attrs{Dir: filepath.Join(dir, "gone"), SetUmask: true}, "/bin/true", "chdir " + filepath.Join(dir, "gone") + ": no such file or directory"},
+		{"missing program, direct", Attrs{Dir: "/"}, "/nonexistent/prog", "exec /nonexistent/prog: no such file or directory"},
 		{"hard limit above nr_open", Attrs{Limits: []Limit{{Name: "nofile", Resource: unix.RLIMIT_NOFILE, Soft: 1, Hard: Unlimited}}}, "/bin/true", "setrlimit nofile=1:unlimited: operation not permitted"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
