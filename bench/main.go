@@ -11,11 +11,14 @@
 //     respawner-hookhost and the healthcheck-http plugin probing lighttpd.
 //  7. flood: `respawner start /usr/bin/yes` in daemon mode: start, status
 //     and stop times, memory of respawner and its keeper, a restart on time.
+//  8. shim: the -t 0 restart latency without run-environment flags, with
+//     --chdir / (Go's own fork/exec) and with --umask 022, which starts
+//     every run through the exec shim.
 //
 // Usage: go run ./bench -bin bin/respawner
 // [-only restart,timer,idle,crash,veto,probe] [-samples 200]
 // [-timer-samples 5] [-idle 60s] [-crash 5s] [-veto-samples 1000]
-// [-probe-idle 60s] [-flood-samples 50] [-json]
+// [-probe-idle 60s] [-flood-samples 50] [-shim-rounds 2] [-json]
 //
 // See docs/BENCHMARKS.md for the method and the figures.
 package main
@@ -65,9 +68,10 @@ type config struct {
 	probeInterval time.Duration
 	probeSettle   time.Duration
 	floodSamples  int
+	shimRounds    int
 }
 
-var parts = []string{"restart", "timer", "idle", "crash", "veto", "probe", "flood"}
+var parts = []string{"restart", "timer", "idle", "crash", "veto", "probe", "flood", "shim"}
 
 var quiet bool
 
@@ -104,6 +108,7 @@ func run() int {
 	flag.DurationVar(&c.probeInterval, "probe-interval", time.Second, "probe idle cost: the probe interval")
 	flag.DurationVar(&c.probeSettle, "probe-settle", 5*time.Second, "probe idle cost: wait this long after lighttpd, the host and the plugin are up")
 	flag.IntVar(&c.floodSamples, "flood-samples", 50, "flood: status requests while yes writes")
+	flag.IntVar(&c.shimRounds, "shim-rounds", 2, "shim: rounds of -samples restarts with no flags, --chdir / and --umask 022 (the exec shim)")
 	flag.BoolVar(&c.jsonOut, "json", false, "print the results as JSON on stdout instead of the table")
 	flag.BoolVar(&quiet, "q", false, "no progress messages on stderr")
 	flag.Parse()
@@ -188,6 +193,7 @@ type report struct {
 	Veto    *vetoResult      `json:"veto,omitempty"`
 	Probe   *probeResult     `json:"probe,omitempty"`
 	Flood   *floodResult     `json:"flood,omitempty"`
+	Shim    *shimResult      `json:"shim,omitempty"`
 	Notes   []string         `json:"notes,omitempty"`
 }
 
@@ -413,6 +419,15 @@ func measure(c *config) (*report, error) {
 		}
 	}
 
+	if c.only["shim"] {
+		r, err := benchShim(c, pause, max(c.shimRounds, 1))
+		if err != nil {
+			return nil, fmt.Errorf("shim: %w", err)
+		}
+		rep.Shim = r
+		r.rows(add)
+	}
+
 	rep.Machine.LoadEnd = loadavg()
 	busy := func(part string, pct float64) {
 		if pct >= 20 {
@@ -434,6 +449,13 @@ func measure(c *config) (*report, error) {
 	}
 	if r := rep.Probe; r != nil {
 		busy("probe idle cost", r.OtherCPU)
+	}
+	if r := rep.Shim; r != nil {
+		for i, x := range r.Rounds {
+			for _, y := range x.Runs {
+				busy(fmt.Sprintf("shim round %d (%s)", i+1, y.Flags), y.OtherCPU)
+			}
+		}
 	}
 	if rep.Idle != nil {
 		rep.Notes = append(rep.Notes, "idle: respawner now turns the GC's pacing off (debug.SetGCPercent(-1) with an 8 MiB memory limit, quietGC in cmd/respawner/start.go) unless GOGC or GOMEMLIMIT is set in its environment"+gcEnv())
@@ -565,6 +587,9 @@ func (r *report) print(out io.Writer) {
 			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%.2f\t%s\t%d\t%.1f\n", role, x.PID, x.Threads, x.Ticks, x.CPUHour, run, x.Switches, x.PerProbe)
 		}
 		tw.Flush()
+	}
+	if s := r.Shim; s != nil {
+		s.print(out)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintln(out, "\nnote:", n)

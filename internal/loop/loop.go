@@ -74,18 +74,21 @@ type Options struct {
 	EnvFiles []runenv.EnvFile
 	SetEnv   []string
 	// Attrs are set up in the program's process before the program is
-	// exec'd: resource limits, umask, user and groups, working directory.
-	// When any is set, or PIDEnv is not empty, every start goes through
-	// the exec shim (internal/runenv: respawner re-executed, about half a
-	// millisecond more per start, docs/design.md); otherwise the program is
-	// forked and exec'd directly and none of this costs anything.
+	// exec'd: user and groups, working directory (by Go's own fork/exec,
+	// at no cost), resource limits and umask. With limits, a umask, or
+	// PIDEnv, every start goes through the exec shim (internal/runenv:
+	// respawner re-executed, which delays the program's exec by about
+	// 1.7 ms, docs/design.md); with none of it the program is forked and
+	// exec'd exactly as before.
 	Attrs runenv.Attrs
 	// PIDEnv names variables that must hold the program's own pid, such
 	// as WATCHDOG_PID (the sd_notify watchdog) and LISTEN_PID (socket
 	// activation). The pid exists only after the fork, so the exec shim
 	// sets each, over any variable of that name, just before it execs the
 	// program. A feature that needs one appends its name here before the
-	// first start (in New or setup); that is all it takes.
+	// first start (in New or setup); that is all it takes, and every start
+	// then pays the shim's ~1.7 ms. (sd_watchdog_enabled(3) takes an unset
+	// WATCHDOG_PID as "this process"; sd_listen_fds(3) requires LISTEN_PID.)
 	PIDEnv []string
 }
 
