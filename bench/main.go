@@ -16,7 +16,7 @@
 //     every run through the exec shim.
 //
 // Usage: go run ./bench -bin bin/respawner
-// [-only restart,timer,idle,crash,veto,probe] [-samples 200]
+// [-only restart,timer,idle,crash,veto,probe,flood,shim] [-samples 200]
 // [-timer-samples 5] [-idle 60s] [-crash 5s] [-veto-samples 1000]
 // [-probe-idle 60s] [-flood-samples 50] [-shim-rounds 2] [-json]
 //
