@@ -128,14 +128,7 @@ func ForkExec(path string, argv []string, attr *syscall.ProcAttr, a *Attrs) (pid
 	if attr.Sys != nil && attr.Sys.PidFD != nil {
 		pidfd = *attr.Sys.PidFD
 	}
-	if err != nil { // the shim is stuck: end it
-		if pidfd >= 0 {
-			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-		} else {
-			unix.Kill(pid, unix.SIGKILL)
-		}
-	}
-	reap(pid, pidfd)
+	reap(pid, pidfd, err != nil)
 	if pidfd >= 0 {
 		unix.Close(pidfd)
 		*attr.Sys.PidFD = -1
@@ -169,12 +162,13 @@ func (a *Attrs) explain(path string, files []uintptr, err error) error {
 		return fmt.Errorf("exec %s: %w", path, err)
 	}
 	check := &Attrs{User: a.User, Dir: a.Dir, check: true}
-	pid, msg, serr := startShim(check.request(path, []string{path}, nil), &syscall.ProcAttr{Files: files})
+	pidfd := -1
+	pid, msg, serr := startShim(check.request(path, []string{path}, nil), &syscall.ProcAttr{Files: files, Sys: &syscall.SysProcAttr{PidFD: &pidfd}})
 	if pid != 0 {
-		if serr != nil {
-			unix.Kill(pid, unix.SIGKILL)
-		}
-		reap(pid, -1)
+		reap(pid, pidfd, serr != nil)
+	}
+	if pidfd >= 0 {
+		unix.Close(pidfd)
 	}
 	if serr == nil && msg != "" {
 		return errors.New(msg)
@@ -253,15 +247,34 @@ func readReport(fd int, timeout time.Duration) (string, error) {
 	}
 }
 
-// reap collects the shim that failed (it exits right after its report, or
-// was killed).
-func reap(pid, pidfd int) {
+// reap collects a shim that failed, which exits right after its report;
+// with stuck, one that did not report in time, which it kills first. A
+// stuck shim may be where SIGKILL cannot reach it yet (uninterruptible, in
+// a chdir into a dead mount): reap then waits a second at most and leaves
+// it to the loop, which reaps any child it does not watch once SIGCHLD
+// says it died.
+func reap(pid, pidfd int, stuck bool) {
+	flags := 0
+	if stuck {
+		if pidfd >= 0 {
+			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+			fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+			for {
+				if _, err := unix.Poll(fds, 1000); err != unix.EINTR {
+					break
+				}
+			}
+		} else {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		flags = unix.WNOHANG
+	}
 	for {
 		var err error
 		if pidfd >= 0 {
-			err = unix.Waitid(unix.P_PIDFD, pidfd, nil, unix.WEXITED, nil)
+			err = unix.Waitid(unix.P_PIDFD, pidfd, nil, unix.WEXITED|flags, nil)
 		} else {
-			_, err = unix.Wait4(pid, nil, 0, nil)
+			_, err = unix.Wait4(pid, nil, flags, nil)
 		}
 		if err != unix.EINTR {
 			return

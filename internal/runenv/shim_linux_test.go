@@ -434,3 +434,23 @@ func TestParseUmask(t *testing.T) {
 		}
 	}
 }
+
+// A shim that did not report in time is killed and reaped (here one that
+// has become a sleep, which dies as a stuck shim would).
+func TestReapStuck(t *testing.T) {
+	pidfd := -1
+	a := &Attrs{SetUmask: true}
+	pid, msg, err := startShim(a.request("/bin/sleep", []string{"sleep", "10"}, nil), &syscall.ProcAttr{Files: []uintptr{0, 1, 2}, Sys: &syscall.SysProcAttr{PidFD: &pidfd}})
+	if err != nil || msg != "" || pid == 0 {
+		t.Fatalf("startShim: %d %q %v", pid, msg, err)
+	}
+	defer unix.Close(pidfd)
+	start := time.Now()
+	reap(pid, pidfd, true)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("reap took %s", d)
+	}
+	if _, err := unix.Wait4(-1, nil, unix.WNOHANG, nil); err != unix.ECHILD {
+		t.Fatalf("a child is left: %v", err)
+	}
+}
