@@ -13,8 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Attrs are what the shim sets up in the program's process before it execs
-// the program. The zero value asks for nothing (and no shim).
+// Attrs are what is set up in the program's process before the program is
+// exec'd (ForkExec). The zero value asks for nothing.
 type Attrs struct {
 	Limits   []Limit // setrlimit, in order
 	Umask    uint32  // the program's umask, when SetUmask
@@ -32,13 +32,13 @@ type Attrs struct {
 // Empty reports whether a asks for nothing: the program is started as it
 // always was.
 func (a *Attrs) Empty() bool {
-	return a == nil || !a.Shim() && a.User == nil && a.Dir == ""
+	return a == nil || !a.NeedsShim() && a.User == nil && a.Dir == ""
 }
 
-// Shim reports whether a start needs the exec shim: for limits, the umask
-// or pid variables, which Go's fork/exec cannot set (user, groups and
+// NeedsShim reports whether a start needs the exec shim: for limits, the
+// umask or pid variables, which Go's fork/exec cannot set (user, groups and
 // directory it can).
-func (a *Attrs) Shim() bool {
+func (a *Attrs) NeedsShim() bool {
 	return a != nil && (len(a.Limits) > 0 || a.SetUmask || len(a.PIDEnv) > 0)
 }
 

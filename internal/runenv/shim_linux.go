@@ -98,7 +98,7 @@ func IsShim(args []string) bool { return len(args) == 2 && args[0] == ShimArgv0 
 // the shim, run for the setup alone, tells which. Limits, the umask and
 // pid variables need the shim for every start.
 func ForkExec(path string, argv []string, attr *syscall.ProcAttr, a *Attrs) (pid int, err error) {
-	if !a.Shim() {
+	if !a.NeedsShim() {
 		da := *attr
 		if a != nil {
 			da.Dir = a.Dir

@@ -235,7 +235,7 @@ func TestShimUser(t *testing.T) {
 		t.Run(fmt.Sprintf("shim=%v", shim), func(t *testing.T) {
 			with := func(a Attrs) *Attrs {
 				a.SetUmask, a.Umask = shim, 0o22
-				if a.Shim() != shim {
+				if a.NeedsShim() != shim {
 					t.Fatalf("Shim() = %v", !shim)
 				}
 				return &a
