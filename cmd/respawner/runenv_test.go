@@ -222,16 +222,20 @@ func TestEnvFileSyntax(t *testing.T) {
 		"INNER=it's \"kept\"\n" +
 		"CRLF=dos\r\n"
 	os.WriteFile(f, []byte(content), 0o600)
-	in := startRespawner(t, "--clear-env", "--env-file", f, "/bin/sleep", "--", "1000")
+	in := startRespawner(t, "-t", "0", "--clear-env", "--env-file", f, "/bin/sleep", "--", "1000")
 	pid := in.waitFor("started", 10*time.Second).int("pid")
-	got := readProc(t, pid).env
 	want := map[string]string{
 		"PATH": os.Getenv("PATH"), "PLAIN": "value", "SPACED": "inner  blanks", "EXPORTED": "yes", "EMPTY": "",
 		"SINGLE": `single $HOME \n`, "DOUBLE": `a "b" \ $c \x`, "MULTI": "line1\nline2", "CONT": "onetwo",
 		"ESCAPED": "a b#c", "HASH": "x # not a comment", "JOINED": "xyz", "INNER": `it's "kept"`, "CRLF": "dos",
 	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
+	if got := readProc(t, pid).env; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("environment:\n%q\nwant:\n%q", got, want)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	next := in.waitFor("restarted", 10*time.Second).int("pid")
+	if got := readProc(t, next).env; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("environment after the restart:\n%q\nwant:\n%q", got, want)
 	}
 	in.stopOK()
 }

@@ -236,7 +236,7 @@ func TestShimUser(t *testing.T) {
 			with := func(a Attrs) *Attrs {
 				a.SetUmask, a.Umask = shim, 0o22
 				if a.NeedsShim() != shim {
-					t.Fatalf("Shim() = %v", !shim)
+					t.Fatalf("NeedsShim() = %v", !shim)
 				}
 				return &a
 			}
