@@ -16,12 +16,15 @@
 //     posting to a receiver that answers and to one that is down,
 //     notify-email with its SMTP server down), in interleaved rounds; with
 //     must be within the noise of without.
+//  9. shim: the -t 0 restart latency without run-environment flags, with
+//     --chdir / (Go's own fork/exec) and with --umask 022, which starts
+//     every run through the exec shim.
 //
 // Usage: go run ./bench -bin bin/respawner
-// [-only restart,timer,idle,crash,veto,probe,flood,notify] [-samples 200]
+// [-only restart,timer,idle,crash,veto,probe,flood,notify,shim] [-samples 200]
 // [-timer-samples 5] [-idle 60s] [-crash 5s] [-veto-samples 1000]
 // [-probe-idle 60s] [-flood-samples 50] [-notify-samples 300]
-// [-notify-rounds 5] [-json]
+// [-notify-rounds 5] [-shim-rounds 2] [-json]
 //
 // See docs/BENCHMARKS.md for the method and the figures.
 package main
@@ -73,9 +76,10 @@ type config struct {
 	floodSamples  int
 	notifySamples int
 	notifyRounds  int
+	shimRounds    int
 }
 
-var parts = []string{"restart", "timer", "idle", "crash", "veto", "probe", "flood", "notify"}
+var parts = []string{"restart", "timer", "idle", "crash", "veto", "probe", "flood", "notify", "shim"}
 
 var quiet bool
 
@@ -114,6 +118,7 @@ func run() int {
 	flag.IntVar(&c.floodSamples, "flood-samples", 50, "flood: status requests while yes writes")
 	flag.IntVar(&c.notifySamples, "notify-samples", 300, "notify: restart samples per variant (two without plugins, each notifier), spread over the rounds")
 	flag.IntVar(&c.notifyRounds, "notify-rounds", 5, "notify: rounds; each runs every variant once, in a rotating order")
+	flag.IntVar(&c.shimRounds, "shim-rounds", 2, "shim: rounds of -samples restarts with no flags, --chdir / and --umask 022 (the exec shim)")
 	flag.BoolVar(&c.jsonOut, "json", false, "print the results as JSON on stdout instead of the table")
 	flag.BoolVar(&quiet, "q", false, "no progress messages on stderr")
 	flag.Parse()
@@ -199,6 +204,7 @@ type report struct {
 	Probe   *probeResult     `json:"probe,omitempty"`
 	Flood   *floodResult     `json:"flood,omitempty"`
 	Notify  *notifyResult    `json:"notify,omitempty"`
+	Shim    *shimResult      `json:"shim,omitempty"`
 	Notes   []string         `json:"notes,omitempty"`
 }
 
@@ -458,6 +464,15 @@ func measure(c *config) (*report, error) {
 		}
 	}
 
+	if c.only["shim"] {
+		r, err := benchShim(c, pause, max(c.shimRounds, 1))
+		if err != nil {
+			return nil, fmt.Errorf("shim: %w", err)
+		}
+		rep.Shim = r
+		r.rows(add)
+	}
+
 	rep.Machine.LoadEnd = loadavg()
 	busy := func(part string, pct float64) {
 		if pct >= 20 {
@@ -483,6 +498,13 @@ func measure(c *config) (*report, error) {
 	if r := rep.Notify; r != nil {
 		for _, v := range r.Variants {
 			busy("notify ("+v.Label+")", v.Result.OtherCPU)
+		}
+	}
+	if r := rep.Shim; r != nil {
+		for i, x := range r.Rounds {
+			for _, y := range x.Runs {
+				busy(fmt.Sprintf("shim round %d (%s)", i+1, y.Flags), y.OtherCPU)
+			}
 		}
 	}
 	if rep.Idle != nil {
@@ -632,6 +654,9 @@ func (r *report) print(out io.Writer) {
 			fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\t%.2f\t%s\t%d\t%.1f\n", role, x.PID, x.Threads, x.Ticks, x.CPUHour, run, x.Switches, x.PerProbe)
 		}
 		tw.Flush()
+	}
+	if s := r.Shim; s != nil {
+		s.print(out)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintln(out, "\nnote:", n)

@@ -14,6 +14,7 @@ import (
 	"github.com/respawner/respawner/internal/control"
 	"github.com/respawner/respawner/internal/keeper"
 	"github.com/respawner/respawner/internal/loop"
+	"github.com/respawner/respawner/internal/runenv"
 )
 
 // reportEnv names the descriptor through which a daemonized respawner tells
@@ -112,7 +113,14 @@ func sendReport(f *os.File, err error) {
 // programEnv is respawner's environment without any RESPAWNER_* variable:
 // its internals, and the secrets meant for its plugins
 // (RESPAWNER_SMTP_PASSWORD, RESPAWNER_WEBHOOK_SECRET), are not the program's.
+// Nor are the variables through which a service manager talks to respawner
+// itself (systemd's sd_notify, watchdog and socket activation): the
+// program would notify, or take descriptors meant for, respawner.
 func programEnv() []string { return withoutRespawner(os.Environ()) }
+
+// managerVars are those variables, by exact name: a prefix such as
+// LISTEN_ would also take the program's own LISTEN_ADDR or LISTEN_PORT.
+var managerVars = []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}
 
 func withoutRespawner(env []string) []string {
 	out := make([]string, 0, len(env))
@@ -121,7 +129,7 @@ func withoutRespawner(env []string) []string {
 			out = append(out, kv)
 		}
 	}
-	return out
+	return runenv.Without(out, managerVars...)
 }
 
 // adoptable returns the program a killed respawner of this name left running,

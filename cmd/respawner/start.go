@@ -38,6 +38,8 @@ type startOptions struct {
 	pluginDir      dirValue
 	captureOutput  bool
 	log            logOptions
+	run            runEnvOptions
+	runEnv         *runEnv // what run resolves to, set by validate
 
 	dir *control.Dir // the open runtime dir, set by runStart
 
@@ -74,12 +76,20 @@ pidfile with -p, or, when it exits cleanly leaving exactly one process, that one
 
 SIGTERM or SIGINT to respawner stops the program (SIGTERM to its process group
 and everything it started, SIGKILL after --stop-timeout) and exits 0. SIGHUP
-reopens the log file and never ends supervision.`,
+reopens the log file and never ends supervision.
+
+Every run of the program gets --user, --group, --chdir, --umask and --limit;
+respawner itself keeps its own (and stays root, so that stop works). Its
+environment is respawner's without RESPAWNER_* and the service manager's
+NOTIFY_SOCKET, WATCHDOG_* and LISTEN_* (or PATH alone with --clear-env), then,
+each over the one before: HOME, USER and LOGNAME of --user, the --env-file files
+(read again at every start), the --env settings.`,
 		Example: `  respawner start lighttpd -- -f /etc/lighttpd/lighttpd.conf
   respawner start -e 0,1 -p lighttpd -- -f /etc/lighttpd/lighttpd.conf
   respawner start --plugin healthcheck-http lighttpd -- -f /etc/lighttpd/lighttpd.conf
   respawner start -D -t 1 ./server -- --port 8080
-  respawner start -D -n 3 -e 0,7 --restart always ./job.sh`,
+  respawner start -D -n 3 -e 0,7 --restart always ./job.sh
+  respawner start --user www-data --chdir /srv/app --env-file -/etc/default/app --limit nofile=4096 ./server`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageErrorf("missing PROGRAM (usage: %s)", c.UseLine())
@@ -110,6 +120,14 @@ reopens the log file and never ends supervision.`,
 	f.StringArrayVar(&opts.plugins, "plugin", nil, "hook plugin `NAME` or NAME:key=value,...; repeatable (options sha256=HEX and timeout=DUR are respawner's)")
 	f.Var(&opts.pluginDir, "plugin-dir", "`DIR` searched first for plugin binaries (relative to the current directory)")
 	f.BoolVar(&opts.captureOutput, "capture-output", false, "with -D: pass the program's output through respawner (to its own stdout and stderr), so hook events carry its last lines; daemon mode always does")
+	f.StringVar(&opts.run.user, "user", "", "run the program as `USER[:GROUP]` (names or ids), with the user's groups and its HOME, USER and LOGNAME; respawner must run as root")
+	f.StringVar(&opts.run.group, "group", "", "the program's primary `GROUP` (with --user, instead of the user's own; alone, respawner's user with this group)")
+	f.StringVar(&opts.run.chdir, "chdir", "", "run the program in `DIR` (entered as --user)")
+	f.StringVar(&opts.run.umask, "umask", "", "the program's umask, an octal `MODE` such as 027")
+	f.StringArrayVar(&opts.run.env, "env", nil, "set `KEY=VALUE` in the program's environment; repeatable, over --env-file")
+	f.StringArrayVar(&opts.run.envFiles, "env-file", nil, "read variables from `FILE` at every start of the program (systemd EnvironmentFile syntax; -FILE: the file may be missing); repeatable")
+	f.BoolVar(&opts.run.clearEnv, "clear-env", false, "start the program's environment empty but for PATH (then --user, --env-file, --env)")
+	f.StringArrayVar(&opts.run.limits, "limit", nil, "set a resource limit of the program, `NAME=SOFT[:HARD]`, NAME one of nofile, nproc, core, as, memlock, stack, cpu, each value a number or unlimited (one value sets both); repeatable")
 	f.Var(&opts.log.level, "log-level", "trace, debug, info, warn or error")
 	f.Var(&opts.log.format, "log-format", "text or json")
 	f.StringVar(&opts.log.file, "log-file", "", "log to this file (reopened on SIGHUP); default: stderr with -D, else syslog, else NAME.log in the runtime dir")
@@ -133,6 +151,11 @@ func (o *startOptions) validate() error {
 	if err := checkName(o.name); err != nil {
 		return err
 	}
+	r, err := o.run.resolve()
+	if err != nil {
+		return err
+	}
+	o.runEnv = r
 	if o.pidfile == autoPidfile {
 		o.pidfile = defaultPidfile(o.name)
 	}
@@ -347,7 +370,6 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 		Name:      o.name,
 		Path:      path,
 		Argv:      append([]string{o.program}, o.args...),
-		Env:       programEnv(),
 		Stdin:     stdin,
 		Machine:   o.machineConfig(),
 		Log:       log.Named(o.name),
@@ -362,6 +384,7 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 		Hooks:     hookOpts,
 		Keeper:    link,
 	}
+	o.runEnv.apply(&opts)
 	if report != nil {
 		opts.Report = func(err error) { sendReport(report, err) }
 	} else if o.captureOutput {

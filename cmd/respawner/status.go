@@ -35,7 +35,7 @@ died while its program still runs (then "respawner start NAME" adopts it).`,
 			return runStatus(c.OutOrStdout(), opts, instanceName(args[0]))
 		},
 	}
-	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON object (name, state, pid, restarts, last_exit, health, since, plugins)")
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON object (name, state, pid, restarts, last_exit, health, since, plugins; user, group, dir, umask, limits when start set them)")
 	cmd.Flags().StringVar(&opts.runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
 	return cmd
 }
@@ -112,6 +112,9 @@ func describe(st *control.Status, now time.Time) string {
 			parts = append(parts, "up "+now.Sub(st.Started).Truncate(time.Second).String())
 		}
 		parts = append(parts, fmt.Sprintf("restarts %d", st.Restarts))
+		if st.User != "" {
+			parts = append(parts, "user "+st.User)
+		}
 		switch st.Health {
 		case "healthy":
 			parts = append(parts, "health ok")

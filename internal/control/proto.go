@@ -33,6 +33,13 @@ type Status struct {
 	NextRestart  time.Time `json:"next_restart,omitzero"`
 	Reason       string    `json:"reason,omitempty"`
 	LastProbe    string    `json:"last_probe,omitempty"` // result of the last health probe
+	// How each run is set up, when start was told (never the environment's
+	// values, which may hold secrets).
+	User   string            `json:"user,omitempty"`   // --user: the program's user
+	Group  string            `json:"group,omitempty"`  // --user/--group: its primary group
+	Dir    string            `json:"dir,omitempty"`    // --chdir
+	Umask  string            `json:"umask,omitempty"`  // --umask, octal: "0027"
+	Limits map[string]string `json:"limits,omitempty"` // --limit: {"nofile": "64:128"}
 }
 
 // Exit is {"code": N} or {"signal": "SIGKILL"}.

@@ -276,6 +276,7 @@ func (l *Loop) status() control.Status {
 		st.Reason = s.Reason
 	}
 	st.Health, st.LastProbe = l.health()
+	l.runStatus(&st)
 	if e := s.LastExit; e != nil {
 		switch {
 		case e.Unknown:
@@ -288,6 +289,24 @@ func (l *Loop) status() control.Status {
 		}
 	}
 	return st
+}
+
+// runStatus adds how each run is set up (Attrs) to st.
+func (l *Loop) runStatus(st *control.Status) {
+	a := &l.opt.Attrs
+	if u := a.User; u != nil {
+		if u.SetUser {
+			st.User = u.Name
+		}
+		st.Group = u.Group
+	}
+	st.Dir, st.Umask = a.Dir, a.UmaskString()
+	if len(a.Limits) > 0 {
+		st.Limits = make(map[string]string, len(a.Limits))
+		for _, lim := range a.Limits {
+			st.Limits[lim.Name] = lim.Value()
+		}
+	}
 }
 
 // statusState maps machine states to the states of SPEC §2.

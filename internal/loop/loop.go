@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/keeper"
 	"github.com/respawner/respawner/internal/machine"
+	"github.com/respawner/respawner/internal/runenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,7 +23,7 @@ type Options struct {
 	Name    string   // instance name, used in logs and status
 	Path    string   // resolved path of the program
 	Argv    []string // argv, argv[0] included
-	Env     []string // environment of the program
+	Env     []string // environment of the program (see EnvFiles)
 	Stdin   uintptr  // the program's stdin (fd 0 of respawner, or /dev/null)
 	Machine machine.Config
 	Log     hclog.Logger
@@ -63,6 +64,32 @@ type Options struct {
 	// the keeper's other children (what an earlier, killed respawner left)
 	// belong to the instance like respawner's own.
 	Keeper *keeper.Link
+	// Env above is the program's environment before what each start adds:
+	// respawner's own less its variables, or PATH alone (--clear-env),
+	// and HOME, USER and LOGNAME with --user. EnvFiles (--env-file) are
+	// read again at every start and go over Env, each over the one
+	// before; SetEnv (--env KEY=VALUE) goes over them all. A file that
+	// cannot be read fails that start, as a failed exec does. Variables
+	// the loop itself sets for a feature go over all of these.
+	EnvFiles []runenv.EnvFile
+	SetEnv   []string
+	// Attrs are set up in the program's process before the program is
+	// exec'd: user and groups, working directory (by Go's own fork/exec,
+	// at no cost), resource limits and umask. With limits, a umask, or
+	// PIDEnv, every start goes through the exec shim (internal/runenv:
+	// respawner re-executed, which delays the program's exec by about
+	// 1.7 ms, docs/design.md); with none of it the program is forked and
+	// exec'd exactly as before.
+	Attrs runenv.Attrs
+	// PIDEnv names variables that must hold the program's own pid, such
+	// as WATCHDOG_PID (the sd_notify watchdog) and LISTEN_PID (socket
+	// activation). The pid exists only after the fork, so the exec shim
+	// sets each, over any variable of that name, just before it execs the
+	// program. A feature that needs one appends its name here before the
+	// first start (in New or setup); that is all it takes, and every start
+	// then pays the shim's ~1.7 ms. (sd_watchdog_enabled(3) takes an unset
+	// WATCHDOG_PID as "this process"; sd_listen_fds(3) requires LISTEN_PID.)
+	PIDEnv []string
 }
 
 // Adoption identifies a running program to take over.

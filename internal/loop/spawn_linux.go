@@ -12,6 +12,7 @@ import (
 
 	"github.com/respawner/respawner/internal/control"
 	"github.com/respawner/respawner/internal/machine"
+	"github.com/respawner/respawner/internal/runenv"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,12 +25,23 @@ import (
 // starts with nothing blocked even when respawner itself was started with
 // signals blocked. Dispositions: exec resets handled signals to the default and
 // keeps ignored ones, so respawner has none ignored (ResetIgnoredSignals).
-func spawn(path string, argv, env []string, files []uintptr) (pid, pidfd int, err error) {
+//
+// attrs (user, directory, limits, umask, pid variables) are set up by
+// runenv.ForkExec: through Go's own fork/exec, or the exec shim (limits,
+// umask, pid variables), which execs the program in the same process;
+// spawn returns once it has, or with the reason it could not.
+func spawn(path string, argv, env []string, files []uintptr, attrs *runenv.Attrs) (pid, pidfd int, err error) {
 	pidfd = -1
 	attr := &syscall.ProcAttr{
 		Env:   env,
 		Files: files,
 		Sys:   &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd},
+	}
+	if !attrs.Empty() {
+		if pid, err = runenv.ForkExec(path, argv, attr, attrs); err != nil {
+			return 0, -1, err
+		}
+		return pid, pidfd, nil
 	}
 	pid, err = syscall.ForkExec(path, argv, attr)
 	if err != nil {
@@ -105,7 +117,13 @@ func (l *Loop) spawn(a machine.Spawn) {
 			return
 		}
 	}
-	pid, pidfd, err := spawn(l.opt.Path, l.opt.Argv, l.opt.Env, l.files)
+	env, err := runenv.Environ(l.opt.Env, l.opt.EnvFiles, l.opt.SetEnv)
+	if err != nil {
+		l.log.Error("cannot start program", "error", err)
+		l.step(machine.SpawnFailed{Err: err})
+		return
+	}
+	pid, pidfd, err := spawn(l.opt.Path, l.opt.Argv, env, l.files, l.attrs())
 	if err != nil {
 		l.log.Error("cannot start program", "error", err)
 		l.step(machine.SpawnFailed{Err: err})
@@ -125,6 +143,16 @@ func (l *Loop) spawn(a machine.Spawn) {
 	}
 	l.saveState()
 	l.step(machine.Started{PID: pid})
+}
+
+// attrs are the Attrs of a start, with the PIDEnv of the loop's features.
+func (l *Loop) attrs() *runenv.Attrs {
+	if len(l.opt.PIDEnv) == 0 {
+		return &l.opt.Attrs
+	}
+	a := l.opt.Attrs
+	a.PIDEnv = append(a.PIDEnv[:len(a.PIDEnv):len(a.PIDEnv)], l.opt.PIDEnv...)
+	return &a
 }
 
 func restartOf(a machine.Spawn) string {
