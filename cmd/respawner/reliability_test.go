@@ -338,9 +338,13 @@ exec sleep 1000`, tmp))
 
 // A second SIGTERM while respawner waits for a slow plugin to shut down
 // must not kill it half way (exit 143, stale files): the signals respawner
-// handles stay taken until it exits.
+// handles stay taken until it exits. The plugin takes 2 s over each event,
+// within its 5 s deadline, so the host's shutdown (which waits one deadline
+// for the last events) lasts about 4 s after "stopped": time enough for the
+// test to see it and signal even on a loaded machine (a 1.5 s window once
+// found respawner gone already).
 func TestSignalDuringSlowPluginShutdown(t *testing.T) {
-	in := startRespawner(t, hookArgs("--plugin", "testhook:sleep=1500ms", "--name", "slowplug", "/bin/sleep", "--", "1000")...)
+	in := startRespawner(t, hookArgs("--plugin", "testhook:sleep=2s,timeout=5s", "--name", "slowplug", "/bin/sleep", "--", "1000")...)
 	in.waitFor("hook plugin ready", 10*time.Second)
 	in.waitFor("started", 5*time.Second)
 	in.signal(syscall.SIGTERM)
