@@ -33,22 +33,34 @@ func FuzzMachine(f *testing.F) {
 // (a process forks, a leftover dies) and reach the Machine only when the
 // loop would tell it (TreeEmpty once a collected tree is gone).
 const (
-	kindStarted       = iota // the outstanding Spawn succeeded (async mode)
-	kindSpawnFailed          // the outstanding Spawn failed (async mode; else right after a Spawn)
-	kindExit                 // the watched process ends: Exited, or nothing while collecting
-	kindLeftoverDies         // another process of the run ends
-	kindFork                 // a live process of the run starts another
-	kindFireRespawn          // the respawn timer expires
-	kindFireKill             // the kill timer expires
-	kindFireStart            // the start timer expires (PidfileFailed while awaiting, as the loop does)
-	kindPidfileRead          // the pidfile names a live process of the run
-	kindPidfileFailed        // the pidfile is refused
-	kindVerdict              // the hooks answer restart-pending
-	kindFireAsk              // the ask timer expires
-	kindUnhealthy            // health probes fail past their threshold (while running)
-	kindStop                 // an operator asks to stop
+	kindStarted        = iota // the outstanding Spawn succeeded (async mode)
+	kindSpawnFailed           // the outstanding Spawn failed (async mode; else right after a Spawn)
+	kindExit                  // the watched process ends: Exited, or nothing while collecting
+	kindLeftoverDies          // another process of the run ends
+	kindFork                  // a live process of the run starts another
+	kindFireRespawn           // the respawn timer expires
+	kindFireKill              // the kill timer expires
+	kindFireStart             // the start timer expires (PidfileFailed while awaiting, as the loop does)
+	kindPidfileRead           // the pidfile names a live process of the run
+	kindPidfileFailed         // the pidfile is refused
+	kindVerdict               // the hooks answer restart-pending
+	kindFireAsk               // the ask timer expires
+	kindUnhealthy             // health probes fail past their threshold (while running)
+	kindReady                 // READY=1 from a live process of the run
+	kindStatus                // STATUS=
+	kindMainPID               // MAINPID= naming a live process of the run
+	kindPing                  // WATCHDOG=1
+	kindTrigger               // WATCHDOG=trigger
+	kindWatchdogPeriod        // WATCHDOG_USEC=
+	kindExtend                // EXTEND_TIMEOUT_USEC=
+	kindFireWatchdog          // the watchdog timer expires
+	kindStop                  // an operator asks to stop
 	numKinds
 )
+
+// fuzzPeriods is indexed by two bits of an arg: WATCHDOG_USEC= and
+// EXTEND_TIMEOUT_USEC= values.
+var fuzzPeriods = [4]time.Duration{0, 100 * time.Millisecond, time.Second, 30 * time.Second}
 
 // fuzzStatuses is indexed by the low four bits of an event's arg byte.
 var fuzzStatuses = [16]ExitStatus{
@@ -68,7 +80,8 @@ const fuzzConfigBytes = 9
 
 // fuzzConfig decodes the first fuzzConfigBytes bytes:
 //
-//	b0: bits 0-1 policy (3 = on-failure); bits 5 and 6 both set: chaos mode; bit 7: jitter
+//	b0: bits 0-1 policy (3 = on-failure); bit 2: readiness by READY=1 (Notify);
+//	    bits 3-4: watchdog period; bits 5 and 6 both set: chaos mode; bit 7: jitter
 //	b1: limit 0-4       b2: window       b3: respawn timeout     b4: max delay
 //	b5: bits 0-1 reset, bits 2-3 stop timeout, bits 4-5 ask deadline
 //	b6: success set (bits: 0, 1, 7, 127, 255)                   b7: jitter value/256
@@ -91,6 +104,8 @@ func fuzzConfig(b []byte) (cfg Config, chaos, adopt, async bool) {
 		StartCheck:     [...]time.Duration{0, 0, s, 5 * s}[b[8]>>3&3],
 		Ask:            b[8]&0x80 != 0,
 		AskDeadline:    [...]time.Duration{0, s, 2 * s, 30 * s}[b[5]>>4&3],
+		Notify:         b[0]&4 != 0 && b[8]&1 == 0, // the CLI refuses it with a pidfile
+		Watchdog:       [...]time.Duration{0, 100 * ms, s, 5 * s}[b[0]>>3&3],
 	}
 	for i, c := range []int{0, 1, 7, 127, 255} {
 		if b[6]&(1<<i) != 0 {
@@ -152,6 +167,8 @@ type fuzzHarness struct {
 	readySeen    bool
 	stopAsked    bool
 	exit         *Exit
+	saidReady    bool // the run said READY=1 (or was adopted)
+	namedMain    bool // the run named its main process (MAINPID=), which may be the launcher
 
 	// the reference model
 	asking   bool     // restart-pending is out (the world: an answer may come)
@@ -163,6 +180,37 @@ type fuzzHarness struct {
 	runStart time.Time
 	lastExit *ExitStatus
 	pending  refOutcome // what the collection of a tree leads to
+	status   string     // the run's STATUS= text
+	wd       refWatchdog
+}
+
+// refWatchdog is the reference model of a run's watchdog.
+type refWatchdog struct {
+	started bool // its clock started (READY=1 with Notify, else the start of the run)
+	on      bool // the timer runs
+	period  time.Duration
+	last    time.Time // the last ping, or the start of the clock
+	until   time.Time // extended to
+}
+
+// startWD starts the run's watchdog clock, as READY=1 (or the start of the
+// run without Notify) does.
+func (h *fuzzHarness) startWD() []Action {
+	h.wd.started = true
+	if h.wd.period <= 0 {
+		return nil
+	}
+	h.wd.on, h.wd.last, h.wd.until = true, h.now, time.Time{}
+	return []Action{ArmTimer{ID: WatchdogTimer, After: h.wd.period}}
+}
+
+// stopWD stops it: the run ended or is stopped.
+func (h *fuzzHarness) stopWD() []Action {
+	if !h.wd.on {
+		return nil
+	}
+	h.wd.on = false
+	return []Action{DisarmTimer{ID: WatchdogTimer}}
 }
 
 func newFuzzHarness(t *testing.T, data []byte) *fuzzHarness {
@@ -223,7 +271,9 @@ func (h *fuzzHarness) run() {
 		h.runStart = t0.Add(-time.Minute)
 		acts := q(h.m.Adopt(h.now, pid, h.runStart))
 		h.tracef("Adopt(%d) -> %v", pid, actList(acts))
-		if want := []Action{Follow{PID: pid}, Ready{}}; !reflect.DeepEqual(acts, want) {
+		h.saidReady = true
+		h.wd = refWatchdog{period: h.cfg.Watchdog}
+		if want := cat([]Action{Follow{PID: pid}, Ready{}}, h.startWD()); !reflect.DeepEqual(acts, want) {
 			h.failf("Adopt = %s, want %s", fmtActs(acts), fmtActs(want))
 		}
 		h.apply(nil, acts)
@@ -299,6 +349,11 @@ func (h *fuzzHarness) allowed(k int) bool {
 		return h.armed[AskTimer]
 	case kindUnhealthy:
 		return h.m.State() == Running
+	case kindReady, kindStatus, kindMainPID, kindPing, kindTrigger, kindWatchdogPeriod, kindExtend:
+		// The loop passes on only what a live process of the instance says.
+		return h.watched != 0 || len(h.tree) > 0
+	case kindFireWatchdog:
+		return h.armed[WatchdogTimer]
 	}
 	return true // StopRequested
 }
@@ -389,6 +444,19 @@ func (h *fuzzHarness) input(k int, arg byte) {
 		h.deliver(TimerFired{ID: AskTimer})
 	case kindUnhealthy:
 		h.deliver(Unhealthy{Reason: "probe failed"})
+	case kindMainPID:
+		alive := h.tree
+		if h.watched != 0 {
+			alive = append([]int{h.watched}, h.tree...)
+		}
+		h.deliver(MainPIDNotified{PID: alive[int(arg)%len(alive)]})
+	case kindReady, kindStatus, kindPing, kindTrigger, kindWatchdogPeriod, kindExtend:
+		h.deliver(h.anyEvent(k, arg))
+	case kindFireWatchdog:
+		if h.now.Before(h.deadline[WatchdogTimer]) {
+			h.now = h.deadline[WatchdogTimer]
+		}
+		h.deliver(TimerFired{ID: WatchdogTimer})
 	default:
 		h.deliver(StopRequested{})
 	}
@@ -421,6 +489,22 @@ func (h *fuzzHarness) anyEvent(k int, arg byte) Event {
 		return TimerFired{ID: AskTimer}
 	case kindUnhealthy:
 		return Unhealthy{Reason: "probe failed"}
+	case kindReady:
+		return ReadyNotified{}
+	case kindStatus:
+		return StatusNotified{Text: fmt.Sprint("status ", arg)}
+	case kindMainPID:
+		return MainPIDNotified{PID: int(arg)}
+	case kindPing:
+		return WatchdogPinged{}
+	case kindTrigger:
+		return WatchdogTriggered{}
+	case kindWatchdogPeriod:
+		return WatchdogPeriodSet{Period: fuzzPeriods[arg&3]}
+	case kindExtend:
+		return TimeoutExtended{By: fuzzPeriods[arg&3]}
+	case kindFireWatchdog:
+		return TimerFired{ID: WatchdogTimer}
 	}
 	return StopRequested{}
 }
@@ -669,19 +753,25 @@ func (h *fuzzHarness) act(v Verdict) []Action {
 func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Action) {
 	term := []Action{SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: h.cfg.StopTimeout}, CollectTree{}}
 	stop := func(startTimer bool) []Action {
+		var acts []Action
 		if startTimer {
-			return cat([]Action{DisarmTimer{ID: StartTimer}}, term)
+			acts = []Action{DisarmTimer{ID: StartTimer}}
 		}
-		return term
+		return cat(acts, h.stopWD(), term)
 	}
-	// failRun: a run that ended without a usable exit (pidfile trouble).
-	failRun := func() []Action {
+	// failRun: a run that ended without a usable exit (pidfile trouble, no
+	// READY=1, a watchdog timeout): sig to the tree, the kill timer; a
+	// first run's failure ends supervision.
+	failRunWith := func(sig syscall.Signal) []Action {
+		wd := h.stopWD()
 		h.pending = refOutcome{exit: true, code: 1}
 		if snap.Ready {
 			h.pending = h.decide(false, false)
 		}
-		return term
+		return cat(wd, []Action{SignalTree{Sig: sig}, ArmTimer{ID: KillTimer, After: h.cfg.StopTimeout}, CollectTree{}})
 	}
+	failRun := func() []Action { return failRunWith(syscall.SIGTERM) }
+	live := s == Running || s == Starting && (snap.Awaiting || snap.Unready)
 	endRun := func(o refOutcome, leftovers []int, pre ...Action) []Action {
 		if len(leftovers) == 0 {
 			return cat(pre, h.outcomeActions(o, false))
@@ -690,6 +780,21 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 		return cat(pre, term)
 	}
 	checking := s == Running && h.armed[StartTimer] && !snap.Ready
+	// watchdogFailed: SIGABRT to a live run's tree, told as unhealthy.
+	watchdogFailed := func() []Action {
+		if !live {
+			return nil
+		}
+		var acts []Action
+		if snap.Awaiting || checking || snap.Unready {
+			acts = []Action{DisarmTimer{ID: StartTimer}}
+		}
+		if s == Running && h.now.Sub(h.runStart) >= h.cfg.Reset {
+			h.streak, h.window = 0, nil
+		}
+		h.lastExit = nil
+		return cat(acts, failRunWith(syscall.SIGABRT))
+	}
 
 	switch ev := ev.(type) {
 	case Started:
@@ -697,11 +802,15 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 			return nil, nil
 		}
 		h.runStart = h.now
+		h.saidReady, h.status, h.namedMain = false, "", false
+		h.wd = refWatchdog{period: h.cfg.Watchdog}
 		var acts []Action
 		timer := true
 		switch {
 		case h.cfg.Pidfile:
 			acts = []Action{WatchPidfile{}, ArmTimer{ID: StartTimer, After: h.cfg.StartTimeout}}
+		case h.cfg.Notify: // starting until READY=1
+			acts = []Action{ArmTimer{ID: StartTimer, After: h.cfg.StartTimeout}}
 		case !snap.Ready && h.cfg.StartCheck > 0:
 			acts = []Action{ArmTimer{ID: StartTimer, After: h.cfg.StartCheck}}
 		default:
@@ -711,7 +820,10 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 			}
 		}
 		if h.stopAsked { // a stop came while the Spawn was outstanding
-			acts = cat(acts, stop(timer))
+			return cat(acts, stop(timer)), nil
+		}
+		if !h.cfg.Notify {
+			acts = cat(acts, h.startWD()) // the watchdog's clock starts at exec
 		}
 		return acts, nil
 	case SpawnFailed:
@@ -742,16 +854,29 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 			}
 			h.lastExit = &st
 			return cat([]Action{DisarmTimer{ID: StartTimer}}, failRun()), nil
+		case s == Starting && snap.Unready:
+			// Before READY=1: a launcher that daemonized is followed (its
+			// daemon may say it); any other exit fails the run, even a clean one.
+			if !snap.Following && clean && len(ev.Leftovers) == 1 {
+				return []Action{Follow{PID: ev.Leftovers[0]}}, nil
+			}
+			h.lastExit = &st
+			o := refOutcome{exit: true, code: 1}
+			if snap.Ready {
+				o = h.decide(false, false)
+			}
+			return endRun(o, ev.Leftovers, DisarmTimer{ID: StartTimer}), nil
 		case s != Running:
 			return nil, nil
 		case !snap.Following && !h.cfg.Pidfile && clean && len(ev.Leftovers) == 1:
 			return []Action{Follow{PID: ev.Leftovers[0]}}, nil
 		}
 		h.lastExit = &st
+		wd := h.stopWD()
 		if checking {
-			return endRun(refOutcome{exit: true, code: 1}, ev.Leftovers, DisarmTimer{ID: StartTimer}), nil
+			return endRun(refOutcome{exit: true, code: 1}, ev.Leftovers, cat(wd, []Action{DisarmTimer{ID: StartTimer}})...), nil
 		}
-		return endRun(h.decide(clean, true), ev.Leftovers), nil
+		return endRun(h.decide(clean, true), ev.Leftovers, wd...), nil
 	case TreeEmpty:
 		switch s {
 		case Cleanup:
@@ -783,6 +908,20 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 		case ev.ID == StartTimer && snap.Awaiting:
 			h.lastExit = nil
 			return failRun(), nil
+		case ev.ID == StartTimer && snap.Unready:
+			h.lastExit = nil
+			return failRun(), nil
+		case ev.ID == WatchdogTimer && h.wd.on:
+			// Pings only note their time; the deadline counts from the last.
+			due := h.wd.last.Add(h.wd.period)
+			if h.wd.until.After(due) {
+				due = h.wd.until
+			}
+			if h.now.Before(due) {
+				return []Action{ArmTimer{ID: WatchdogTimer, After: due.Sub(h.now)}}, nil
+			}
+			h.wd.on = false
+			return watchdogFailed(), nil
 		}
 	case Unhealthy:
 		// Restarted as if it had failed; the process is still alive, so the
@@ -794,6 +933,7 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 		if checking {
 			pre = []Action{DisarmTimer{ID: StartTimer}}
 		}
+		pre = cat(pre, h.stopWD())
 		h.lastExit = nil // the run did not exit: it is killed as unhealthy
 		h.pending = h.decide(false, true)
 		return cat(pre, term), nil
@@ -825,7 +965,7 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 			if snap.PID == 0 && !snap.Awaiting {
 				return nil, nil // remembered until Started
 			}
-			return stop(snap.Awaiting), nil
+			return stop(snap.Awaiting || snap.Unready), nil
 		case Running:
 			return stop(checking), nil
 		case Backoff, Held:
@@ -838,6 +978,57 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 		case Stopping:
 			return []Action{DisarmTimer{ID: KillTimer}, SignalTree{Sig: syscall.SIGKILL}}, nil
 		}
+	case ReadyNotified:
+		if s != Starting || !snap.Unready {
+			return nil, nil // said again, or nothing waits for it
+		}
+		h.saidReady = true
+		acts := []Action{DisarmTimer{ID: StartTimer}}
+		if !snap.Ready {
+			acts = append(acts, Ready{})
+		}
+		return cat(acts, h.startWD()), nil // the watchdog's clock starts at READY=1
+	case StatusNotified:
+		if live {
+			h.status = ev.Text
+		}
+	case MainPIDNotified:
+		if ev.PID <= 0 || ev.PID == snap.PID || !(s == Running || s == Starting && snap.Unready) {
+			return nil, nil
+		}
+		h.namedMain = true
+		return []Action{Follow{PID: ev.PID}}, nil
+	case WatchdogPinged:
+		if h.wd.on {
+			h.wd.last = h.now
+		}
+	case WatchdogTriggered:
+		return watchdogFailed(), nil
+	case WatchdogPeriodSet:
+		if !live || ev.Period < 0 {
+			return nil, nil
+		}
+		h.wd.period = ev.Period
+		if !h.wd.started {
+			return nil, nil // applies from READY=1
+		}
+		return cat(h.stopWD(), h.startWD()), nil
+	case TimeoutExtended:
+		if ev.By <= 0 {
+			return nil, nil
+		}
+		until := h.now.Add(ev.By)
+		var acts []Action
+		if (snap.Awaiting || snap.Unready) && h.armed[StartTimer] && until.After(h.deadline[StartTimer]) {
+			acts = append(acts, ArmTimer{ID: StartTimer, After: ev.By})
+		}
+		if (s == Stopping || s == Cleanup) && h.armed[KillTimer] && until.After(h.deadline[KillTimer]) {
+			acts = append(acts, ArmTimer{ID: KillTimer, After: ev.By})
+		}
+		if h.wd.on && until.After(h.wd.until) {
+			h.wd.until = until
+		}
+		return acts, nil
 	}
 	return nil, nil
 }
@@ -855,7 +1046,7 @@ func (h *fuzzHarness) apply(ev Event, acts []Action) {
 				h.failf("two Spawns without Started or SpawnFailed in between")
 			case h.watched != 0 || len(h.tree) > 0 || h.collecting:
 				h.failf("Spawn while the last run's processes live")
-			case h.armed[RespawnTimer] || h.armed[KillTimer] || h.armed[StartTimer] || h.armed[AskTimer]:
+			case h.armed[RespawnTimer] || h.armed[KillTimer] || h.armed[StartTimer] || h.armed[AskTimer] || h.armed[WatchdogTimer]:
 				h.failf("Spawn with a timer armed: %v", h.armed)
 			case h.asking:
 				h.failf("Spawn while the hooks are asked")
@@ -886,13 +1077,23 @@ func (h *fuzzHarness) apply(ev Event, acts []Action) {
 				}
 			}
 		case ArmTimer:
+			_, extend := ev.(TimeoutExtended)
+			if extend {
+				// EXTEND_TIMEOUT_USEC pushes an armed timer out, never in.
+				if !h.armed[a.ID] || (a.ID != StartTimer && a.ID != KillTimer) || !h.now.Add(a.After).After(h.deadline[a.ID]) {
+					h.failf("extended timer %d (armed %v) to %v, deadline was %v", a.ID, h.armed[a.ID], h.now.Add(a.After), h.deadline[a.ID])
+				}
+				h.deadline[a.ID] = h.now.Add(a.After)
+				continue
+			}
 			if h.armed[a.ID] {
 				h.failf("timer %d armed twice", a.ID)
 			}
 			switch a.ID {
 			case KillTimer:
-				if a.After != h.cfg.StopTimeout || i == 0 || acts[i-1] != Action(SignalTree{Sig: syscall.SIGTERM}) {
-					h.failf("kill timer armed for %v without SIGTERM just before it", a.After)
+				if a.After != h.cfg.StopTimeout || i == 0 ||
+					acts[i-1] != Action(SignalTree{Sig: syscall.SIGTERM}) && acts[i-1] != Action(SignalTree{Sig: syscall.SIGABRT}) {
+					h.failf("kill timer armed for %v without SIGTERM or SIGABRT just before it", a.After)
 				}
 			case AskTimer:
 				if a.After != h.cfg.AskDeadline || i == 0 || reflect.TypeOf(acts[i-1]) != reflect.TypeOf(Ask{}) {
@@ -908,11 +1109,15 @@ func (h *fuzzHarness) apply(ev Event, acts []Action) {
 				}
 			case StartTimer:
 				want := h.cfg.StartCheck
-				if h.cfg.Pidfile {
+				if h.cfg.Pidfile || h.cfg.Notify {
 					want = h.cfg.StartTimeout
 				}
 				if a.After != want {
 					h.failf("start timer armed for %v, want %v", a.After, want)
+				}
+			case WatchdogTimer:
+				if a.After <= 0 || h.wd.until.IsZero() && a.After > h.wd.period {
+					h.failf("watchdog armed for %v, period %v", a.After, h.wd.period)
 				}
 			default:
 				h.failf("timer %d unknown to the harness", a.ID)
@@ -922,7 +1127,9 @@ func (h *fuzzHarness) apply(ev Event, acts []Action) {
 		case DisarmTimer:
 			h.armed[a.ID] = false
 		case SignalTree:
-			if a.Sig != syscall.SIGTERM && a.Sig != syscall.SIGKILL {
+			_, trigger := ev.(WatchdogTriggered)
+			watchdog := trigger || ev == Event(TimerFired{ID: WatchdogTimer})
+			if a.Sig != syscall.SIGTERM && a.Sig != syscall.SIGKILL && (a.Sig != syscall.SIGABRT || !watchdog) {
 				h.failf("signal %v to the tree", a.Sig)
 			}
 		case CollectTree:
@@ -962,6 +1169,9 @@ func (h *fuzzHarness) apply(ev Event, acts []Action) {
 			if h.readySeen {
 				h.failf("Ready twice")
 			}
+			if _, said := ev.(ReadyNotified); h.cfg.Notify && ev != nil && !said {
+				h.failf("Ready without READY=1")
+			}
 			h.readySeen = true
 		case Exit:
 			if i != len(acts)-1 {
@@ -969,7 +1179,7 @@ func (h *fuzzHarness) apply(ev Event, acts []Action) {
 			}
 			h.checkExit(a)
 			if h.spawnPending || h.watched != 0 || len(h.tree) > 0 || h.collecting ||
-				h.armed[RespawnTimer] || h.armed[KillTimer] || h.armed[StartTimer] || h.armed[AskTimer] {
+				h.armed[RespawnTimer] || h.armed[KillTimer] || h.armed[StartTimer] || h.armed[AskTimer] || h.armed[WatchdogTimer] {
 				h.failf("Exit leaves something behind")
 			}
 			if _, spawn := ev.(SpawnFailed); h.stopAsked && a.Code != 0 && !spawn {
@@ -986,7 +1196,7 @@ func (h *fuzzHarness) apply(ev Event, acts []Action) {
 func (h *fuzzHarness) checkState() {
 	s, snap := h.m.State(), h.m.Snapshot()
 	alive := h.watched != 0 || len(h.tree) > 0
-	timers := h.armed[RespawnTimer] || h.armed[KillTimer] || h.armed[StartTimer] || h.armed[AskTimer]
+	timers := h.armed[RespawnTimer] || h.armed[KillTimer] || h.armed[StartTimer] || h.armed[AskTimer] || h.armed[WatchdogTimer]
 	switch {
 	case s.Final() || s == Idle:
 		h.failf("state %v without an Exit", s)
@@ -994,8 +1204,20 @@ func (h *fuzzHarness) checkState() {
 		h.failf("held, reason %q", snap.Reason)
 	case h.spawnPending && (s != Starting || snap.PID != 0 || snap.Awaiting):
 		h.failf("a Spawn is outstanding in %v", s)
-	case s == Starting && !h.spawnPending && !snap.Awaiting:
-		h.failf("starting with no Spawn outstanding and no pidfile awaited")
+	case s == Starting && !h.spawnPending && !snap.Awaiting && !snap.Unready:
+		h.failf("starting with no Spawn outstanding and neither the pidfile nor READY=1 awaited")
+	case snap.Unready && (s != Starting || !h.cfg.Notify || !h.armed[StartTimer] || h.watched == 0 || snap.PID != h.watched || h.armed[WatchdogTimer]):
+		h.failf("awaiting READY=1 in %v: start timer %v, watched %d (machine says %d), watchdog %v", s, h.armed[StartTimer], h.watched, snap.PID, h.armed[WatchdogTimer])
+	case s == Running && h.cfg.Notify && !h.saidReady:
+		h.failf("running without READY=1")
+	case h.wd.on != h.armed[WatchdogTimer] || (snap.Watchdog != 0) != h.wd.on || h.wd.on && snap.Watchdog != h.wd.period:
+		h.failf("watchdog: model on %v period %v, timer %v, machine says %v", h.wd.on, h.wd.period, h.armed[WatchdogTimer], snap.Watchdog)
+	case h.armed[WatchdogTimer] && (s != Running && !(s == Starting && snap.Awaiting) || h.collecting || h.spawnPending):
+		h.failf("watchdog armed in %v", s)
+	case s == Running && h.wd.period > 0 && !h.wd.on:
+		h.failf("running with a watchdog period of %v and no watchdog", h.wd.period)
+	case snap.Status != h.status:
+		h.failf("status text %q, want %q", snap.Status, h.status)
 	case snap.Awaiting && (s != Starting || !h.armed[StartTimer] || !h.pfActive):
 		h.failf("awaiting the pidfile in %v, start timer %v, pidfile watch %v", s, h.armed[StartTimer], h.pfActive)
 	case h.armed[RespawnTimer] && s != Backoff && s != Held:
@@ -1008,7 +1230,7 @@ func (h *fuzzHarness) checkState() {
 		h.failf("%v while the run's processes live or other timers run", s)
 	case s == Running && (h.watched == 0 || h.collecting || h.armed[KillTimer] || snap.PID != h.watched):
 		h.failf("running, but watched %d (machine says %d), collecting %v", h.watched, snap.PID, h.collecting)
-	case h.armed[StartTimer] && !snap.Awaiting && (s != Running || snap.Ready):
+	case h.armed[StartTimer] && !snap.Awaiting && !snap.Unready && (s != Running || snap.Ready):
 		h.failf("start timer armed in %v, ready %v", s, snap.Ready)
 	case h.collecting != (s == Cleanup || s == Stopping):
 		h.failf("state %v, collecting %v", s, h.collecting)
@@ -1025,7 +1247,7 @@ func (h *fuzzHarness) checkState() {
 		h.failf("snapshot started %v, want %v", snap.Started, h.runStart)
 	case s == Running && h.watched != h.launcher && !snap.Following:
 		h.failf("watching %d, not the launcher %d, yet not following", h.watched, h.launcher)
-	case s == Running && h.watched == h.launcher && !h.cfg.Pidfile && snap.Following:
+	case s == Running && h.watched == h.launcher && !h.cfg.Pidfile && snap.Following && !h.namedMain:
 		h.failf("watching the launcher %d, yet following", h.watched)
 	}
 }
@@ -1107,6 +1329,32 @@ func fuzzSeeds() [][]byte {
 		// health probes fail during the start check, and later
 		fuzzSeed([9]byte{3, 0, 0, 3, 0, 3 | 2<<2, 1, 0, 2 << 3},
 			ev(kindUnhealthy, 0), ev(ex, fuzzArg(sigterm, false, 1)), ev(fr, 0), ev(fs, 0), ev(kindUnhealthy, 0), ev(ex, 0)),
+		// --ready notify with a 1s watchdog: status, READY=1, pings, a crash;
+		// the restart never says READY=1 (start timeout), the next says it
+		// and stops pinging (watchdog timeout), the next triggers it
+		fuzzSeed([9]byte{3 | 4 | 2<<3, 0, 0, 3, 0, 3 | 2<<2, 1, 0, 0},
+			ev(kindStatus, 1), ev(kindReady, 0), ev(kindPing, fuzzArg(0, false, 2)), ev(kindPing, fuzzArg(0, false, 2)),
+			ev(kindFireWatchdog, 0), ev(ex, fuzzArg(exit1, false, 3)), ev(fr, 0), ev(fs, 0), ev(ld, 0), ev(fr, 0),
+			ev(kindReady, 0), ev(kindFireWatchdog, 0), ev(ex, fuzzArg(14, false, 0)), ev(fr, 0),
+			ev(kindReady, 0), ev(kindTrigger, 0), ev(fkill, 0), ev(ex, 0), ev(fr, 0)),
+		// notify: a launcher that daemonizes before READY=1, MAINPID=, an
+		// extended start timeout, WATCHDOG_USEC=, then a stop extended too
+		fuzzSeed([9]byte{3 | 4 | 1<<3, 0, 0, 3, 0, 3 | 2<<2, 1, 0, 0},
+			ev(fk, 0), ev(kindMainPID, 1), ev(kindExtend, 3), ev(ex, fuzzArg(exit0, false, 3)), ev(kindReady, 0),
+			ev(kindWatchdogPeriod, 2), ev(kindPing, fuzzArg(0, false, 2)), ev(kindExtend, 3|fuzzArg(0, false, 3)),
+			ev(kindFireWatchdog, 0), ev(sp, 0), ev(kindExtend, 3), ev(fkill, 0)),
+		// the first run never says READY=1: start fails
+		fuzzSeed([9]byte{3 | 4, 0, 0, 3, 0, 3 | 2<<2, 1, 0, 0}, ev(fs, 0), ev(ld, 0)),
+		// a 100ms watchdog without notify, from exec: pings, a timeout
+		// during the start check, and with a pidfile
+		fuzzSeed([9]byte{3 | 1<<3, 1, 0, 3, 0, 3 | 2<<2, 1, 0, 2 << 3},
+			ev(kindPing, fuzzArg(0, false, 1)), ev(kindFireWatchdog, 0), ev(kindFireWatchdog, 0), ev(ex, fuzzArg(14, false, 0))),
+		fuzzSeed([9]byte{3 | 1<<3, 0, 0, 3, 0, 3 | 2<<2, 1, 0, 1 | 2<<1},
+			ev(fk, 0), ev(ex, fuzzArg(exit0, false, 1)), ev(kindPing, 0), ev(pr, 0), ev(kindFireWatchdog, 1), ev(ld, 0), ev(fr, 0)),
+		// chaos mode with what programs say
+		fuzzSeed([9]byte{0x60 | 4 | 2<<3, 1, 2, 0, 2, 0, 0, 0, 0x81},
+			ev(kindReady, 0), ev(kindTrigger, 0), ev(kindMainPID, 3), ev(kindExtend, 2), ev(kindWatchdogPeriod, 1),
+			ev(kindFireWatchdog, 0), ev(st, 0), ev(kindReady, 0), ev(kindPing, 0), ev(sp, 0)),
 	}
 }
 

@@ -134,6 +134,16 @@ type Config struct {
 	// Probes are the hook plugins' health probes, whose results (Probed)
 	// the machine counts.
 	Probes []Probe
+	// Notify: the program says when it is ready, with sd_notify's READY=1
+	// (--ready notify). Each run stays Starting until then, for at most
+	// StartTimeout; the start check does not apply. Ignored with Pidfile
+	// (the CLI refuses both).
+	Notify bool
+	// Watchdog: once its clock has started (at READY=1 with Notify, else at
+	// the start of the run) the program must send WATCHDOG=1 at least this
+	// often, or it is killed (SIGABRT, SIGKILL after StopTimeout) and
+	// restarted as failed. 0: no watchdog.
+	Watchdog time.Duration
 }
 
 // Clean reports whether st counts as a clean exit: a code of the success set, or
@@ -159,10 +169,13 @@ const (
 	RespawnTimer TimerID = iota
 	// KillTimer escalates SIGTERM to SIGKILL.
 	KillTimer
-	// StartTimer bounds the wait for a pidfile, or times the start check.
+	// StartTimer bounds the wait for a pidfile or for READY=1, or times the
+	// start check.
 	StartTimer
 	// AskTimer bounds the wait for the hooks' answer to restart-pending.
 	AskTimer
+	// WatchdogTimer: the program's WATCHDOG=1 is due (--watchdog).
+	WatchdogTimer
 	// NumTimers is how many timers there are.
 	NumTimers
 )
@@ -308,6 +321,16 @@ type Machine struct {
 	delay    time.Duration
 	ready    bool         // the first run has been reported started
 	probes   []probeState // each of Config.Probes in the current run
+	wd       watchdog     // the current run's watchdog (Config.Watchdog)
+	status   string       // the current run's STATUS= text
+	timers   [NumTimers]timerState
+}
+
+// timerState is what the machine knows of one of its timers: whether it is
+// armed and when it fires (EXTEND_TIMEOUT_USEC moves a deadline only later).
+type timerState struct {
+	armed    bool
+	deadline time.Time
 }
 
 // run is the watched process of the current run.
@@ -322,6 +345,7 @@ type start struct {
 	awaiting bool // Starting: the pidfile has not named the daemon yet
 	checking bool // Running: the first run's start check is timing
 	stopping bool // Starting: a stop came before Started; stop once it comes
+	unready  bool // Starting: the run is live and has not said READY=1 (Notify)
 }
 
 // ask is restart-pending: the question, and the answer while the respawn
@@ -371,6 +395,9 @@ func (m *Machine) spawn(now time.Time, k int) []Action {
 
 // NewMachine returns a machine in Idle. Call Start (or Adopt) to begin.
 func NewMachine(cfg Config) *Machine {
+	if cfg.Pidfile {
+		cfg.Notify = false // one way of saying started; the CLI refuses both
+	}
 	m := &Machine{cfg: cfg}
 	m.resetProbes()
 	return m
@@ -390,13 +417,17 @@ type Snapshot struct {
 	Ready     bool          // the first run has been reported started
 	Reason    string        // why supervision ended (final), why it is held (Held), or why the run failed (Cleanup, Backoff)
 	Health    []ProbeHealth // each probe's standing in the current run
+	Unready   bool          // Starting: the run is live and has not said READY=1
+	Status    string        // the current run's STATUS= text
+	Watchdog  time.Duration // the current run's watchdog period, when its clock runs
 }
 
 // Snapshot reports the current state for status output and logging.
 func (m *Machine) Snapshot() Snapshot {
 	return Snapshot{State: m.state, PID: m.run.pid, Restarts: m.restarts, LastExit: m.lastExit,
 		Since: m.since, Started: m.run.started, Delay: m.delay, Following: m.run.following,
-		Awaiting: m.start.awaiting, Ready: m.ready, Reason: m.reason(), Health: m.health()}
+		Awaiting: m.start.awaiting, Ready: m.ready, Reason: m.reason(), Health: m.health(),
+		Unready: m.start.unready, Status: m.status, Watchdog: m.wd.running()}
 }
 
 func (m *Machine) reason() string {
@@ -415,7 +446,7 @@ func (m *Machine) Start(now time.Time) []Action {
 		return nil
 	}
 	m.set(Starting, now)
-	return m.spawn(now, 0)
+	return m.track(now, m.spawn(now, 0))
 }
 
 // Clear begins supervision by terminating processes that an earlier
@@ -428,7 +459,7 @@ func (m *Machine) Clear(now time.Time) []Action {
 	}
 	m.pending = outcome{first: true, reason: "processes of an earlier run"}
 	m.set(Cleanup, now)
-	return []Action{SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{}}
+	return m.track(now, []Action{SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{}})
 }
 
 // Adopt begins supervision of a program that is already running as pid, left
@@ -440,7 +471,11 @@ func (m *Machine) Adopt(now time.Time, pid int, started time.Time) []Action {
 	m.run.pid, m.run.started, m.run.following, m.ready = pid, started, true, true
 	m.resetProbes()
 	m.set(Running, now)
-	return []Action{Follow{PID: pid}, Ready{}}
+	// It was ready when its respawner was killed (or is taken to be): its
+	// watchdog clock starts over now.
+	m.wd = watchdog{period: m.cfg.Watchdog}
+	acts := append([]Action{Follow{PID: pid}, Ready{}}, m.startWatchdog(now)...)
+	return m.track(now, acts)
 }
 
 func (m *Machine) set(s State, now time.Time) {
@@ -450,6 +485,26 @@ func (m *Machine) set(s State, now time.Time) {
 
 // Step feeds one event into the machine and returns what to do about it.
 func (m *Machine) Step(now time.Time, ev Event) []Action {
+	if tf, ok := ev.(TimerFired); ok && tf.ID < NumTimers {
+		m.timers[tf.ID].armed = false
+	}
+	return m.track(now, m.step(now, ev))
+}
+
+// track keeps each timer's state and deadline as the actions leave it.
+func (m *Machine) track(now time.Time, acts []Action) []Action {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case ArmTimer:
+			m.timers[a.ID] = timerState{armed: true, deadline: now.Add(a.After)}
+		case DisarmTimer:
+			m.timers[a.ID].armed = false
+		}
+	}
+	return acts
+}
+
+func (m *Machine) step(now time.Time, ev Event) []Action {
 	switch ev := ev.(type) {
 	case Started:
 		if m.state != Starting || m.run.pid != 0 || m.start.awaiting {
@@ -502,7 +557,7 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 		}
 		m.start.awaiting = false
 		m.lastExit = nil
-		return append([]Action{DisarmTimer{ID: StartTimer}}, m.failRun(now, ev.Err.Error())...)
+		return append([]Action{DisarmTimer{ID: StartTimer}}, m.failRun(now, ev.Err.Error(), syscall.SIGTERM)...)
 	case StopRequested:
 		return m.stopRequested(now)
 	case Unhealthy:
@@ -514,6 +569,24 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 			return nil
 		}
 		return append([]Action{DisarmTimer{ID: AskTimer}}, m.answered(now, ev)...)
+	case ReadyNotified:
+		return m.readyNotified(now)
+	case StatusNotified:
+		if m.live() {
+			m.status = ev.Text
+		}
+	case MainPIDNotified:
+		return m.mainPID(ev.PID)
+	case WatchdogPinged:
+		if m.wd.on {
+			m.wd.last = now
+		}
+	case WatchdogTriggered:
+		return m.watchdogFailed(now, "watchdog triggered by the program (WATCHDOG=trigger)")
+	case WatchdogPeriodSet:
+		return m.watchdogPeriod(now, ev.Period)
+	case TimeoutExtended:
+		return m.extend(now, ev.By)
 	}
 	return nil
 }
@@ -534,6 +607,7 @@ func (m *Machine) unhealthy(now time.Time, reason string) []Action {
 		m.start.checking = false
 		pre = append(pre, DisarmTimer{ID: StartTimer})
 	}
+	pre = append(pre, m.stopWatchdog()...)
 	m.pending = m.decide(now, false, reason)
 	m.set(Cleanup, now)
 	return append(pre, SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
@@ -608,11 +682,16 @@ func (m *Machine) apply(now time.Time, v Verdict) []Action {
 func (m *Machine) runStarted(now time.Time, pid int) []Action {
 	m.run.pid, m.run.started, m.run.following = pid, now, false
 	m.resetProbes()
+	m.status = ""
+	m.wd = watchdog{period: m.cfg.Watchdog}
 	acts := []Action{m.note(now, hookspec.Started, hookspec.Event{PID: pid, Attempt: m.restarts})}
 	switch {
 	case m.cfg.Pidfile:
 		m.start.awaiting = true
 		acts = append(acts, WatchPidfile{}, ArmTimer{ID: StartTimer, After: m.cfg.StartTimeout})
+	case m.cfg.Notify:
+		m.start.unready = true // Starting until READY=1
+		acts = append(acts, ArmTimer{ID: StartTimer, After: m.cfg.StartTimeout})
 	case !m.ready && m.cfg.StartCheck > 0:
 		m.set(Running, now)
 		m.start.checking = true
@@ -623,6 +702,9 @@ func (m *Machine) runStarted(now time.Time, pid int) []Action {
 	}
 	if m.start.stopping {
 		return append(acts, m.stop(now)...)
+	}
+	if !m.cfg.Notify {
+		acts = append(acts, m.startWatchdog(now)...) // the clock starts at exec
 	}
 	return acts
 }
@@ -650,7 +732,13 @@ func (m *Machine) timer(now time.Time, id TimerID) []Action {
 	case id == StartTimer && m.start.awaiting:
 		m.start.awaiting = false
 		m.lastExit = nil
-		return m.failRun(now, fmt.Sprintf("no pidfile within %s", m.cfg.StartTimeout))
+		return m.failRun(now, fmt.Sprintf("no pidfile within %s", m.cfg.StartTimeout), syscall.SIGTERM)
+	case id == StartTimer && m.start.unready:
+		m.start.unready = false
+		m.lastExit = nil
+		return m.failRun(now, fmt.Sprintf("no READY=1 within %s", m.cfg.StartTimeout), syscall.SIGTERM)
+	case id == WatchdogTimer && m.wd.on:
+		return m.watchdogFired(now)
 	}
 	return nil
 }
@@ -688,10 +776,11 @@ func (m *Machine) stopRequested(now time.Time) []Action {
 
 func (m *Machine) stop(now time.Time) []Action {
 	var acts []Action
-	if m.start.awaiting || m.start.checking {
-		m.start.awaiting, m.start.checking = false, false
+	if m.start.awaiting || m.start.checking || m.start.unready {
+		m.start.awaiting, m.start.checking, m.start.unready = false, false, false
 		acts = append(acts, DisarmTimer{ID: StartTimer})
 	}
+	acts = append(acts, m.stopWatchdog()...)
 	m.set(Stopping, now)
 	acts = append(acts, m.note(now, hookspec.Stopping, hookspec.Event{PID: m.run.pid, Reason: "stop requested"}))
 	return append(acts, SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
@@ -723,7 +812,9 @@ func (m *Machine) decideExit(now time.Time, ev Exited) []Action {
 		m.start.awaiting = false
 		m.lastExit = &st
 		return append([]Action{DisarmTimer{ID: StartTimer}},
-			m.failRun(now, fmt.Sprintf("%s before writing its pidfile", st))...)
+			m.failRun(now, fmt.Sprintf("%s before writing its pidfile", st), syscall.SIGTERM)...)
+	case m.state == Starting && m.start.unready:
+		return m.exitedUnready(now, ev)
 	case m.state != Running:
 		return nil
 	case !m.run.following && !m.cfg.Pidfile && m.cfg.Clean(st) && len(ev.Leftovers) == 1:
@@ -734,21 +825,25 @@ func (m *Machine) decideExit(now time.Time, ev Exited) []Action {
 	}
 	m.lastExit = &st
 	m.run.pid = 0
+	wd := m.stopWatchdog()
 	if m.start.checking {
 		m.start.checking = false
 		o := outcome{exit: true, code: 1, reason: fmt.Sprintf("%s during the start check", st)}
-		return m.endRun(now, o, ev.Leftovers, DisarmTimer{ID: StartTimer})
+		return m.endRun(now, o, ev.Leftovers, append(wd, DisarmTimer{ID: StartTimer})...)
 	}
 	if now.Sub(m.run.started) >= m.cfg.Reset {
 		m.streak = 0
 		m.window = m.window[:0]
 	}
-	return m.endRun(now, m.decide(now, m.cfg.Clean(st), ""), ev.Leftovers)
+	return m.endRun(now, m.decide(now, m.cfg.Clean(st), ""), ev.Leftovers, wd...)
 }
 
-// failRun ends a run that went wrong without a usable exit (bad pidfile):
-// everything of it is terminated, then the outcome follows.
-func (m *Machine) failRun(now time.Time, reason string) []Action {
+// failRun ends a run that went wrong without a usable exit (bad pidfile, no
+// READY=1, a watchdog timeout): everything of it gets sig (SIGTERM, or
+// SIGABRT for a core dump of a hung program), SIGKILL after the stop
+// timeout, then the outcome follows. A first run that fails fails the start.
+func (m *Machine) failRun(now time.Time, reason string, sig syscall.Signal) []Action {
+	acts := m.stopWatchdog()
 	m.run.pid = 0
 	o := outcome{exit: true, code: 1, reason: reason}
 	if m.ready {
@@ -756,7 +851,7 @@ func (m *Machine) failRun(now time.Time, reason string) []Action {
 	}
 	m.pending = o
 	m.set(Cleanup, now)
-	return []Action{SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{}}
+	return append(acts, SignalTree{Sig: sig}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
 }
 
 // endRun carries out o at once, or after the run's leftovers are gone.
