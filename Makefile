@@ -49,10 +49,11 @@ test: lint build
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 # Every fuzz target, as package:Target: each parser of outside input
-# (control requests, state and pid files, program output, plugin specs, env
-# files, the exec shim's request) and the state machine. Seeds are in each package's testdata/fuzz.
+# (control requests, state and pid files, program output and its STATUS=
+# text, plugin specs, env files, the exec shim's request) and the state
+# machine. Seeds are in each package's testdata/fuzz.
 FUZZ := ./internal/machine:FuzzMachine ./internal/loop:FuzzOutputSplit \
-	./internal/loop:FuzzParsePidfile ./internal/control:FuzzParseRequest \
+	./internal/loop:FuzzParsePidfile ./internal/loop:FuzzSanitizeStatus ./internal/control:FuzzParseRequest \
 	./internal/control:FuzzParseState ./pkg/hooks:FuzzParseSpec \
 	./pkg/hooks:FuzzOptions ./pkg/hooks/pluginproc:FuzzSanitize ./pkg/hookspec:FuzzParseDuration \
 	./internal/runenv:FuzzParseEnv ./internal/runenv:FuzzParseRequest

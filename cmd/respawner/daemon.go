@@ -118,10 +118,6 @@ func sendReport(f *os.File, err error) {
 // program would notify, or take descriptors meant for, respawner.
 func programEnv() []string { return withoutRespawner(os.Environ()) }
 
-// managerVars are those variables, by exact name: a prefix such as
-// LISTEN_ would also take the program's own LISTEN_ADDR or LISTEN_PORT.
-var managerVars = []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}
-
 func withoutRespawner(env []string) []string {
 	out := make([]string, 0, len(env))
 	for _, kv := range env {
@@ -129,7 +125,7 @@ func withoutRespawner(env []string) []string {
 			out = append(out, kv)
 		}
 	}
-	return runenv.Without(out, managerVars...)
+	return runenv.Without(out, runenv.ManagerVars...) // by exact name, see runenv.ManagerVars
 }
 
 // adoptable returns the program a killed respawner of this name left running,

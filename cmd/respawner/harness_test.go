@@ -73,6 +73,8 @@ func runHelper(name string, args []string) {
 		counterWriter(args)
 	case "fake-hookhost":
 		fakeHookhost()
+	case "notify-client":
+		notifyClient(args)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown helper %q\n", name)
 		os.Exit(2)

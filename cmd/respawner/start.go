@@ -37,6 +37,8 @@ type startOptions struct {
 	plugins        []string
 	pluginDir      dirValue
 	captureOutput  bool
+	ready          choiceValue
+	watchdog       durationValue
 	log            logOptions
 	run            runEnvOptions
 	runEnv         *runEnv // what run resolves to, set by validate
@@ -54,6 +56,7 @@ func newStartCmd() *cobra.Command {
 		stopTimeout:    durationValue(10 * time.Second),
 		startTimeout:   durationValue(10 * time.Second),
 		startCheck:     durationValue(time.Second),
+		ready:          choiceValue{val: "none", choices: []string{"none", "notify"}},
 		log:            newLogOptions(),
 	}
 	opts.success.set.Add(0)
@@ -70,8 +73,8 @@ Durations take a bare number of seconds (-t 5, -t 0.5) or a unit (-t 200ms, 1m30
 
 Without -D, start runs respawner in the background and exits 0 once the
 program has survived --start-check (or, with -p, once its pidfile names a live
-process started by respawner), else 1 with the program's exit status and last
-lines of stderr. A program that daemonizes itself is followed: through its
+process started by respawner; with --ready notify, once it said READY=1), else
+1 with the program's exit status and last lines of stderr. A program that daemonizes itself is followed: through its
 pidfile with -p, or, when it exits cleanly leaving exactly one process, that one.
 
 SIGTERM or SIGINT to respawner stops the program (SIGTERM to its process group
@@ -114,11 +117,13 @@ each over the one before: HOME, USER and LOGNAME of --user, the --env-file files
 	f.Var(&opts.stopTimeout, "stop-timeout", "SIGTERM first, SIGKILL after this long")
 	f.StringVarP(&opts.pidfile, "pidfile", "p", "", "the program daemonizes and writes its pid to `PATH` (give it as -p=PATH); -p alone means /run/NAME.pid, or /tmp/NAME.pid where /run is not writable")
 	f.Lookup("pidfile").NoOptDefVal = autoPidfile
-	f.Var(&opts.startTimeout, "start-timeout", "how long a daemonizing program may take to write its pidfile")
+	f.Var(&opts.startTimeout, "start-timeout", "how long a daemonizing program may take to write its pidfile, or a program to say READY=1 (--ready notify)")
 	f.Var(&opts.startCheck, "start-check", "daemonizing start only: the first run must survive this long (0: no check)")
 	f.StringVar(&opts.runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
 	f.StringArrayVar(&opts.plugins, "plugin", nil, "hook plugin `NAME` or NAME:key=value,...; repeatable (options sha256=HEX and timeout=DUR are respawner's)")
 	f.Var(&opts.pluginDir, "plugin-dir", "`DIR` searched first for plugin binaries (relative to the current directory)")
+	f.Var(&opts.ready, "ready", "notify: the program says when it is ready with sd_notify READY=1 on $NOTIFY_SOCKET (systemd's Type=notify); until then it is starting")
+	f.Var(&opts.watchdog, "watchdog", "the program must send sd_notify WATCHDOG=1 at least this often (from READY=1 with --ready notify, else from its start), or it is killed (SIGABRT, SIGKILL after --stop-timeout) and restarted; 0: off")
 	f.BoolVar(&opts.captureOutput, "capture-output", false, "with -D: pass the program's output through respawner (to its own stdout and stderr), so hook events carry its last lines; daemon mode always does")
 	f.StringVar(&opts.run.user, "user", "", "run the program as `USER[:GROUP]` (names or ids), with the user's groups and its HOME, USER and LOGNAME; respawner must run as root")
 	f.StringVar(&opts.run.group, "group", "", "the program's primary `GROUP` (with --user, instead of the user's own; alone, respawner's user with this group)")
@@ -158,6 +163,9 @@ func (o *startOptions) validate() error {
 	o.runEnv = r
 	if o.pidfile == autoPidfile {
 		o.pidfile = defaultPidfile(o.name)
+	}
+	if o.pidfile != "" && o.ready.val == "notify" {
+		return usageErrorf("-p and --ready notify are two ways for the program to say it started: give one")
 	}
 	if o.pidfile != "" {
 		abs, err := filepath.Abs(o.pidfile)
@@ -211,6 +219,8 @@ func (o *startOptions) machineConfig() machine.Config {
 		StopTimeout:    time.Duration(o.stopTimeout),
 		Pidfile:        o.pidfile != "",
 		StartTimeout:   time.Duration(o.startTimeout),
+		Notify:         o.ready.val == "notify",
+		Watchdog:       time.Duration(o.watchdog),
 	}
 	if !o.foreground {
 		cfg.StartCheck = time.Duration(o.startCheck)
@@ -275,11 +285,19 @@ func runStart(c *cobra.Command, o *startOptions) error {
 				kc.Close()
 				return fmt.Errorf("%s: a respawner of this name was killed and its program still runs under its keeper; adopt it with `respawner start` without -D, or stop it (`respawner start %s` then `respawner stop %s`)", o.name, o.name, o.name)
 			}
-			return startThroughKeeper(kc)
+			if err := startThroughKeeper(kc); err != nil {
+				return err
+			}
+			managerStarted(d, o.name)
+			return nil
 		}
 	}
 	if !o.foreground && !isDaemon {
-		return daemonize()
+		if err := daemonize(); err != nil {
+			return err
+		}
+		managerStarted(d, o.name)
+		return nil
 	}
 	link, err := keeper.Attach()
 	if err != nil {
@@ -387,7 +405,12 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 	o.runEnv.apply(&opts)
 	if report != nil {
 		opts.Report = func(err error) { sendReport(report, err) }
-	} else if o.captureOutput {
+	} else if managed() {
+		// Under systemd (Type=notify) respawner in the foreground is the
+		// service: it is ready once its program is.
+		opts.Report = reportToManager
+	}
+	if report == nil && o.captureOutput {
 		for i, w := range []io.Writer{c.OutOrStdout(), c.ErrOrStderr()} {
 			fw := logsink.New(w, logsink.DefaultSize)
 			stream := [...]string{"stdout", "stderr"}[i]

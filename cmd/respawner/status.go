@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -121,7 +122,22 @@ func describe(st *control.Status, now time.Time) string {
 		case "unhealthy":
 			parts = append(parts, "health failing")
 		}
+		if st.StatusText != "" {
+			parts = append(parts, strconv.Quote(st.StatusText))
+		}
 		return fmt.Sprintf("%s is running (%s)", st.Name, strings.Join(parts, ", "))
+	}
+	if st.State == "starting" && st.PID != 0 {
+		// --ready notify: the program runs and has not said READY=1.
+		parts := []string{fmt.Sprintf("pid %d", st.PID)}
+		if !st.Started.IsZero() {
+			parts = append(parts, "up "+now.Sub(st.Started).Truncate(time.Second).String())
+		}
+		parts = append(parts, "waiting for READY=1", fmt.Sprintf("restarts %d", st.Restarts))
+		if st.StatusText != "" {
+			parts = append(parts, strconv.Quote(st.StatusText))
+		}
+		return fmt.Sprintf("%s is starting (%s)", st.Name, strings.Join(parts, ", "))
 	}
 	if st.State == control.StateOrphaned && st.Reason != "" {
 		return st.Name + ": " + st.Reason

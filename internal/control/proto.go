@@ -40,6 +40,15 @@ type Status struct {
 	Dir    string            `json:"dir,omitempty"`    // --chdir
 	Umask  string            `json:"umask,omitempty"`  // --umask, octal: "0027"
 	Limits map[string]string `json:"limits,omitempty"` // --limit: {"nofile": "64:128"}
+	// With --ready notify or --watchdog (sd_notify): whether the current
+	// run said READY=1 (--ready notify only), its STATUS= text, its
+	// watchdog period while the clock runs, and how many messages on the
+	// notify socket were ignored (not from the instance's processes,
+	// truncated, malformed).
+	Ready         *bool  `json:"ready,omitempty"`
+	StatusText    string `json:"status_text,omitempty"`
+	Watchdog      string `json:"watchdog,omitempty"`
+	NotifyIgnored uint64 `json:"notify_ignored,omitempty"`
 }
 
 // Exit is {"code": N} or {"signal": "SIGKILL"}.

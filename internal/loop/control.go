@@ -261,9 +261,21 @@ func (l *Loop) status() control.Status {
 	if k := l.opt.Keeper; k != nil {
 		st.KeeperPID = k.PID
 	}
-	if s.State == machine.Running {
+	if s.State == machine.Running || s.Unready {
+		// Starting while READY=1 is awaited: the program runs.
 		st.PID = s.PID
 		st.Started = s.Started.UTC().Truncate(time.Second)
+	}
+	if l.opt.Machine.Notify && !l.opt.Machine.Pidfile {
+		ready := s.State == machine.Running
+		st.Ready = &ready
+	}
+	if l.nfy != nil {
+		st.StatusText = s.Status
+		st.NotifyIgnored = l.nfy.rejected
+		if s.Watchdog > 0 {
+			st.Watchdog = s.Watchdog.String()
+		}
 	}
 	if s.State == machine.Backoff {
 		st.NextRestart = s.Since.Add(s.Delay).UTC().Truncate(time.Millisecond)

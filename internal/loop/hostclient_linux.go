@@ -14,6 +14,7 @@ import (
 	"github.com/respawner/respawner/internal/hookwire"
 	"github.com/respawner/respawner/internal/keeper"
 	"github.com/respawner/respawner/internal/machine"
+	"github.com/respawner/respawner/internal/runenv"
 	"github.com/respawner/respawner/pkg/hookspec"
 	"golang.org/x/sys/unix"
 )
@@ -117,7 +118,9 @@ func (l *Loop) spawnHost() error {
 	}
 	pidfd := -1
 	attr := &syscall.ProcAttr{
-		Env:   hostEnv(keeper.Internal(os.Environ())), // the plugins' secrets included: not the program's environment
+		// The plugins' secrets included (not the program's environment);
+		// respawner's own service manager's variables not.
+		Env:   hostEnv(runenv.Without(keeper.Internal(os.Environ()), runenv.ManagerVars...)),
 		Files: []uintptr{uintptr(null), uintptr(null), 2, uintptr(fds[1])},
 		Sys:   &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd},
 	}

@@ -148,6 +148,12 @@ type Loop struct {
 	stateFD  int // NAME.state, kept open; -1 until first written
 	stateBuf [64]byte
 
+	nfy       *notifySocket // --ready notify, --watchdog; nil otherwise
+	notifyEnv []string      // NOTIFY_SOCKET and WATCHDOG_USEC for the program, over the rest of its environment
+	// mainFrom is the sender of a MAINPID= being acted on: the Follow
+	// it brings is the program's choice, not a daemon guessed.
+	mainFrom int
+
 	keeperKin bool // the keeper held processes of an earlier run at the start (keeperKids)
 
 	reported bool
@@ -331,6 +337,11 @@ func (l *Loop) setup() error {
 		l.opt.Machine.AskDeadline = deadline + 500*time.Millisecond
 		l.initProbers()
 	}
+	if l.notifying() {
+		if err := l.openNotify(); err != nil {
+			return err
+		}
+	}
 	l.files = []uintptr{l.opt.Stdin, 1, 2}
 	if l.capturing() {
 		for i := range l.out {
@@ -364,6 +375,7 @@ func (l *Loop) closeAll() {
 		l.out[i].close()
 	}
 	l.ctl.closeAll()
+	l.nfy.close()
 }
 
 // forwardSignals is the self-pipe of s6 done with an eventfd: signalfd cannot
@@ -392,11 +404,13 @@ func (l *Loop) dispatch(fd int) {
 		l.signals(l.pending.Swap(0))
 	case fd == l.pidfd:
 		l.watchedExited()
-	case fd >= 0 && (fd == l.timers[machine.RespawnTimer] || fd == l.timers[machine.KillTimer] || fd == l.timers[machine.StartTimer] || fd == l.timers[machine.AskTimer]):
+	case l.isTimer(fd):
 		if !readCounter(fd) {
 			return // disarmed after it became ready
 		}
 		l.timerFired(fd)
+	case l.nfy != nil && fd == l.nfy.fd:
+		l.notifyReadable()
 	case fd == l.host.sock && fd >= 0:
 		l.hostReadable()
 	case fd == l.host.pidfd && fd >= 0:
@@ -431,6 +445,16 @@ func (l *Loop) dispatch(fd int) {
 			}
 		}
 	}
+}
+
+// isTimer reports whether fd is the timerfd of one of the Machine's timers.
+func (l *Loop) isTimer(fd int) bool {
+	for _, t := range l.timers {
+		if fd >= 0 && fd == t {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *Loop) timerFired(fd int) {

@@ -123,6 +123,9 @@ func (l *Loop) spawn(a machine.Spawn) {
 		l.step(machine.SpawnFailed{Err: err})
 		return
 	}
+	if len(l.notifyEnv) > 0 {
+		env = runenv.Merge(env, l.notifyEnv) // over what --env and env files say
+	}
 	pid, pidfd, err := spawn(l.opt.Path, l.opt.Argv, env, l.files, l.attrs())
 	if err != nil {
 		l.log.Error("cannot start program", "error", err)
@@ -192,7 +195,10 @@ func (l *Loop) follow(pid int) {
 		}
 	}
 	l.pid, l.pidfd = pid, fd
-	if l.opt.Adopt == nil || l.opt.Adopt.PID != pid {
+	switch {
+	case l.mainFrom != 0:
+		l.log.Info("following main pid", "pid", pid, "from", l.mainFrom)
+	case l.opt.Adopt == nil || l.opt.Adopt.PID != pid:
 		l.log.Info("following daemon", "pid", pid)
 	}
 	l.saveState()

@@ -194,9 +194,11 @@ func (l *Loop) pruneTree() {
 // the program started outlives a stop. SIGTERM is followed by SIGCONT so that
 // a stopped (SIGSTOP) process can act on it.
 func (l *Loop) signalTree(sig syscall.Signal) {
+	// A stopped (SIGSTOP) process acts on SIGTERM or SIGABRT only once continued.
+	cont := sig == unix.SIGTERM || sig == unix.SIGABRT
 	send := func(target int) {
 		err := ignoreESRCH(unix.Kill(target, sig))
-		if err == nil && sig == unix.SIGTERM {
+		if err == nil && cont {
 			unix.Kill(target, unix.SIGCONT)
 		}
 		if err != nil {
@@ -214,7 +216,7 @@ func (l *Loop) signalTree(sig syscall.Signal) {
 	if l.pidfd >= 0 {
 		if pgid, err := unix.Getpgid(l.pid); err == nil && pgid != l.pgid {
 			unix.PidfdSendSignal(l.pidfd, sig, nil, 0)
-			if sig == unix.SIGTERM {
+			if cont {
 				unix.PidfdSendSignal(l.pidfd, unix.SIGCONT, nil, 0)
 			}
 		}
@@ -225,6 +227,8 @@ func (l *Loop) signalTree(sig syscall.Signal) {
 		}
 	}
 	switch {
+	case sig == unix.SIGABRT:
+		l.log.Warn("watchdog: killing the program as hung", "reason", l.m.Snapshot().Reason, "signal", "SIGABRT", "kill_after", l.opt.Machine.StopTimeout)
 	case sig == unix.SIGKILL:
 		l.log.Warn("killing", "signal", "SIGKILL")
 		if l.collecting {
@@ -232,6 +236,10 @@ func (l *Loop) signalTree(sig syscall.Signal) {
 			l.watchLeftovers()
 			defer l.checkCollected()
 		}
+	case l.m.State() == machine.Cleanup && l.m.Snapshot().Reason != "":
+		// A run that failed without an exit of its own (no pidfile, no
+		// READY=1, unhealthy): it is killed before its outcome.
+		l.log.Warn("terminating the failed run", "reason", l.m.Snapshot().Reason, "signal", signalName(sig), "timeout", l.opt.Machine.StopTimeout)
 	case l.m.State() == machine.Cleanup:
 		l.log.Info("terminating processes left behind", "signal", signalName(sig), "timeout", l.opt.Machine.StopTimeout)
 	default:

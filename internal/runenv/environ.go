@@ -70,6 +70,13 @@ func envKey(kv string) string {
 	return k
 }
 
+// ManagerVars are the variables through which a service manager talks to
+// the process it starts (systemd's sd_notify, watchdog and socket
+// activation), by exact name: a prefix such as LISTEN_ would also take a
+// program's own LISTEN_ADDR or LISTEN_PORT. When respawner has them they
+// are respawner's own, never its program's or its plugins'.
+var ManagerVars = []string{"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"}
+
 // Lookup returns the value of key in env.
 func Lookup(env []string, key string) (string, bool) {
 	for i := len(env) - 1; i >= 0; i-- {
