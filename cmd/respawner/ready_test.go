@@ -640,3 +640,34 @@ func TestDaemonUnderServiceManager(t *testing.T) {
 		t.Fatalf("stop: exit %d %s", r.code, r.stderr)
 	}
 }
+
+// TestWatchdogAdoption: a respawner killed with SIGKILL leaves its pinging
+// program running; the next start adopts it and takes its notify socket
+// over (the same name, read from the program's environment), so its pings
+// reach the new respawner and the watchdog does not kill it.
+func TestWatchdogAdoption(t *testing.T) {
+	dir := runtimeDir(t)
+	stamps := filepath.Join(t.TempDir(), "stamps")
+	args := append([]string{"start", "--name", "pinger", "--ready", "notify", "--watchdog", "1s", "--log-level", "debug"},
+		notifyClientCmd(t, "send:READY=1", "ping:100ms:0:"+stamps)...)
+	cleanupInstance(t, dir, "pinger")
+	if r := respawnerWithin(t, dir, 20*time.Second, args...); r.code != 0 {
+		t.Fatalf("start: exit %d: %s", r.code, r.stderr)
+	}
+	st := killRespawner(t, dir, "pinger")
+	defer syscall.Kill(st.PID, syscall.SIGKILL) // if adoption fails
+	if r := respawnerWithin(t, dir, 20*time.Second, args...); r.code != 0 {
+		t.Fatalf("start again: exit %d %s", r.code, r.stderr)
+	}
+	fd := watchPID(t, st.PID)
+	if gone(fd, 3*time.Second) {
+		t.Fatalf("the adopted program was killed:\n%s", readFile(t, control.LogPath(dir, "pinger")))
+	}
+	st2, code := statusOf(t, dir, "pinger")
+	if code != 0 || st2.PID != st.PID || st2.Watchdog != "1s" || st2.Restarts != 0 {
+		t.Fatalf("after adoption: exit %d %+v, want pid %d", code, st2, st.PID)
+	}
+	if r := respawnerWithin(t, dir, 20*time.Second, "stop", "pinger"); r.code != 0 {
+		t.Fatalf("stop: exit %d %s", r.code, r.stderr)
+	}
+}
