@@ -671,3 +671,40 @@ func TestWatchdogAdoption(t *testing.T) {
 		t.Fatalf("stop: exit %d %s", r.code, r.stderr)
 	}
 }
+
+// TestExampleUnit: the ExecStart= of docs/respawner.service, run the way
+// systemd runs it (a NOTIFY_SOCKET of its own), with a program that says
+// READY=1 through systemd-notify: the manager hears READY=1 only after the
+// program said it.
+func TestExampleUnit(t *testing.T) {
+	sn := systemdNotify(t)
+	unit := readFile(t, "../../docs/respawner.service")
+	var execStart string
+	for _, l := range strings.Split(strings.ReplaceAll(unit, "\\\n", " "), "\n") {
+		if v, ok := strings.CutPrefix(l, "ExecStart="); ok {
+			execStart = v
+		}
+	}
+	argv := strings.Fields(execStart)
+	if len(argv) < 4 || argv[0] != "/usr/local/bin/respawner" || argv[1] != "start" || argv[2] != "-D" {
+		t.Fatalf("ExecStart=%s", execStart)
+	}
+	tmp := t.TempDir()
+	said := filepath.Join(tmp, "said")
+	prog := script(t, tmp, "myserver", fmt.Sprintf("sleep 0.5\n: > %s\n%s --ready\nexec sleep 1000", said, sn))
+	for i, a := range argv {
+		if a == "/usr/local/bin/myserver" {
+			argv[i] = prog
+		}
+	}
+	mgr := newNotifyReceiver(t)
+	in := startWith(t, nil, func(c *exec.Cmd) { c.Env = append(c.Env, "NOTIFY_SOCKET="+mgr.path) },
+		append([]string{"start", "-D", "--log-format", "json"}, argv[3:]...)...)
+	if msg := mgr.next(t, 20*time.Second); !strings.Contains(msg, "READY=1") {
+		t.Fatalf("the manager heard %q", msg)
+	}
+	if _, err := os.Stat(said); err != nil {
+		t.Fatalf("READY=1 before the program said it")
+	}
+	in.stopOK()
+}
