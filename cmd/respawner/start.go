@@ -74,8 +74,14 @@ Durations take a bare number of seconds (-t 5, -t 0.5) or a unit (-t 200ms, 1m30
 Without -D, start runs respawner in the background and exits 0 once the
 program has survived --start-check (or, with -p, once its pidfile names a live
 process started by respawner; with --ready notify, once it said READY=1), else
-1 with the program's exit status and last lines of stderr. A program that daemonizes itself is followed: through its
-pidfile with -p, or, when it exits cleanly leaving exactly one process, that one.
+1 with the program's exit status and last lines of stderr. A program that
+daemonizes itself is followed: through its pidfile with -p, or, when it exits
+cleanly leaving exactly one process, that one.
+
+With --ready notify or --watchdog the program gets NOTIFY_SOCKET and speaks
+systemd's sd_notify protocol (READY=1, STATUS=, WATCHDOG=1); only messages
+from the instance's own processes are heard. Under systemd (Type=notify),
+respawner says READY=1 itself once its program is up, or ready.
 
 SIGTERM or SIGINT to respawner stops the program (SIGTERM to its process group
 and everything it started, SIGKILL after --stop-timeout) and exits 0. SIGHUP
@@ -92,7 +98,8 @@ each over the one before: HOME, USER and LOGNAME of --user, the --env-file files
   respawner start --plugin healthcheck-http lighttpd -- -f /etc/lighttpd/lighttpd.conf
   respawner start -D -t 1 ./server -- --port 8080
   respawner start -D -n 3 -e 0,7 --restart always ./job.sh
-  respawner start --user www-data --chdir /srv/app --env-file -/etc/default/app --limit nofile=4096 ./server`,
+  respawner start --user www-data --chdir /srv/app --env-file -/etc/default/app --limit nofile=4096 ./server
+  respawner start --ready notify --watchdog 30s ./server`,
 		Args: func(c *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usageErrorf("missing PROGRAM (usage: %s)", c.UseLine())
