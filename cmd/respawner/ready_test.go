@@ -276,8 +276,8 @@ func TestReadyNotifyOwnDatagrams(t *testing.T) {
 		t.Fatalf("start returned after %s, before READY=1", took)
 	}
 	env := readEnvFile(t, envFile)
-	if !strings.HasPrefix(env["NOTIFY_SOCKET"], "@respawner/own/") || env["WATCHDOG_USEC"] != "30000000" {
-		t.Errorf("the program's environment: %v", env)
+	if !strings.HasPrefix(env["NOTIFY_SOCKET"], "@respawner/own/") || env["WATCHDOG_USEC"] != "30000000" || env["WATCHDOG_PID"] != env["pid"] {
+		t.Errorf("the program's environment: %v (WATCHDOG_PID must be its own pid)", env)
 	}
 	st, code := statusOf(t, dir, "own")
 	if code != 0 || st.StatusText != "up" || st.Watchdog != "30s" || st.NotifyIgnored != 0 || strconv.Itoa(st.PID) != env["pid"] {
@@ -705,6 +705,44 @@ func TestExampleUnit(t *testing.T) {
 	}
 	if _, err := os.Stat(said); err != nil {
 		t.Fatalf("READY=1 before the program said it")
+	}
+	in.stopOK()
+}
+
+// TestReadyNotifyAsUser: a program running as --user nobody reaches the
+// notify socket (respawner's runtime dir is closed to it), says READY=1
+// and pings; WATCHDOG_PID, set by the exec shim, is its own pid, after a
+// restart too.
+func TestReadyNotifyAsUser(t *testing.T) {
+	needRoot(t)
+	nobodyAccount(t)
+	shared := openDir(t, 0o777) // the helper, as nobody, writes its files here
+	prog := filepath.Join(shared, "notify-client")
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(prog, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	envFile, stamps := filepath.Join(shared, "env"), filepath.Join(shared, "stamps")
+	args := notifyClientCmd(t, "env:"+envFile, "send:READY=1\nSTATUS=as nobody", "ping:100ms:15:"+stamps, "exit:1")
+	args[0] = prog
+	in := startRespawner(t, append([]string{"--user", "nobody", "--ready", "notify", "--watchdog", "1s", "-t", "0", "--chdir", "/"}, args...)...)
+	for run := 0; run < 2; run++ {
+		ready := in.waitFor("ready", 10*time.Second)
+		env := readEnvFile(t, envFile)
+		os.Remove(envFile)
+		if env["pid"] != strconv.Itoa(ready.int("pid")) || env["WATCHDOG_PID"] != env["pid"] || env["WATCHDOG_USEC"] != "1000000" {
+			t.Errorf("run %d: pid %d, environment %v: WATCHDOG_PID must be the program's own pid", run, ready.int("pid"), env)
+		}
+		if uid := procStatus(t, ready.int("pid"))["Uid"]; !strings.HasPrefix(uid, "65534\t") {
+			t.Errorf("run %d runs as uid %q, want nobody", run, uid)
+		}
+		// It pings 15 times, 100 ms apart, over a 1 s watchdog, and exits 1.
+		if l := in.waitFor("exited", 10*time.Second); l.int("status") != 1 {
+			t.Fatalf("run %d ended %v, want its own exit 1 (not the watchdog)", run, l)
+		}
 	}
 	in.stopOK()
 }
