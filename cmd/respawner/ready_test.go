@@ -746,3 +746,19 @@ func TestReadyNotifyAsUser(t *testing.T) {
 	}
 	in.stopOK()
 }
+
+// TestUnreachableServiceManager: a NOTIFY_SOCKET nobody listens on is
+// logged (through the log's queue, never a blocking write of the loop's
+// own) and supervision goes on.
+func TestUnreachableServiceManager(t *testing.T) {
+	gone := filepath.Join(t.TempDir(), "no-manager")
+	in := startWith(t, nil, func(c *exec.Cmd) { c.Env = append(c.Env, "NOTIFY_SOCKET="+gone) },
+		"start", "-D", "--log-format", "json", "/bin/sleep", "--", "1000")
+	if l := in.waitFor("cannot notify the service manager", 10*time.Second); l.str("socket") != gone {
+		t.Errorf("logged %v", l)
+	}
+	if st, code := statusOf(t, in.dir, "sleep"); code != 0 || st.State != "running" {
+		t.Fatalf("status: exit %d %+v", code, st)
+	}
+	in.stopOK()
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/control"
 	"golang.org/x/sys/unix"
 )
@@ -24,14 +25,20 @@ func managed() bool { return os.Getenv("NOTIFY_SOCKET") != "" }
 
 // reportToManager is the foreground's start report: READY=1 when the first
 // run counts as started; the reason, as STATUS=, when supervision ended
-// before that (the manager sees respawner's exit status too).
-func reportToManager(err error) {
-	state := "READY=1\nSTATUS=supervising"
-	if err != nil {
-		msg, _, _ := strings.Cut(err.Error(), "\n")
-		state = "STATUS=" + msg
+// before that (the manager sees respawner's exit status too). It runs on
+// the loop: a failure goes to the log's queue, never straight to stderr,
+// which may be a pipe nobody reads.
+func reportToManager(log hclog.Logger) func(error) {
+	return func(err error) {
+		state := "READY=1\nSTATUS=supervising"
+		if err != nil {
+			msg, _, _ := strings.Cut(err.Error(), "\n")
+			state = "STATUS=" + msg
+		}
+		if err := sendNotify(os.Getenv("NOTIFY_SOCKET"), state); err != nil {
+			log.Warn("cannot notify the service manager", "socket", os.Getenv("NOTIFY_SOCKET"), "error", err)
+		}
 	}
-	managerNotify(state)
 }
 
 // managerStarted is a daemonizing start's: the daemon reported its program
@@ -51,10 +58,10 @@ func managerStarted(d *control.Dir, name string) {
 // expected to be full, and supervision must not wait on it if it is.
 const managerNotifyTimeout = 2 * time.Second
 
-// managerNotify sends one sd_notify message to $NOTIFY_SOCKET: a path, or
-// an abstract socket written with a leading '@' (sd_notify(3)). Failures
-// are reported on stderr and otherwise ignored: a manager that does not
-// hear READY=1 times the start out, and says so.
+// managerNotify sends one sd_notify message to $NOTIFY_SOCKET from a
+// daemonizing start, which is about to exit. A failure is reported on
+// stderr and otherwise ignored: a manager that does not hear READY=1 times
+// the start out, and says so.
 func managerNotify(state string) {
 	addr := os.Getenv("NOTIFY_SOCKET")
 	if addr == "" {
@@ -65,8 +72,10 @@ func managerNotify(state string) {
 	}
 }
 
+// sendNotify sends one sd_notify message to addr: a path, or an abstract
+// socket written with a leading '@' (sd_notify(3)).
 func sendNotify(addr, state string) error {
-	if addr[0] != '/' && addr[0] != '@' || len(addr) > 107 {
+	if addr == "" || addr[0] != '/' && addr[0] != '@' || len(addr) > 107 {
 		return fmt.Errorf("not a unix socket path or abstract name")
 	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)

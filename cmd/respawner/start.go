@@ -415,7 +415,7 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 	} else if managed() {
 		// Under systemd (Type=notify) respawner in the foreground is the
 		// service: it is ready once its program is.
-		opts.Report = reportToManager
+		opts.Report = reportToManager(opts.Log)
 	}
 	if report == nil && o.captureOutput {
 		for i, w := range []io.Writer{c.OutOrStdout(), c.ErrOrStderr()} {
