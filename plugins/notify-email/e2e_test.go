@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/respawner/respawner/internal/hooktest/e2e"
 )
 
 // TestEndToEnd builds respawner, respawner-hookhost and this plugin, and
@@ -91,24 +93,7 @@ func TestEndToEnd(t *testing.T) {
 // temporary directory: dir holds the first two, plugins the plugin.
 func buildAll(t *testing.T) (dir, plugins string) {
 	t.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go command: %v", err)
-	}
-	dir = t.TempDir()
-	plugins = filepath.Join(dir, "plugins")
-	for _, b := range [][2]string{
-		{filepath.Join(dir, "respawner"), "../../cmd/respawner"},
-		{filepath.Join(dir, "respawner-hookhost"), "../../cmd/respawner-hookhost"},
-		{filepath.Join(plugins, "respawner-plugin-notify-email"), "."},
-	} {
-		cmd := exec.CommandContext(t.Context(), gobin, "build", "-o", b[0], b[1])
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
-		}
-	}
-	return dir, plugins
+	return e2e.Build(t, map[string]string{"notify-email": "plugins/notify-email"})
 }
 
 // TestEndToEndCrashLoop: a daemonized respawner restarts a program that

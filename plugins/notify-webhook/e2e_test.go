@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/respawner/respawner/internal/eventschema"
+	"github.com/respawner/respawner/internal/hooktest/e2e"
 	"github.com/respawner/respawner/pkg/hooks"
 )
 
@@ -72,25 +73,7 @@ func TestEndToEnd(t *testing.T) {
 // plugins the others.
 func buildAll(t *testing.T) (dir, plugins string) {
 	t.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("no go command: %v", err)
-	}
-	dir = t.TempDir()
-	plugins = filepath.Join(dir, "plugins")
-	for _, b := range [][2]string{
-		{filepath.Join(dir, "respawner"), "../../cmd/respawner"},
-		{filepath.Join(dir, "respawner-hookhost"), "../../cmd/respawner-hookhost"},
-		{filepath.Join(plugins, "respawner-plugin-notify-webhook"), "."},
-		{filepath.Join(plugins, "respawner-plugin-maintenance"), "../../examples/hooks/maintenance"},
-	} {
-		cmd := exec.CommandContext(t.Context(), gobin, "build", "-o", b[0], b[1])
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
-		}
-	}
-	return dir, plugins
+	return e2e.Build(t, map[string]string{"notify-webhook": "plugins/notify-webhook", "maintenance": "examples/hooks/maintenance"})
 }
 
 // TestEndToEndHold: a maintenance hold that lasts through several re-asks
