@@ -17,8 +17,8 @@
 //     notify-email with its SMTP server down), in interleaved rounds; with
 //     must be within the noise of without.
 //  9. shim: the -t 0 restart latency without run-environment flags, with
-//     --chdir / (Go's own fork/exec) and with --umask 022, which starts
-//     every run through the exec shim.
+//     --chdir / and with --umask 022, each of which starts every run
+//     through the exec shim.
 //
 // Usage: go run ./bench -bin bin/respawner
 // [-only restart,timer,idle,crash,veto,probe,flood,notify,shim] [-samples 200]

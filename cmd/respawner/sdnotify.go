@@ -35,7 +35,7 @@ func reportToManager(log hclog.Logger) func(error) {
 			msg, _, _ := strings.Cut(err.Error(), "\n")
 			state = "STATUS=" + msg
 		}
-		if err := sendNotify(os.Getenv("NOTIFY_SOCKET"), state); err != nil {
+		if err := sendNotify(os.Getenv("NOTIFY_SOCKET"), state, true); err != nil {
 			log.Warn("cannot notify the service manager", "socket", os.Getenv("NOTIFY_SOCKET"), "error", err)
 		}
 	}
@@ -67,14 +67,16 @@ func managerNotify(state string) {
 	if addr == "" {
 		return
 	}
-	if err := sendNotify(addr, state); err != nil {
+	if err := sendNotify(addr, state, false); err != nil {
 		fmt.Fprintf(os.Stderr, "respawner: cannot notify the service manager at %s: %v\n", addr, err)
 	}
 }
 
 // sendNotify sends one sd_notify message to addr: a path, or an abstract
-// socket written with a leading '@' (sd_notify(3)).
-func sendNotify(addr, state string) error {
+// socket written with a leading '@' (sd_notify(3)). From the loop (noWait)
+// it never waits: a manager whose socket is full loses the message (and
+// says so when the start times out) rather than holding supervision up.
+func sendNotify(addr, state string, noWait bool) error {
 	if addr == "" || addr[0] != '/' && addr[0] != '@' || len(addr) > 107 {
 		return fmt.Errorf("not a unix socket path or abstract name")
 	}
@@ -85,7 +87,11 @@ func sendNotify(addr, state string) error {
 	defer unix.Close(fd)
 	tv := unix.NsecToTimeval(int64(managerNotifyTimeout))
 	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
-	if err := unix.Sendto(fd, []byte(state), unix.MSG_NOSIGNAL, &unix.SockaddrUnix{Name: addr}); err != nil {
+	flags := unix.MSG_NOSIGNAL
+	if noWait {
+		flags |= unix.MSG_DONTWAIT
+	}
+	if err := unix.Sendto(fd, []byte(state), flags, &unix.SockaddrUnix{Name: addr}); err != nil {
 		return fmt.Errorf("sendto: %w", err)
 	}
 	return nil

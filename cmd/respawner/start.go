@@ -136,7 +136,7 @@ each over the one before: HOME, USER and LOGNAME of --user, the --env-file files
 	f.StringVar(&opts.run.group, "group", "", "the program's primary `GROUP` (with --user, instead of the user's own; alone, respawner's user with this group)")
 	f.StringVar(&opts.run.chdir, "chdir", "", "run the program in `DIR` (entered as --user)")
 	f.StringVar(&opts.run.umask, "umask", "", "the program's umask, an octal `MODE` such as 027")
-	f.StringArrayVar(&opts.run.env, "env", nil, "set `KEY=VALUE` in the program's environment; repeatable, over --env-file")
+	f.StringArrayVar(&opts.run.env, "env", nil, "set `KEY=VALUE` in the program's environment; repeatable, over --env-file (every user can read the command line: secrets belong in a mode 0600 --env-file)")
 	f.StringArrayVar(&opts.run.envFiles, "env-file", nil, "read variables from `FILE` at every start of the program (systemd EnvironmentFile syntax; -FILE: the file may be missing); repeatable")
 	f.BoolVar(&opts.run.clearEnv, "clear-env", false, "start the program's environment empty but for PATH (then --user, --env-file, --env)")
 	f.StringArrayVar(&opts.run.limits, "limit", nil, "set a resource limit of the program, `NAME=SOFT[:HARD]`, NAME one of nofile, nproc, core, as, memlock, stack, cpu, each value a number or unlimited (one value sets both); repeatable")

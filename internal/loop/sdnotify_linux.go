@@ -49,9 +49,13 @@ const (
 	// notifyBufSize bounds a message, as systemd does (NOTIFY_BUFFER_MAX,
 	// PIPE_BUF); a longer one is truncated by the kernel and ignored.
 	notifyBufSize = 4096
-	// notifyOOBSize holds the credentials, a pidfd and up to SCM_MAX_FD
-	// (253) descriptors; what does not fit the kernel closes (MSG_CTRUNC).
-	notifyOOBSize = 32 + 24 + 16 + 4*253
+	// notifyOOBSize holds the credentials and the sender's pidfd, and no
+	// room for descriptors: the kernel drops what a sender passes
+	// (MSG_CTRUNC) instead of installing it in our table, so the loop never
+	// close(2)s a stranger's file, whose flush may block (a hung FUSE or NFS
+	// file), and BARRIER=1's pipe end is released all the same, once every
+	// earlier message has been read: the sender's barrier completes.
+	notifyOOBSize = 32 + 24
 	// notifyPerTurn bounds the messages read in one turn of the loop: the
 	// socket stays readable and epoll_wait brings the loop back after it
 	// has looked at its other descriptors.
@@ -286,10 +290,11 @@ func (l *Loop) notifyMessage(pid int, msg []byte, nfds int) {
 		}
 	}
 	if barrier {
-		// A barrier stands alone (with exactly one descriptor, which the
-		// caller closes now that every earlier message has been handled).
-		if lines != 1 || nfds != 1 {
-			l.log.Debug("BARRIER=1 with other assignments or not one descriptor; message ignored", "pid", pid, "assignments", lines, "fds", nfds)
+		// A barrier stands alone; its descriptor was released by the
+		// kernel as the message was read (notifyOOBSize), now that every
+		// earlier message has been handled.
+		if lines != 1 {
+			l.log.Debug("BARRIER=1 with other assignments; message ignored", "pid", pid, "assignments", lines, "fds", nfds)
 		}
 		return
 	}

@@ -36,10 +36,13 @@ func (a *Attrs) Empty() bool {
 }
 
 // NeedsShim reports whether a start needs the exec shim: for limits, the
-// umask or pid variables, which Go's fork/exec cannot set (user, groups and
-// directory it can).
+// umask or pid variables, which Go's fork/exec cannot set, and for a
+// directory, which it could, but a chdir into a hung mount (NFS, FUSE)
+// would then hold Go's fork/exec, and the supervision loop with it, for
+// ever; the shim's report is bounded by ShimTimeout. User and groups alone
+// go through Go's fork/exec.
 func (a *Attrs) NeedsShim() bool {
-	return a != nil && (len(a.Limits) > 0 || a.SetUmask || len(a.PIDEnv) > 0)
+	return a != nil && (len(a.Limits) > 0 || a.SetUmask || len(a.PIDEnv) > 0 || a.Dir != "")
 }
 
 // UmaskString is the umask as status shows it ("0027"), "" when not set.

@@ -91,12 +91,12 @@ func IsShim(args []string) bool { return len(args) == 2 && args[0] == ShimArgv0 
 // attr.Sys.PidFD is then closed and set to -1, and nothing is left to
 // reap).
 //
-// User, groups and directory alone are set up by Go's own fork/exec
-// (SysProcAttr.Credential, ProcAttr.Dir: setgroups, setgid, setuid, chdir,
-// in the shim's order), so they cost nothing. Go reports a failure there
-// as a bare errno, though, which may be the chdir's or the exec's: then
-// the shim, run for the setup alone, tells which. Limits, the umask and
-// pid variables need the shim for every start.
+// User and groups alone are set up by Go's own fork/exec
+// (SysProcAttr.Credential: setgroups, setgid, setuid, in the shim's order),
+// so they cost nothing. Go reports a failure there as a bare errno, though:
+// then the shim, run for the setup alone, tells which step failed. Limits,
+// the umask, pid variables and a directory (NeedsShim) take the shim for
+// every start.
 func ForkExec(path string, argv []string, attr *syscall.ProcAttr, a *Attrs) (pid int, err error) {
 	if !a.NeedsShim() {
 		da := *attr
