@@ -143,6 +143,9 @@ type Loop struct {
 
 	host      hookHost
 	hostTimer int // timerfd that brings a dead hook host back, -1 without hooks
+
+	shim      *pendingShim // a start through the exec shim not finished yet
+	shimTimer int          // timerfd bounding the shim's report, -1 until first needed
 	probers   []*prober
 
 	stateFD  int // NAME.state, kept open; -1 until first written
@@ -167,7 +170,7 @@ func New(opt Options) *Loop {
 	}
 	l := &Loop{
 		opt: opt, log: opt.Log,
-		epfd: -1, evfd: -1, pidfd: -1, hostTimer: -1, stateFD: -1,
+		epfd: -1, evfd: -1, pidfd: -1, hostTimer: -1, shimTimer: -1, stateFD: -1,
 		host: hookHost{pidfd: -1, sock: -1},
 		tree: map[int]int{},
 		ctl:  ctlSocket{listen: opt.ControlFD, conns: map[int]*conn{}, timer: -1},
@@ -363,7 +366,8 @@ func (l *Loop) setup() error {
 func (l *Loop) closeAll() {
 	l.stopHost()
 	l.closeProbers()
-	for _, fd := range append([]int{l.epfd, l.evfd, l.pidfd, l.pf.fd, l.hostTimer, l.stateFD}, l.timers[:]...) {
+	l.closeShim()
+	for _, fd := range append([]int{l.epfd, l.evfd, l.pidfd, l.pf.fd, l.hostTimer, l.shimTimer, l.stateFD}, l.timers[:]...) {
 		if fd >= 0 {
 			unix.Close(fd)
 		}
@@ -418,6 +422,14 @@ func (l *Loop) dispatch(fd int) {
 	case fd == l.hostTimer && fd >= 0:
 		if readCounter(fd) {
 			l.restartHost()
+		}
+	case l.shim != nil && fd == l.shim.p.Report:
+		l.shimReport()
+	case l.shim != nil && fd == l.shim.p.PIDFD:
+		l.shimGone()
+	case fd == l.shimTimer && fd >= 0:
+		if readCounter(fd) {
+			l.shimTimedOut()
 		}
 	case fd == l.pf.fd:
 		l.pf.drain()

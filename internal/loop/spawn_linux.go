@@ -126,12 +126,22 @@ func (l *Loop) spawn(a machine.Spawn) {
 	if len(l.notifyEnv) > 0 {
 		env = runenv.Merge(env, l.notifyEnv) // over what --env and env files say
 	}
-	pid, pidfd, err := spawn(l.opt.Path, l.opt.Argv, env, l.files, l.attrs())
+	attrs := l.attrs()
+	if attrs.NeedsShim() {
+		l.startShim(a, env, attrs) // finished by events: the loop never waits for the shim
+		return
+	}
+	pid, pidfd, err := spawn(l.opt.Path, l.opt.Argv, env, l.files, attrs)
 	if err != nil {
 		l.log.Error("cannot start program", "error", err)
 		l.step(machine.SpawnFailed{Err: err})
 		return
 	}
+	l.started(a, pid, pidfd)
+}
+
+// started watches the program that spawn (or the exec shim) started.
+func (l *Loop) started(a machine.Spawn, pid, pidfd int) {
 	if err := epollAdd(l.epfd, pidfd); err != nil {
 		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 		unix.Close(pidfd)

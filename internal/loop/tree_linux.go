@@ -116,6 +116,9 @@ func (l *Loop) watched(pid int) bool {
 	if pid == l.pid || pid == l.host.pid && pid != 0 {
 		return true // the hook host is reaped through its own pidfd
 	}
+	if l.shim != nil && pid == l.shim.p.PID {
+		return true // so is a pending exec shim
+	}
 	for _, p := range l.tree {
 		if p == pid {
 			return true

@@ -68,7 +68,8 @@ const shimVersion = "respawner-exec 1"
 
 // ShimTimeout bounds the wait for the shim to exec the program: past it
 // (a chdir into a hung NFS mount, say), the shim is killed and the start
-// fails, so that the supervision loop, which waits, is never held for ever.
+// fails. The supervision loop waits in its epoll set (StartShim, a
+// timerfd), never in a call; ForkExec's own wait is for other callers.
 var ShimTimeout = 10 * time.Second
 
 // shimEnv is the shim's own environment, which only its Go runtime reads.
@@ -180,23 +181,34 @@ func (a *Attrs) explain(path string, files []uintptr, err error) error {
 // "" when the pipe closed (the program was exec'd, or the check done), or
 // the shim's reason. pid is 0 when no shim was started.
 func startShim(req []byte, attr *syscall.ProcAttr) (pid int, msg string, err error) {
+	pid, rfd, err := forkShim(req, attr)
+	if err != nil {
+		return 0, "", err
+	}
+	defer unix.Close(rfd)
+	msg, err = readReport(rfd, ShimTimeout)
+	return pid, msg, err
+}
+
+// forkShim forks and execs the shim with req and returns its pid and the
+// read end of its report pipe (close-on-exec), without waiting.
+func forkShim(req []byte, attr *syscall.ProcAttr) (pid, report int, err error) {
 	mfd, err := unix.MemfdCreate("respawner-exec", unix.MFD_CLOEXEC)
 	if err != nil {
-		return 0, "", fmt.Errorf("memfd_create: %w", err)
+		return 0, -1, fmt.Errorf("memfd_create: %w", err)
 	}
 	defer unix.Close(mfd)
 	for b := req; len(b) > 0; {
 		n, err := unix.Write(mfd, b)
 		if err != nil {
-			return 0, "", fmt.Errorf("write exec request: %w", err)
+			return 0, -1, fmt.Errorf("write exec request: %w", err)
 		}
 		b = b[n:]
 	}
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return 0, "", fmt.Errorf("pipe2: %w", err)
+		return 0, -1, fmt.Errorf("pipe2: %w", err)
 	}
-	defer unix.Close(p[0])
 	n := len(attr.Files)
 	sa := *attr
 	sa.Env = shimEnv
@@ -204,10 +216,59 @@ func startShim(req []byte, attr *syscall.ProcAttr) (pid int, msg string, err err
 	pid, err = syscall.ForkExec("/proc/self/exe", []string{ShimArgv0, strconv.Itoa(n)}, &sa)
 	unix.Close(p[1])
 	if err != nil {
-		return 0, "", fmt.Errorf("exec shim /proc/self/exe: %w", err)
+		unix.Close(p[0])
+		return 0, -1, fmt.Errorf("exec shim /proc/self/exe: %w", err)
 	}
-	msg, err = readReport(p[0], ShimTimeout)
-	return pid, msg, err
+	return pid, p[0], nil
+}
+
+// Pending is an exec shim started without waiting for its report
+// (StartShim), for a caller that must not wait (the supervision loop): it
+// watches Report, a non-blocking pipe, and calls Read when it is readable.
+// PIDFD (from attr.Sys.PidFD) is the shim's, and the program's once it has
+// exec'd: exec keeps the process.
+type Pending struct {
+	PID, PIDFD, Report int
+	msg                []byte
+}
+
+// StartShim forks the shim for a start with a's setup (a.NeedsShim) and
+// returns at once. attr.Sys.PidFD must be set: the caller reaps a shim that
+// failed, or kills one that is stuck, through it.
+func StartShim(path string, argv []string, attr *syscall.ProcAttr, a *Attrs) (*Pending, error) {
+	pid, rfd, err := forkShim(a.request(path, argv, attr.Env), attr)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.SetNonblock(rfd, true); err != nil {
+		unix.Close(rfd)
+		unix.Kill(pid, unix.SIGKILL)
+		return nil, fmt.Errorf("exec shim report: %w", err)
+	}
+	return &Pending{PID: pid, PIDFD: *attr.Sys.PidFD, Report: rfd}, nil
+}
+
+// Read takes what the report pipe holds, without waiting. done is set at
+// EOF, when msg is "" if the program was exec'd (or the shim died, which
+// its exit status tells) or else the shim's reason.
+func (s *Pending) Read() (done bool, msg string, err error) {
+	var buf [4096]byte
+	for {
+		n, err := unix.Read(s.Report, buf[:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false, "", nil
+		case err != nil:
+			return true, "", fmt.Errorf("read exec shim report: %w", err)
+		case n == 0:
+			return true, strings.TrimSpace(string(s.msg)), nil
+		}
+		if len(s.msg) < 64<<10 {
+			s.msg = append(s.msg, buf[:n]...)
+		}
+	}
 }
 
 // readReport waits up to timeout for the shim's report: "" at EOF (the
