@@ -385,3 +385,52 @@ func TestRunEnvRefused(t *testing.T) {
 		}
 	})
 }
+
+// --user gives the program every group the user is a member of (initgroups),
+// not its primary group alone; USER:GROUP and --group alone change the
+// group. A user of the test's own with one extra group shows the
+// difference, which nobody (no extra group) cannot.
+func TestRunEnvSupplementaryGroups(t *testing.T) {
+	needRoot(t)
+	name := fmt.Sprintf("rsp%d", os.Getpid()%100000)
+	extra := name + "x"
+	for _, c := range [][]string{{"groupadd", extra}, {"useradd", "-M", "-N", "-g", "nogroup", "-G", extra, "-s", "/usr/sbin/nologin", name}} {
+		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Skipf("%v: %v: %s", c, err, out)
+		}
+	}
+	t.Cleanup(func() {
+		exec.Command("userdel", name).Run()
+		exec.Command("groupdel", extra).Run()
+	})
+	u, err := user.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := user.LookupGroup(extra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	four := func(id string) string { return strings.Repeat(id+"\t", 3) + id }
+	sorted := func(ids ...string) string {
+		sort.Slice(ids, func(i, j int) bool { return len(ids[i]) < len(ids[j]) || len(ids[i]) == len(ids[j]) && ids[i] < ids[j] })
+		return strings.Join(ids, " ")
+	}
+	for _, tc := range []struct {
+		flags            []string
+		uid, gid, groups string
+	}{
+		{[]string{"--user", name}, four(u.Uid), four(u.Gid), sorted(u.Gid, g.Gid)},
+		// initgroups(user, GROUP): GROUP takes the place of the passwd group.
+		{[]string{"--user", name + ":" + extra}, four(u.Uid), four(g.Gid), g.Gid},
+		{[]string{"--group", extra}, four("0"), four(g.Gid), g.Gid},
+	} {
+		in := startRespawner(t, append(tc.flags, "--name", "groups", "/bin/sleep", "--", "1000")...)
+		pid := in.waitFor("started", 10*time.Second).int("pid")
+		st := procStatus(t, pid)
+		if st["Uid"] != tc.uid || st["Gid"] != tc.gid || strings.TrimSpace(st["Groups"]) != tc.groups {
+			t.Errorf("%v: Uid %q Gid %q Groups %q; want %q %q %q", tc.flags, st["Uid"], st["Gid"], st["Groups"], tc.uid, tc.gid, tc.groups)
+		}
+		in.stopOK()
+	}
+}
