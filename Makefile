@@ -63,8 +63,8 @@ fuzz:
 	@for t in $(FUZZ); do \
 		echo "fuzz $${t##*:} ($(FUZZTIME))"; \
 		out=$$($(GO) test $${t%%:*} -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) 2>&1); st=$$?; \
+		if [ $$st -ne 0 ]; then echo "$$out" | grep -v '^fuzz: elapsed' | tail -40; exit 1; fi; \
 		echo "$$out" | grep -v '^fuzz: elapsed' | tail -3; \
-		[ $$st -eq 0 ] || exit 1; \
 		case "$$out" in *"no fuzz tests to fuzz"*) echo "make fuzz: no $${t##*:} in $${t%%:*}"; exit 1;; esac; \
 	done
 
