@@ -117,6 +117,10 @@ func (d *Dir) DialKeep(name string, timeout time.Duration) (*net.UnixConn, error
 	return c.(*net.UnixConn), nil
 }
 
+// listenFile binds file under a temporary name, listens, and only then
+// renames it into place: the name appears when the socket accepts, so a
+// client that finds it never meets a refused connection from an instance
+// that is starting (and can wait for the name in inotify, see dial).
 func (d *Dir) listenFile(file string) (int, error) {
 	if err := fileName(file); err != nil {
 		return -1, err
@@ -125,15 +129,20 @@ func (d *Dir) listenFile(file string) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("socket: %w", err)
 	}
-	d.Remove(file)
+	tmp := file + ".new"
+	d.Remove(tmp)
 	old := unix.Umask(0o177)
-	err = unix.Bind(fd, &unix.SockaddrUnix{Name: d.ProcPath(file)})
+	err = unix.Bind(fd, &unix.SockaddrUnix{Name: d.ProcPath(tmp)})
 	unix.Umask(old)
 	if err == nil {
 		err = unix.Listen(fd, 16)
 	}
+	if err == nil {
+		err = unix.Renameat(d.fd, tmp, d.fd, file)
+	}
 	if err != nil {
 		unix.Close(fd)
+		d.Remove(tmp)
 		return -1, fmt.Errorf("listen on %s: %w", filepath.Join(d.Path, file), err)
 	}
 	return fd, nil
@@ -146,16 +155,19 @@ func (d *Dir) listenFile(file string) (int, error) {
 //
 // A live instance without a socket that answers is starting (it holds its
 // lock and is about to listen) or ending (its socket is gone, its lock not
-// yet): dial tries again, every 10 ms, until the socket answers, the
-// instance is gone or timeout has passed.
+// yet): dial waits, until timeout, for the socket's name to appear in the
+// directory (inotify) or the instance to exit (its pidfd), and tries again.
 func (d *Dir) dial(name string, timeout time.Duration) (net.Conn, error) {
 	deadline := time.Now().Add(timeout)
+	var w *dirWatch
+	defer func() { w.close() }()
 	for {
 		c, err := d.connect(name, timeout)
 		if err == nil {
 			return c, nil
 		}
-		if _, live := d.Live(name); !live {
+		pid, live := d.Live(name)
+		if !live {
 			d.CleanStale(name)
 			return nil, ErrNotRunning
 		}
@@ -166,7 +178,68 @@ func (d *Dir) dial(name string, timeout time.Duration) (net.Conn, error) {
 		if !transient || time.Now().After(deadline) {
 			return nil, fmt.Errorf("connect to %s: %w", name, err)
 		}
-		time.Sleep(10 * time.Millisecond) // a command line waiting for an instance between two states, not the supervisor
+		if w == nil {
+			// Watch first, then look again: a socket that appeared in
+			// between is found by the next connect.
+			if w, err = d.watch(pid); err != nil {
+				return nil, fmt.Errorf("connect to %s: %w", name, err)
+			}
+			continue
+		}
+		w.wait(deadline)
+	}
+}
+
+// dirWatch wakes a waiting client when a name appears in the runtime dir
+// (inotify: IN_CREATE, IN_MOVED_TO) or the instance's process exits (its
+// pidfd); both are descriptors, waited for with poll.
+type dirWatch struct{ ino, pidfd int }
+
+func (d *Dir) watch(pid int) (*dirWatch, error) {
+	ino, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("inotify: %w", err)
+	}
+	if _, err := unix.InotifyAddWatch(ino, d.ProcPath("."), unix.IN_CREATE|unix.IN_MOVED_TO); err != nil {
+		unix.Close(ino)
+		return nil, fmt.Errorf("inotify %s: %w", d.Path, err)
+	}
+	w := &dirWatch{ino: ino, pidfd: -1}
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		w.pidfd = fd
+	}
+	return w, nil
+}
+
+// wait returns when something changed or deadline passed, draining the
+// inotify queue.
+func (w *dirWatch) wait(deadline time.Time) {
+	fds := []unix.PollFd{{Fd: int32(w.ino), Events: unix.POLLIN}}
+	if w.pidfd >= 0 {
+		fds = append(fds, unix.PollFd{Fd: int32(w.pidfd), Events: unix.POLLIN})
+	}
+	ms := max(int((time.Until(deadline)+time.Millisecond-1)/time.Millisecond), 0)
+	if n, err := unix.Poll(fds, ms); n > 0 && err == nil {
+		if len(fds) > 1 && fds[1].Revents != 0 {
+			unix.Close(w.pidfd) // it exited: Live says so from now on, and a readable pidfd must not spin
+			w.pidfd = -1
+		}
+		var buf [4096]byte
+		for {
+			if n, _ := unix.Read(w.ino, buf[:]); n <= 0 {
+				break
+			}
+		}
+	}
+}
+
+func (w *dirWatch) close() {
+	if w == nil {
+		return
+	}
+	unix.Close(w.ino)
+	if w.pidfd >= 0 {
+		unix.Close(w.pidfd)
 	}
 }
 
