@@ -33,6 +33,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/pkg/hooks"
 	"github.com/respawner/respawner/plugins/internal/notify"
+	"github.com/respawner/respawner/plugins/internal/notify/notifytest"
 )
 
 // received is one mail the test server accepted.
@@ -252,31 +253,11 @@ func serverTLS(cert tls.Certificate) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 }
 
-// lineWriter hands each log line to a channel.
-type lineWriter chan string
-
-func (w lineWriter) Write(p []byte) (int, error) {
-	select {
-	case w <- string(p):
-	default:
-	}
-	return len(p), nil
-}
-
 // configure returns a configured plugin whose log lines go to logs (when
 // not nil); Close is called at the end of the test.
 func configure(t *testing.T, opts map[string][]string, logs chan string) *notify.Plugin {
 	t.Helper()
-	log := hclog.NewNullLogger()
-	if logs != nil {
-		log = hclog.New(&hclog.LoggerOptions{Output: lineWriter(logs), Level: hclog.Debug, JSONFormat: true})
-	}
-	m := newMailer("test", log)
-	if err := m.Configure(t.Context(), hooks.NewOptions(opts)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	return m
+	return notifytest.Configure(t, newMailer, opts, logs)
 }
 
 // waitLog waits for a log line holding every one of parts.

@@ -20,6 +20,7 @@ import (
 	"github.com/respawner/respawner/internal/eventschema"
 	"github.com/respawner/respawner/pkg/hooks"
 	"github.com/respawner/respawner/plugins/internal/notify"
+	"github.com/respawner/respawner/plugins/internal/notify/notifytest"
 )
 
 // request is one POST a receiver got.
@@ -95,31 +96,11 @@ func (r *receiver) none(t *testing.T) {
 	}
 }
 
-// lineWriter hands each log line to a channel.
-type lineWriter chan string
-
-func (w lineWriter) Write(p []byte) (int, error) {
-	select {
-	case w <- string(p):
-	default:
-	}
-	return len(p), nil
-}
-
 // configure returns a configured plugin whose log lines go to logs (when
 // not nil); Close is called at the end of the test.
 func configure(t *testing.T, opts map[string][]string, logs chan string) *notify.Plugin {
 	t.Helper()
-	log := hclog.NewNullLogger()
-	if logs != nil {
-		log = hclog.New(&hclog.LoggerOptions{Output: lineWriter(logs), Level: hclog.Debug, JSONFormat: true})
-	}
-	w := newWebhook("test", log)
-	if err := w.Configure(t.Context(), hooks.NewOptions(opts)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Close)
-	return w
+	return notifytest.Configure(t, newWebhook, opts, logs)
 }
 
 func killed(pid int) hooks.Event {
