@@ -23,14 +23,7 @@ import (
 // that names the instance, this host and SIGKILL, and shows the program's
 // last output line.
 func TestEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds respawner and the plugin")
-	}
-	dir, plugins := buildAll(t)
-	run := filepath.Join(dir, "run")
-	if err := os.Mkdir(run, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	dir, plugins, run := buildAll(t)
 	host, err := os.Hostname()
 	if err != nil {
 		t.Fatal(err)
@@ -90,8 +83,9 @@ func TestEndToEnd(t *testing.T) {
 }
 
 // buildAll builds respawner, respawner-hookhost and this plugin into a
-// temporary directory: dir holds the first two, plugins the plugin.
-func buildAll(t *testing.T) (dir, plugins string) {
+// temporary directory (e2e.Build): dir holds the first two, plugins the
+// plugin, run is a runtime dir.
+func buildAll(t *testing.T) (dir, plugins, run string) {
 	t.Helper()
 	return e2e.Build(t, map[string]string{"notify-email": "plugins/notify-email"})
 }
@@ -102,14 +96,7 @@ func buildAll(t *testing.T) (dir, plugins string) {
 // others that the stop flushes, counting every one of them and showing the
 // last run's own words.
 func TestEndToEndCrashLoop(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds respawner and the plugin")
-	}
-	dir, plugins := buildAll(t)
-	run := filepath.Join(dir, "run")
-	if err := os.Mkdir(run, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	dir, plugins, run := buildAll(t)
 	runs := filepath.Join(dir, "runs")
 	s := newSMTPServer(t, serverOpts{})
 	respawner := func(args ...string) (string, error) {

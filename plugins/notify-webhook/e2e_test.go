@@ -17,16 +17,14 @@ import (
 	"github.com/respawner/respawner/pkg/hooks"
 )
 
-// has exited.
+// TestEndToEnd builds respawner, respawner-hookhost and this plugin, and runs
+// a program that writes a line and SIGKILLs itself under `respawner start -D
+// --capture-output -n 1`: the receiver hears the first exit at once
+// (SIGKILL, not clean, the instance's name, the host, the program's last
+// line), the second in the digest that gave-up flushes, then gave-up, before
+// respawner has exited.
 func TestEndToEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds respawner and the plugin")
-	}
-	dir, plugins := buildAll(t)
-	run := filepath.Join(dir, "run")
-	if err := os.Mkdir(run, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	dir, plugins, run := buildAll(t)
 	r := newReceiver(t, nil)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -70,8 +68,8 @@ func TestEndToEnd(t *testing.T) {
 
 // buildAll builds respawner, respawner-hookhost, this plugin and the
 // maintenance example into a temporary directory: dir holds the first two,
-// plugins the others.
-func buildAll(t *testing.T) (dir, plugins string) {
+// plugins the others, run is a runtime dir (e2e.Build).
+func buildAll(t *testing.T) (dir, plugins, run string) {
 	t.Helper()
 	return e2e.Build(t, map[string]string{"notify-webhook": "plugins/notify-webhook", "maintenance": "examples/hooks/maintenance"})
 }
@@ -80,14 +78,7 @@ func buildAll(t *testing.T) (dir, plugins string) {
 // produces exactly one held and one released notification, each a valid
 // event of the documented schema.
 func TestEndToEndHold(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds respawner and the plugins")
-	}
-	dir, plugins := buildAll(t)
-	run := filepath.Join(dir, "run")
-	if err := os.Mkdir(run, 0o700); err != nil {
-		t.Fatal(err)
-	}
+	dir, plugins, run := buildAll(t)
 	maint := filepath.Join(dir, "maintenance")
 	if err := os.WriteFile(maint, nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -21,9 +21,14 @@ func root() string {
 // Build builds respawner and respawner-hookhost into dir, and each plugin
 // (name -> package directory relative to the module root, e.g.
 // "notify-webhook": "plugins/notify-webhook") into plugins as
-// respawner-plugin-NAME. It skips the test where there is no go command.
-func Build(t *testing.T, plugs map[string]string) (dir, plugins string) {
+// respawner-plugin-NAME, and makes run, a runtime dir (mode 0700) for
+// RESPAWNER_RUNTIME_DIR. It skips the test with -short, or where there is
+// no go command.
+func Build(t *testing.T, plugs map[string]string) (dir, plugins, run string) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("builds respawner and plugins")
+	}
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		t.Skipf("no go command: %v", err)
@@ -45,5 +50,9 @@ func Build(t *testing.T, plugs map[string]string) (dir, plugins string) {
 			t.Fatalf("go build %s: %v\n%s", b[1], err, out)
 		}
 	}
-	return dir, plugins
+	run = filepath.Join(dir, "run")
+	if err := os.Mkdir(run, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir, plugins, run
 }
