@@ -58,10 +58,10 @@ func main() {
 // describe launches each plugin just long enough to ask what it is, and
 // prints a hookwire.PluginInfo for each, one JSON object a line. Their
 // socket directories go under -socket-dir (respawner plugins makes one and
-// removes it). SIGINT or SIGTERM (a Ctrl-C reaches the plugin being asked
-// as well) ends the run once that plugin has been killed, which removes its
-// socket directory; the default action would leave it, and a Go plugin
-// (go-plugin's Serve ignores SIGINT) running, behind.
+// removes it). SIGINT or SIGTERM (passed on by respawner plugins, which
+// runs us in a process group of our own) kills the plugin being asked and
+// ends the run with 1, once that plugin's socket directory is gone; the
+// default action would leave it, and the plugin, behind.
 func describe(args []string) int {
 	fs := flag.NewFlagSet("describe", flag.ContinueOnError)
 	sockDir := fs.String("socket-dir", "", "`directory` for the plugins' socket directories (default: $TMPDIR)")
@@ -70,10 +70,20 @@ func describe(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		pluginproc.KillPlugins()
+	}()
+	interrupted := func() bool {
+		if ctx.Err() == nil {
+			return false
+		}
+		fmt.Fprintln(os.Stderr, "respawner-hookhost: interrupted")
+		return true
+	}
 	enc := json.NewEncoder(os.Stdout)
 	for _, p := range fs.Args() {
-		if ctx.Err() != nil {
-			fmt.Fprintln(os.Stderr, "respawner-hookhost: interrupted")
+		if interrupted() {
 			return 1
 		}
 		d := hookwire.PluginInfo{Path: p}
@@ -99,6 +109,9 @@ func describe(args []string) int {
 			d.Error = err.Error()
 		}
 		enc.Encode(d)
+	}
+	if interrupted() { // the last plugin's answer may be its death
+		return 1
 	}
 	return 0
 }

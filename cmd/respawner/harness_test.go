@@ -75,6 +75,8 @@ func runHelper(name string, args []string) {
 		fakeHookhost()
 	case "notify-client":
 		notifyClient(args)
+	case "signal-recorder":
+		signalRecorder(args)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown helper %q\n", name)
 		os.Exit(2)

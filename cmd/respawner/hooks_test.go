@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -414,7 +415,13 @@ func TestPluginsCommandInterrupted(t *testing.T) {
 			}
 			pdir, tmp := t.TempDir(), t.TempDir()
 			asked := filepath.Join(t.TempDir(), "asked")
-			script(t, pdir, "respawner-plugin-slow", "echo $$ > "+asked+"\nexec sleep 30")
+			seen := filepath.Join(t.TempDir(), "seen")
+			// A plugin that ends at once, and cleanly, when the Ctrl-C
+			// reaches it: the host would report it, and respawner list it
+			// as unusable, before the signal reached respawner (CI saw
+			// exit 1). The Ctrl-C is respawner's to pass on, not the
+			// plugin's to see.
+			script(t, pdir, "respawner-plugin-slow", fmt.Sprintf("RSPTEST_HELPER=signal-recorder GORACE=atexit_sleep_ms=0 exec %s %s %s", os.Args[0], asked, seen))
 			cmd := exec.Command(respawnerBin, "plugins", "--plugin-dir", pdir)
 			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -423,7 +430,7 @@ func TestPluginsCommandInterrupted(t *testing.T) {
 			}
 			pgid := cmd.Process.Pid
 			t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
-			waitFile(t, asked, 10*time.Second)
+			pid, _ := strconv.Atoi(waitFile(t, asked, 10*time.Second))
 			syscall.Kill(-pgid, sig)
 			done := make(chan error, 1)
 			go func() { done <- cmd.Wait() }()
@@ -438,8 +445,27 @@ func TestPluginsCommandInterrupted(t *testing.T) {
 			if got := under(t, tmp); len(got) != 0 {
 				t.Errorf("$TMPDIR holds %q", got)
 			}
+			if b, err := os.ReadFile(seen); err == nil {
+				t.Errorf("the plugin being asked got %s, sent to respawner's process group, instead of being killed by its host", b)
+			}
+			if alive(pid) {
+				t.Errorf("the plugin (pid %d) outlived respawner plugins", pid)
+			}
 		})
 	}
+}
+
+// signalRecorder writes its pid to args[0], then waits; SIGINT or SIGTERM
+// makes it write the signal's name to args[1] and exit 0 at once.
+func signalRecorder(args []string) {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	if err := os.WriteFile(args[0], []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		panic(err)
+	}
+	sig := <-sigs
+	os.WriteFile(args[1], []byte(sig.String()), 0o644)
+	os.Exit(0)
 }
 
 // The hook host killed: its plugins go with it, the core starts a new host

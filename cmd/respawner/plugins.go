@@ -109,11 +109,14 @@ func printPlugins(out io.Writer, descs []hookwire.PluginInfo, dirs []string, asJ
 
 // describePlugins runs `respawner-hookhost describe` on paths and returns
 // what it printed. The plugins' socket directories go into a directory of
-// ours, removed once the host has exited, however it ended. A Ctrl-C reaches
-// the host and the plugin it is asking as well: we pass a signal on to the
-// host (which stops once that plugin is killed), wait for it, remove the
-// directory, and only then die of the signal, as the default action would
-// have had us do at once.
+// ours, removed once the host has exited, however it ended. The host runs in
+// a process group of its own, so that a Ctrl-C reaches us alone: we pass the
+// signal on to the host (which kills the plugin it is asking and stops), wait
+// for it, remove the directory, and only then die of the signal, as the
+// default action would have had us do at once. Were the host and its plugin
+// in our group, the plugin could die of the Ctrl-C and the host report it
+// before the signal reached us here, and we would list it as unusable
+// instead of dying of the signal (seen in CI).
 func describePlugins(host string, paths []string) (*bytes.Buffer, error) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -125,6 +128,7 @@ func describePlugins(host string, paths []string) (*bytes.Buffer, error) {
 	var out bytes.Buffer
 	cmd := exec.Command(host, append([]string{"describe", "-socket-dir", sockDir, "--"}, paths...)...)
 	cmd.Stdout = &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("%s describe: %w", host, err)

@@ -280,6 +280,18 @@ func sweep(reaped func(pid int, status string)) {
 	}
 }
 
+// KillPlugins SIGKILLs every plugin started here and not yet reaped; their
+// clients see them exit (a Launch in progress fails). For a host told to
+// stop while a plugin is starting: go-plugin holds the client's lock until
+// the handshake, so Kill would wait for it.
+func KillPlugins() {
+	mu.Lock()
+	defer mu.Unlock()
+	for pid := range procs {
+		unix.Kill(pid, unix.SIGKILL)
+	}
+}
+
 // KillOrphans SIGKILLs and reaps every child that is not a plugin, and what
 // they leave in turn, for the host's last act: no plugin's process outlives
 // it.
