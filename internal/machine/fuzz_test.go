@@ -55,6 +55,7 @@ const (
 	kindExtend                // EXTEND_TIMEOUT_USEC=
 	kindFireWatchdog          // the watchdog timer expires
 	kindStop                  // an operator asks to stop
+	kindRestart               // an operator asks to restart
 	numKinds
 )
 
@@ -102,6 +103,7 @@ func fuzzConfig(b []byte) (cfg Config, chaos, adopt, async bool) {
 		Pidfile:        b[8]&1 != 0,
 		StartTimeout:   [...]time.Duration{0, s, 10 * s, 10 * s}[b[8]>>1&3],
 		StartCheck:     [...]time.Duration{0, 0, s, 5 * s}[b[8]>>3&3],
+		RestartCheck:   [...]time.Duration{0, 0, s, 5 * s}[b[8]>>3&3],
 		Ask:            b[8]&0x80 != 0,
 		AskDeadline:    [...]time.Duration{0, s, 2 * s, 30 * s}[b[5]>>4&3],
 		Notify:         b[0]&4 != 0 && b[8]&1 == 0, // the CLI refuses it with a pidfile
@@ -182,6 +184,10 @@ type fuzzHarness struct {
 	pending  refOutcome // what the collection of a tree leads to
 	status   string     // the run's STATUS= text
 	wd       refWatchdog
+	// an operator's restart under way (RestartRequested until RestartDone)
+	rsPending    bool // owed its answer
+	rsStopping   bool // the old run is being stopped for it
+	rsConfirming bool // its new run is up, under the start check
 }
 
 // refWatchdog is the reference model of a run's watchdog.
@@ -355,7 +361,7 @@ func (h *fuzzHarness) allowed(k int) bool {
 	case kindFireWatchdog:
 		return h.armed[WatchdogTimer]
 	}
-	return true // StopRequested
+	return true // StopRequested, RestartRequested
 }
 
 // input makes one input happen: in the world (honestly, taking the next
@@ -457,6 +463,8 @@ func (h *fuzzHarness) input(k int, arg byte) {
 			h.now = h.deadline[WatchdogTimer]
 		}
 		h.deliver(TimerFired{ID: WatchdogTimer})
+	case kindRestart:
+		h.deliver(RestartRequested{})
 	default:
 		h.deliver(StopRequested{})
 	}
@@ -505,6 +513,8 @@ func (h *fuzzHarness) anyEvent(k int, arg byte) Event {
 		return TimeoutExtended{By: fuzzPeriods[arg&3]}
 	case kindFireWatchdog:
 		return TimerFired{ID: WatchdogTimer}
+	case kindRestart:
+		return RestartRequested{}
 	}
 	return StopRequested{}
 }
@@ -574,7 +584,7 @@ func (h *fuzzHarness) step(ev Event) {
 		h.checkChaos(acts)
 		return
 	}
-	if !reflect.DeepEqual(norm(acts), want) && (alt == nil || !reflect.DeepEqual(norm(acts), alt)) {
+	if got := rnorm(acts); !reflect.DeepEqual(got, want) && (alt == nil || !reflect.DeepEqual(got, alt)) {
 		h.failf("%v + %T%+v = %s, want %s", prev, ev, ev, fmtActs(acts), fmtActs(want))
 	}
 	h.observe(ev)
@@ -616,6 +626,54 @@ func (h *fuzzHarness) checkExit(e Exit) {
 		h.failf("Exit without a reason")
 	}
 	h.exit = &e
+}
+
+// restartFailed is the reference's RestartDone for a restart that did not
+// come up (rnorm reduces the Machine's reasons to it).
+var restartFailed = RestartDone{Err: "failed"}
+
+// rnorm is norm with RestartDone's reasons reduced to restartFailed: the
+// tables of restart_test.go check them.
+func rnorm(acts []Action) []Action {
+	out := norm(acts)
+	for i, a := range out {
+		if r, ok := a.(RestartDone); ok && r.Err != "" {
+			out[i] = restartFailed
+		}
+	}
+	return out
+}
+
+// answerRestart is the reference's answer to the operator's restart when a
+// run ends or a stop overtakes it (the Machine's finish).
+func (h *fuzzHarness) answerRestart() []Action {
+	if !h.rsPending || h.rsStopping {
+		return nil
+	}
+	h.rsPending, h.rsConfirming = false, false
+	return []Action{restartFailed}
+}
+
+// restartUp is the reference's answer once the operator's new run is up:
+// at once, or after the start check when nothing else said it started.
+func (h *fuzzHarness) restartUp() []Action {
+	if !h.rsPending || h.rsStopping || h.rsConfirming {
+		return nil
+	}
+	if h.cfg.RestartCheck > 0 && !h.cfg.Pidfile && !h.cfg.Notify {
+		h.rsConfirming = true
+		return []Action{ArmTimer{ID: StartTimer, After: h.cfg.RestartCheck}}
+	}
+	h.rsPending = false
+	return []Action{RestartDone{}}
+}
+
+// restartNow is the reference's new run of an operator's restart: the
+// count, backoff and the limit start over; no question to the hooks.
+func (h *fuzzHarness) restartNow() []Action {
+	h.restarts, h.streak, h.window, h.spawns = 0, 0, nil, 0
+	h.verdict, h.due, h.pending = nil, false, refOutcome{}
+	return []Action{Spawn{Restart: 0, Limit: h.cfg.Limit, Requested: true}}
 }
 
 // observe updates the world with what ev tells the Machine.
@@ -700,6 +758,7 @@ func (h *fuzzHarness) outcomeActions(o refOutcome, disarmKill bool) []Action {
 	if disarmKill {
 		acts = append(acts, DisarmTimer{ID: KillTimer})
 	}
+	acts = append(acts, h.answerRestart()...)
 	switch {
 	case o.exit:
 		return append(acts, Exit{Code: o.code})
@@ -786,7 +845,8 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 			return nil
 		}
 		var acts []Action
-		if snap.Awaiting || checking || snap.Unready {
+		if snap.Awaiting || checking || snap.Unready || h.rsConfirming {
+			h.rsConfirming = false
 			acts = []Action{DisarmTimer{ID: StartTimer}}
 		}
 		if s == Running && h.now.Sub(h.runStart) >= h.cfg.Reset {
@@ -825,15 +885,18 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 		if !h.cfg.Notify {
 			acts = cat(acts, h.startWD()) // the watchdog's clock starts at exec
 		}
+		if !timer {
+			acts = cat(acts, h.restartUp()) // up at once
+		}
 		return acts, nil
 	case SpawnFailed:
 		switch {
 		case s != Starting || !h.spawnPending:
 			return nil, nil
 		case !snap.Ready:
-			return []Action{Exit{Code: 1}}, nil
+			return cat(h.answerRestart(), []Action{Exit{Code: 1}}), nil
 		case h.stopAsked:
-			return []Action{Exit{Code: 0}}, nil
+			return cat(h.answerRestart(), []Action{Exit{Code: 0}}), nil
 		}
 		// A restart that cannot exec is a failed run of status 127, and
 		// waits at least a second (no busy loop with -t 0).
@@ -876,13 +939,21 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 		if checking {
 			return endRun(refOutcome{exit: true, code: 1}, ev.Leftovers, cat(wd, []Action{DisarmTimer{ID: StartTimer}})...), nil
 		}
+		if h.rsConfirming { // the operator's new run ends under its start check
+			h.rsConfirming = false
+			wd = cat(wd, []Action{DisarmTimer{ID: StartTimer}})
+		}
 		return endRun(h.decide(clean, true), ev.Leftovers, wd...), nil
 	case TreeEmpty:
 		switch s {
 		case Cleanup:
 			return h.outcomeActions(h.pending, true), nil
 		case Stopping:
-			return stoppedSeq, nil
+			if h.rsStopping {
+				h.rsStopping = false
+				return cat([]Action{DisarmTimer{ID: KillTimer}}, h.restartNow()), nil
+			}
+			return cat([]Action{DisarmTimer{ID: KillTimer}}, h.answerRestart(), []Action{Exit{Code: 0}}), nil
 		}
 	case TimerFired:
 		switch {
@@ -904,7 +975,10 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 		case ev.ID == KillTimer && (s == Stopping || s == Cleanup):
 			return []Action{SignalTree{Sig: syscall.SIGKILL}}, nil
 		case ev.ID == StartTimer && checking:
-			return []Action{Ready{}}, nil
+			return cat([]Action{Ready{}}, h.restartUp()), nil
+		case ev.ID == StartTimer && h.rsConfirming && s == Running:
+			h.rsPending, h.rsConfirming = false, false
+			return []Action{RestartDone{}}, nil
 		case ev.ID == StartTimer && snap.Awaiting:
 			h.lastExit = nil
 			return failRun(), nil
@@ -930,7 +1004,8 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 			return nil, nil
 		}
 		var pre []Action
-		if checking {
+		if checking || h.rsConfirming {
+			h.rsConfirming = false
 			pre = []Action{DisarmTimer{ID: StartTimer}}
 		}
 		pre = cat(pre, h.stopWD())
@@ -950,7 +1025,7 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 		if !snap.Ready {
 			acts = append(acts, Ready{})
 		}
-		return acts, nil
+		return cat(acts, h.restartUp()), nil
 	case PidfileFailed:
 		if !snap.Awaiting {
 			return nil, nil
@@ -967,7 +1042,9 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 			}
 			return stop(snap.Awaiting || snap.Unready), nil
 		case Running:
-			return stop(checking), nil
+			confirming := h.rsConfirming
+			h.rsConfirming = false
+			return stop(checking || confirming), nil
 		case Backoff, Held:
 			acts := []Action{DisarmTimer{ID: RespawnTimer}}
 			if h.asking {
@@ -976,8 +1053,14 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 			}
 			return append(acts, Exit{Code: 0}), nil
 		case Stopping:
+			if h.rsStopping { // the restart's stop becomes a stop
+				h.rsStopping = false
+				return nil, nil
+			}
 			return []Action{DisarmTimer{ID: KillTimer}, SignalTree{Sig: syscall.SIGKILL}}, nil
 		}
+	case RestartRequested:
+		return h.expectRestart(s, snap, checking, stop), nil
 	case ReadyNotified:
 		if s != Starting || !snap.Unready {
 			return nil, nil // said again, or nothing waits for it
@@ -987,7 +1070,7 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 		if !snap.Ready {
 			acts = append(acts, Ready{})
 		}
-		return cat(acts, h.startWD()), nil // the watchdog's clock starts at READY=1
+		return cat(acts, h.startWD(), h.restartUp()), nil // the watchdog's clock starts at READY=1
 	case StatusNotified:
 		if live {
 			h.status = ev.Text
@@ -1031,6 +1114,48 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 		return acts, nil
 	}
 	return nil, nil
+}
+
+// expectRestart is the reference for the operator's restart in state s: a
+// live run is stopped as a stop would, and the new run starts once its tree
+// is gone; with nothing running it starts at once; a Spawn outstanding
+// starts the new run; a stop under way refuses it; one under way takes it in.
+func (h *fuzzHarness) expectRestart(s State, snap Snapshot, checking bool, stop func(bool) []Action) []Action {
+	if h.rsPending {
+		return nil
+	}
+	switch s {
+	case Stopping:
+		return []Action{restartFailed}
+	case Starting:
+		if h.stopAsked {
+			return []Action{restartFailed}
+		}
+		if snap.PID == 0 && !snap.Awaiting {
+			h.rsPending = true
+			h.restarts, h.streak, h.window, h.spawns = 0, 0, nil, 1
+			h.pending = refOutcome{}
+			return nil
+		}
+		h.rsPending, h.rsStopping = true, true
+		return stop(snap.Awaiting || snap.Unready)
+	case Running:
+		h.rsPending, h.rsStopping = true, true
+		return stop(checking)
+	case Cleanup:
+		h.rsPending, h.rsStopping = true, true
+		h.pending = refOutcome{}
+		return nil
+	case Backoff, Held:
+		h.rsPending = true
+		acts := []Action{DisarmTimer{ID: RespawnTimer}}
+		if h.asking {
+			h.asking = false
+			acts = append(acts, DisarmTimer{ID: AskTimer})
+		}
+		return cat(acts, h.restartNow())
+	}
+	return nil
 }
 
 // apply checks each action against the world, then carries it out.
@@ -1111,6 +1236,8 @@ func (h *fuzzHarness) apply(ev Event, acts []Action) {
 				want := h.cfg.StartCheck
 				if h.cfg.Pidfile || h.cfg.Notify {
 					want = h.cfg.StartTimeout
+				} else if h.rsConfirming {
+					want = h.cfg.RestartCheck
 				}
 				if a.After != want {
 					h.failf("start timer armed for %v, want %v", a.After, want)
@@ -1173,11 +1300,18 @@ func (h *fuzzHarness) apply(ev Event, acts []Action) {
 				h.failf("Ready without READY=1")
 			}
 			h.readySeen = true
+		case RestartDone:
+			if a.Err == "" && h.m.State() != Running {
+				h.failf("a restart answered as up in %v", h.m.State())
+			}
 		case Exit:
 			if i != len(acts)-1 {
 				h.failf("Exit is not the last action")
 			}
 			h.checkExit(a)
+			if h.rsPending {
+				h.failf("Exit with an operator's restart unanswered")
+			}
 			if h.spawnPending || h.watched != 0 || len(h.tree) > 0 || h.collecting ||
 				h.armed[RespawnTimer] || h.armed[KillTimer] || h.armed[StartTimer] || h.armed[AskTimer] || h.armed[WatchdogTimer] {
 				h.failf("Exit leaves something behind")
@@ -1230,8 +1364,12 @@ func (h *fuzzHarness) checkState() {
 		h.failf("%v while the run's processes live or other timers run", s)
 	case s == Running && (h.watched == 0 || h.collecting || h.armed[KillTimer] || snap.PID != h.watched):
 		h.failf("running, but watched %d (machine says %d), collecting %v", h.watched, snap.PID, h.collecting)
-	case h.armed[StartTimer] && !snap.Awaiting && !snap.Unready && (s != Running || snap.Ready):
+	case h.armed[StartTimer] && !snap.Awaiting && !snap.Unready && (s != Running || snap.Ready) && !h.rsConfirming:
 		h.failf("start timer armed in %v, ready %v", s, snap.Ready)
+	case h.rsConfirming && (s != Running || !h.armed[StartTimer]):
+		h.failf("a restart's start check in %v, start timer %v", s, h.armed[StartTimer])
+	case h.rsStopping && s != Stopping:
+		h.failf("stopping for a restart in %v", s)
 	case h.collecting != (s == Cleanup || s == Stopping):
 		h.failf("state %v, collecting %v", s, h.collecting)
 	case h.armed[KillTimer] && s != Cleanup && s != Stopping:
@@ -1275,7 +1413,7 @@ func fuzzSeeds() [][]byte {
 	const (
 		st, sf, ex, ld, fk, fr = kindStarted, kindSpawnFailed, kindExit, kindLeftoverDies, kindFork, kindFireRespawn
 		fkill, fs, pr, pfail   = kindFireKill, kindFireStart, kindPidfileRead, kindPidfileFailed
-		sp                     = kindStop
+		sp, rs                 = kindStop, kindRestart
 		exit0, exit1, sigterm  = 0, 1, 8
 	)
 	ev := func(k int, a byte) [2]byte { return [2]byte{byte(k), a} }
@@ -1351,6 +1489,20 @@ func fuzzSeeds() [][]byte {
 			ev(kindPing, fuzzArg(0, false, 1)), ev(kindFireWatchdog, 0), ev(kindFireWatchdog, 0), ev(ex, fuzzArg(14, false, 0))),
 		fuzzSeed([9]byte{3 | 1<<3, 0, 0, 3, 0, 3 | 2<<2, 1, 0, 1 | 2<<1},
 			ev(fk, 0), ev(ex, fuzzArg(exit0, false, 1)), ev(kindPing, 0), ev(pr, 0), ev(kindFireWatchdog, 1), ev(ld, 0), ev(fr, 0)),
+		// an operator's restart: of a running program (the old tree goes,
+		// the new run comes up), during backoff, during cleanup, one that
+		// a stop overtakes; with a start check the new run dies under it
+		fuzzSeed([9]byte{3, 2, 0, 3, 0, 3 | 2<<2, 1, 0, 0},
+			ev(rs, 0), ev(ex, fuzzArg(sigterm, true, 1)), ev(ld, 0), ev(ex, fuzzArg(exit1, false, 3)), ev(rs, 0),
+			ev(ex, fuzzArg(exit1, true, 3)), ev(rs, 0), ev(fkill, 0), ev(ld, 0), ev(rs, 0), ev(sp, 0), ev(ex, fuzzArg(sigterm, false, 1))),
+		fuzzSeed([9]byte{3, 1, 0, 3, 0, 3 | 2<<2, 1, 0, 2 << 3},
+			ev(fs, 0), ev(rs, 0), ev(ex, fuzzArg(sigterm, false, 1)), ev(ex, fuzzArg(exit1, false, 1)), ev(fr, 0),
+			ev(rs, 0), ev(ex, 0), ev(fs, 0), ev(rs, 0), ev(kindUnhealthy, 0), ev(ex, 0)),
+		// a restart while a hook holds the restart, and with a pidfile
+		fuzzSeed([9]byte{3, 0, 0, 3, 0, 3 | 2<<2 | 2<<4, 1, 0, 0x80},
+			ev(ex, fuzzArg(exit1, false, 3)), ev(kindVerdict, 2), ev(fr, 0), ev(rs, 0), ev(rs, 0)),
+		fuzzSeed([9]byte{3, 0, 0, 3, 3, 3 | 2<<2, 1, 0x80, 1 | 2<<1},
+			ev(rs, 0), ev(fk, 0), ev(ex, fuzzArg(exit0, false, 1)), ev(pr, 0), ev(rs, 0), ev(ex, 0), ev(fk, 0), ev(fs, 0)),
 		// chaos mode with what programs say
 		fuzzSeed([9]byte{0x60 | 4 | 2<<3, 1, 2, 0, 2, 0, 0, 0, 0x81},
 			ev(kindReady, 0), ev(kindTrigger, 0), ev(kindMainPID, 3), ev(kindExtend, 2), ev(kindWatchdogPeriod, 1),
@@ -1419,7 +1571,7 @@ func (h *fuzzHarness) checkNotify(ev Event, acts []Action) {
 			}
 			last = e.Kind
 		case Spawn:
-			if a.Restart == 0 && last != hookspec.Starting || a.Restart > 0 && last != hookspec.Restarting {
+			if a.Restart == 0 && !a.Requested && last != hookspec.Starting || (a.Restart > 0 || a.Requested) && last != hookspec.Restarting {
 				h.failf("Spawn%+v announced as %q", a, last)
 			}
 		case Exit:

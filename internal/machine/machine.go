@@ -116,7 +116,11 @@ type Config struct {
 	Limit          int           // give up after this many restarts (0: never)
 	Policy         Policy
 	Success        CodeSet       // clean exit codes besides those of cleanSignals; 0 must be added explicitly
-	StopTimeout    time.Duration // SIGTERM, then SIGKILL after this long
+	StopTimeout    time.Duration // StopSignal, then SIGKILL after this long
+	// StopSignal is what stop and restart send the program's tree first
+	// (--stop-signal), and what ends the leftovers of a run; 0 means
+	// SIGTERM.
+	StopSignal syscall.Signal
 	// Pidfile: the program daemonizes and names its daemon in a pidfile; each
 	// run waits up to StartTimeout for it, then follows the pid it names.
 	Pidfile      bool
@@ -124,6 +128,10 @@ type Config struct {
 	// StartCheck: the first run must survive this long to count as started
 	// (daemonizing start reports it); 0 means started as soon as it runs.
 	StartCheck time.Duration
+	// RestartCheck: the new run of an operator's restart must survive this
+	// long before the restart is answered as done (unless a pidfile or
+	// READY=1 says it started); 0 answers at once.
+	RestartCheck time.Duration
 	// Ask: hook plugins answer restart-pending before every restart; an
 	// answer that has not come within AskDeadline counts as allow.
 	Ask         bool
@@ -207,6 +215,14 @@ type TimerFired struct{ ID TimerID }
 // StopRequested: an operator asked to stop (SIGTERM/SIGINT to respawner, or `stop`).
 type StopRequested struct{}
 
+// RestartRequested: an operator asked to restart (`respawner restart`): stop
+// the run as a stop would, start a new one at once, with backoff and the
+// respawn limit started over. It is not put to the hooks. RestartDone
+// answers it.
+type RestartRequested struct{}
+
+func (RestartRequested) event() {}
+
 // Unhealthy: health probes failed past their threshold; the program is
 // restarted as if it had failed.
 type Unhealthy struct{ Reason string }
@@ -236,8 +252,13 @@ func (PidfileFailed) event() {}
 // Action is something the loop must do.
 type Action interface{ action() }
 
-// Spawn starts the program. Restart is 0 for the first start, else the restart number k.
-type Spawn struct{ Restart, Limit int }
+// Spawn starts the program. Restart is 0 for the first start, else the
+// restart number k. Requested: the operator's restart (Restart is 0, since
+// the count starts over).
+type Spawn struct {
+	Restart, Limit int
+	Requested      bool
+}
 
 // ArmTimer sets timer ID to fire once after After.
 type ArmTimer struct {
@@ -276,6 +297,13 @@ type Notify struct{ Event hookspec.Event }
 func (Notify) action() {}
 
 func (Ask) action() {}
+
+// RestartDone answers RestartRequested: the new run is up (Err empty), or
+// why it is not. A request made while a restart is under way shares its
+// answer.
+type RestartDone struct{ Err string }
+
+func (RestartDone) action() {}
 
 // Exit ends supervision with the process exit Code; Reason says why.
 type Exit struct {
@@ -322,6 +350,7 @@ type Machine struct {
 	ready    bool         // the first run has been reported started
 	probes   []probeState // each of Config.Probes in the current run
 	wd       watchdog     // the current run's watchdog (Config.Watchdog)
+	rs       restartReq   // an operator's restart under way
 	status   string       // the current run's STATUS= text
 	timers   [NumTimers]timerState
 }
@@ -346,6 +375,14 @@ type start struct {
 	checking bool // Running: the first run's start check is timing
 	stopping bool // Starting: a stop came before Started; stop once it comes
 	unready  bool // Starting: the run is live and has not said READY=1 (Notify)
+}
+
+// restartReq is an operator's restart under way, from RestartRequested to
+// RestartDone.
+type restartReq struct {
+	pending    bool // RestartDone is owed
+	stopping   bool // Stopping: the old run is being stopped; the new one starts once its tree is gone
+	confirming bool // the new run is up; StartTimer times its start check
 }
 
 // ask is restart-pending: the question, and the answer while the respawn
@@ -459,7 +496,7 @@ func (m *Machine) Clear(now time.Time) []Action {
 	}
 	m.pending = outcome{first: true, reason: "processes of an earlier run"}
 	m.set(Cleanup, now)
-	return m.track(now, []Action{SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{}})
+	return m.track(now, []Action{SignalTree{Sig: m.stopSignal()}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{}})
 }
 
 // Adopt begins supervision of a program that is already running as pid, left
@@ -488,7 +525,11 @@ func (m *Machine) Step(now time.Time, ev Event) []Action {
 	if tf, ok := ev.(TimerFired); ok && tf.ID < NumTimers {
 		m.timers[tf.ID].armed = false
 	}
-	return m.track(now, m.step(now, ev))
+	acts := m.step(now, ev)
+	if m.rs.pending && !m.rs.stopping && !m.rs.confirming && m.state == Running {
+		acts = append(acts, m.restartUp()...)
+	}
+	return m.track(now, acts)
 }
 
 // track keeps each timer's state and deadline as the actions leave it.
@@ -539,6 +580,10 @@ func (m *Machine) step(now time.Time, ev Event) []Action {
 		case Cleanup:
 			return m.finish(now, m.pending, true)
 		case Stopping:
+			if m.rs.stopping {
+				m.rs.stopping = false
+				return append([]Action{DisarmTimer{ID: KillTimer}}, m.restartNow(now)...)
+			}
 			return m.finish(now, outcome{exit: true, reason: "stopped"}, true)
 		}
 	case TimerFired:
@@ -557,9 +602,11 @@ func (m *Machine) step(now time.Time, ev Event) []Action {
 		}
 		m.start.awaiting = false
 		m.lastExit = nil
-		return append([]Action{DisarmTimer{ID: StartTimer}}, m.failRun(now, ev.Err.Error(), syscall.SIGTERM)...)
+		return append([]Action{DisarmTimer{ID: StartTimer}}, m.failRun(now, ev.Err.Error(), m.stopSignal())...)
 	case StopRequested:
 		return m.stopRequested(now)
+	case RestartRequested:
+		return m.restartRequested(now)
 	case Unhealthy:
 		return m.unhealthy(now, ev.Reason)
 	case Probed:
@@ -602,15 +649,10 @@ func (m *Machine) unhealthy(now time.Time, reason string) []Action {
 		m.streak = 0
 		m.window = m.window[:0]
 	}
-	var pre []Action
-	if m.start.checking {
-		m.start.checking = false
-		pre = append(pre, DisarmTimer{ID: StartTimer})
-	}
-	pre = append(pre, m.stopWatchdog()...)
+	pre := append(m.endStartWait(), m.stopWatchdog()...)
 	m.pending = m.decide(now, false, reason)
 	m.set(Cleanup, now)
-	return append(pre, SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
+	return append(pre, SignalTree{Sig: m.stopSignal()}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
 }
 
 // delayPassed: the respawn delay is over. Without hooks that means restart;
@@ -701,7 +743,7 @@ func (m *Machine) runStarted(now time.Time, pid int) []Action {
 		acts = append(acts, m.markReady()...)
 	}
 	if m.start.stopping {
-		return append(acts, m.stop(now)...)
+		return append(acts, m.stop(now, stopReason)...)
 	}
 	if !m.cfg.Notify {
 		acts = append(acts, m.startWatchdog(now)...) // the clock starts at exec
@@ -732,13 +774,16 @@ func (m *Machine) timer(now time.Time, id TimerID) []Action {
 	case id == StartTimer && m.start.awaiting:
 		m.start.awaiting = false
 		m.lastExit = nil
-		return m.failRun(now, fmt.Sprintf("no pidfile within %s", m.cfg.StartTimeout), syscall.SIGTERM)
+		return m.failRun(now, fmt.Sprintf("no pidfile within %s", m.cfg.StartTimeout), m.stopSignal())
 	case id == StartTimer && m.start.unready:
 		m.start.unready = false
 		m.lastExit = nil
-		return m.failRun(now, fmt.Sprintf("no READY=1 within %s", m.cfg.StartTimeout), syscall.SIGTERM)
+		return m.failRun(now, fmt.Sprintf("no READY=1 within %s", m.cfg.StartTimeout), m.stopSignal())
 	case id == WatchdogTimer && m.wd.on:
 		return m.watchdogFired(now)
+	case id == StartTimer && m.rs.confirming && m.state == Running:
+		m.rs = restartReq{}
+		return []Action{RestartDone{}}
 	}
 	return nil
 }
@@ -752,9 +797,9 @@ func (m *Machine) stopRequested(now time.Time) []Action {
 			m.start.stopping = true // Started or SpawnFailed comes next
 			return nil
 		}
-		return m.stop(now)
+		return m.stop(now, stopReason)
 	case Running:
-		return m.stop(now)
+		return m.stop(now, stopReason)
 	case Backoff, Held:
 		m.set(Stopped, now)
 		acts := []Action{DisarmTimer{ID: RespawnTimer}}
@@ -768,22 +813,32 @@ func (m *Machine) stopRequested(now time.Time) []Action {
 		// Leftovers already have SIGTERM and the kill timer runs; end when they are gone.
 		m.set(Stopping, now)
 	case Stopping:
+		if m.rs.stopping {
+			// The run was being stopped for a restart: it is now a stop,
+			// and the restart's answer is that (finish gives it).
+			m.rs.stopping = false
+			return nil
+		}
 		// A second request means "now": no more waiting for a graceful exit.
 		return []Action{DisarmTimer{ID: KillTimer}, SignalTree{Sig: syscall.SIGKILL}}
 	}
 	return nil
 }
 
-func (m *Machine) stop(now time.Time) []Action {
-	var acts []Action
-	if m.start.awaiting || m.start.checking || m.start.unready {
-		m.start.awaiting, m.start.checking, m.start.unready = false, false, false
-		acts = append(acts, DisarmTimer{ID: StartTimer})
-	}
-	acts = append(acts, m.stopWatchdog()...)
+// stop terminates the run's tree; reason is the stopping event's.
+func (m *Machine) stop(now time.Time, reason string) []Action {
+	acts := append(m.endStartWait(), m.stopWatchdog()...)
 	m.set(Stopping, now)
-	acts = append(acts, m.note(now, hookspec.Stopping, hookspec.Event{PID: m.run.pid, Reason: "stop requested"}))
-	return append(acts, SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
+	acts = append(acts, m.note(now, hookspec.Stopping, hookspec.Event{PID: m.run.pid, Reason: reason}))
+	return append(acts, SignalTree{Sig: m.stopSignal()}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
+}
+
+// stopSignal is Config.StopSignal, SIGTERM when unset.
+func (m *Machine) stopSignal() syscall.Signal {
+	if m.cfg.StopSignal == 0 {
+		return syscall.SIGTERM
+	}
+	return m.cfg.StopSignal
 }
 
 // exited decides what follows the end of the watched process, which the
@@ -812,7 +867,7 @@ func (m *Machine) decideExit(now time.Time, ev Exited) []Action {
 		m.start.awaiting = false
 		m.lastExit = &st
 		return append([]Action{DisarmTimer{ID: StartTimer}},
-			m.failRun(now, fmt.Sprintf("%s before writing its pidfile", st), syscall.SIGTERM)...)
+			m.failRun(now, fmt.Sprintf("%s before writing its pidfile", st), m.stopSignal())...)
 	case m.state == Starting && m.start.unready:
 		return m.exitedUnready(now, ev)
 	case m.state != Running:
@@ -835,6 +890,7 @@ func (m *Machine) decideExit(now time.Time, ev Exited) []Action {
 		m.streak = 0
 		m.window = m.window[:0]
 	}
+	wd = append(wd, m.endStartWait()...) // an operator's restart, under its start check
 	return m.endRun(now, m.decide(now, m.cfg.Clean(st), ""), ev.Leftovers, wd...)
 }
 
@@ -861,7 +917,7 @@ func (m *Machine) endRun(now time.Time, o outcome, leftovers []int, pre ...Actio
 	}
 	m.pending = o
 	m.set(Cleanup, now)
-	return append(pre, SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
+	return append(pre, SignalTree{Sig: m.stopSignal()}, ArmTimer{ID: KillTimer, After: m.cfg.StopTimeout}, CollectTree{})
 }
 
 func (m *Machine) decide(now time.Time, clean bool, why string) outcome {
@@ -927,6 +983,11 @@ func (m *Machine) finish(now time.Time, o outcome, disarmKill bool) []Action {
 	if disarmKill {
 		acts = append(acts, DisarmTimer{ID: KillTimer})
 	}
+	if m.rs.pending {
+		// The operator's restart came to this: its run ended before it
+		// was up, or a stop overtook it.
+		acts = append(acts, m.restartFailed(o)...)
+	}
 	m.pending = o
 	switch {
 	case o.first:
@@ -982,4 +1043,118 @@ func (m *Machine) respawn(now time.Time) []Action {
 	m.run.pid = 0
 	m.set(Starting, now)
 	return append(acts, m.spawn(now, m.restarts)...)
+}
+
+// stopReason is the stopping event's reason for a stop; an operator's
+// restart says "requested".
+const stopReason = "stop requested"
+
+// restartRequested: the operator's restart. A run that is up, or starting,
+// is stopped as a stop would (Config.StopSignal, SIGKILL after the stop
+// timeout) and a new one starts once its tree is gone; a program that is
+// down starts at once, whatever the respawn delay or a hook's hold. Either
+// way the hooks are not asked, and the restart count, backoff and the
+// respawn limit start over.
+func (m *Machine) restartRequested(now time.Time) []Action {
+	if m.rs.pending {
+		return nil // one is under way: this request shares its answer
+	}
+	switch m.state {
+	case Idle, Stopped, Failed:
+		return nil // nothing to restart, and a final machine does nothing
+	case Stopping:
+		return []Action{RestartDone{Err: "it is being stopped"}}
+	case Starting:
+		if m.start.stopping {
+			return []Action{RestartDone{Err: "it is being stopped"}}
+		}
+		if m.run.pid == 0 && !m.start.awaiting {
+			// A Spawn is outstanding: the run it starts is the new run.
+			m.rs = restartReq{pending: true}
+			m.startOver()
+			return nil
+		}
+		fallthrough
+	case Running:
+		m.rs = restartReq{pending: true, stopping: true}
+		return m.stop(now, "requested")
+	case Cleanup:
+		// The run has ended and its leftovers have had the stop signal:
+		// once they are gone, the new run starts, whatever was to follow.
+		m.rs = restartReq{pending: true, stopping: true}
+		m.pending = outcome{}
+		m.set(Stopping, now)
+		return nil
+	}
+	// Backoff, Held: nothing runs.
+	m.rs = restartReq{pending: true}
+	acts := []Action{DisarmTimer{ID: RespawnTimer}}
+	if m.ask.out {
+		m.ask.out = false
+		acts = append(acts, DisarmTimer{ID: AskTimer})
+	}
+	return append(acts, m.restartNow(now)...)
+}
+
+// startOver begins the count of restarts, backoff and the respawn limit
+// anew, as a new start would.
+func (m *Machine) startOver() {
+	m.restarts, m.streak, m.window, m.delay = 0, 0, m.window[:0], 0
+	m.pending = outcome{}
+}
+
+// restartNow starts the operator's new run: announced as restarting, for
+// the reason "requested", with the count started over. A held restart is
+// released by it.
+func (m *Machine) restartNow(now time.Time) []Action {
+	var acts []Action
+	if m.ask.holding {
+		acts = append(acts, m.note(now, hookspec.Released, hookspec.Event{Attempt: m.restarts + 1, Limit: m.cfg.Limit}))
+	}
+	m.ask = ask{}
+	m.startOver()
+	m.run.pid = 0
+	m.set(Starting, now)
+	return append(acts, m.note(now, hookspec.Restarting, hookspec.Event{Reason: "requested", Limit: m.cfg.Limit}),
+		Spawn{Restart: 0, Limit: m.cfg.Limit, Requested: true})
+}
+
+// restartUp: the operator's new run is up (Running). It is answered at
+// once, or after Config.RestartCheck when nothing else says
+// that the program started (a pidfile, READY=1).
+func (m *Machine) restartUp() []Action {
+	if m.cfg.RestartCheck > 0 && !m.cfg.Pidfile && !m.cfg.Notify && !m.start.checking {
+		m.rs.confirming = true
+		return []Action{ArmTimer{ID: StartTimer, After: m.cfg.RestartCheck}}
+	}
+	if m.start.checking {
+		return nil // the first run's start check is timing it: its end makes it up
+	}
+	m.rs = restartReq{}
+	return []Action{RestartDone{}}
+}
+
+// restartFailed answers a restart whose new run ended (or was stopped)
+// before it was up, with what follows o.
+func (m *Machine) restartFailed(o outcome) []Action {
+	m.rs = restartReq{}
+	why := o.reason
+	if why == "" && m.lastExit != nil {
+		why = m.lastExit.String()
+	}
+	if why == "" {
+		why = "the new run ended"
+	}
+	return []Action{RestartDone{Err: why}}
+}
+
+// endStartWait disarms StartTimer when the run's start still times on it
+// (the pidfile, READY=1, a start check, an operator's restart under its
+// start check): the run ends or is stopped.
+func (m *Machine) endStartWait() []Action {
+	if !m.start.awaiting && !m.start.checking && !m.start.unready && !m.rs.confirming {
+		return nil
+	}
+	m.start.awaiting, m.start.checking, m.start.unready, m.rs.confirming = false, false, false, false
+	return []Action{DisarmTimer{ID: StartTimer}}
 }

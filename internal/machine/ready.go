@@ -117,11 +117,7 @@ func (m *Machine) watchdogFailed(now time.Time, reason string) []Action {
 	if !m.live() {
 		return nil
 	}
-	acts := []Action{m.note(now, hookspec.Unhealthy, hookspec.Event{PID: m.run.pid, Reason: reason})}
-	if m.start.awaiting || m.start.checking || m.start.unready {
-		m.start.awaiting, m.start.checking, m.start.unready = false, false, false
-		acts = append(acts, DisarmTimer{ID: StartTimer})
-	}
+	acts := append([]Action{m.note(now, hookspec.Unhealthy, hookspec.Event{PID: m.run.pid, Reason: reason})}, m.endStartWait()...)
 	if m.state == Running && now.Sub(m.run.started) >= m.cfg.Reset {
 		m.streak = 0
 		m.window = m.window[:0]

@@ -1,7 +1,9 @@
 package machine
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -21,4 +23,49 @@ func SignalName(s syscall.Signal) string {
 		return signalNames[s]
 	}
 	return "SIG" + strconv.Itoa(int(s))
+}
+
+// ParseSignal reads a signal as an operator writes it: HUP, SIGHUP, hup, or
+// its number (1-64). Real-time signals by number only, or as SIGRTMIN+N /
+// RTMIN+N.
+func ParseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 1 || n > 64 {
+			return 0, fmt.Errorf("signal %d out of range (1-64)", n)
+		}
+		return syscall.Signal(n), nil
+	}
+	u := strings.ToUpper(s)
+	if !strings.HasPrefix(u, "SIG") {
+		u = "SIG" + u
+	}
+	for i, name := range signalNames {
+		if name != "" && name == u {
+			return syscall.Signal(i), nil
+		}
+	}
+	if off, ok := strings.CutPrefix(u, "SIGRTMIN+"); ok {
+		if n, err := strconv.Atoi(off); err == nil && n >= 0 && sigRTMin+n <= 64 {
+			return syscall.Signal(sigRTMin + n), nil
+		}
+	}
+	if len(s) > 16 {
+		s = s[:16] + "..."
+	}
+	return 0, fmt.Errorf("unknown signal %q (a name such as HUP, TERM, USR1, or a number)", s)
+}
+
+// sigRTMin is the first real-time signal an application may use: glibc
+// keeps 32 and 33 for itself.
+const sigRTMin = 34
+
+// SignalNames are the names ParseSignal takes, without "SIG", in order.
+func SignalNames() []string {
+	var names []string
+	for _, n := range signalNames {
+		if n != "" {
+			names = append(names, n[3:])
+		}
+	}
+	return names
 }
