@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/respawner/respawner/internal/machine"
@@ -113,3 +114,20 @@ func (d *dirValue) Set(s string) error {
 
 func (d *dirValue) String() string { return string(*d) }
 func (d *dirValue) Type() string   { return "dir" }
+
+// signalValue is a signal flag: HUP, SIGHUP, hup or 1.
+type signalValue syscall.Signal
+
+func (s *signalValue) Set(v string) error {
+	sig, err := machine.ParseSignal(v)
+	if err != nil {
+		return err
+	}
+	*s = signalValue(sig)
+	return nil
+}
+
+func (s *signalValue) String() string {
+	return strings.TrimPrefix(machine.SignalName(syscall.Signal(*s)), "SIG")
+}
+func (s *signalValue) Type() string { return "signal" }

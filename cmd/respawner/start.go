@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/respawner/respawner/internal/control"
@@ -30,6 +31,7 @@ type startOptions struct {
 	policy         policyValue
 	name           string
 	stopTimeout    durationValue
+	stopSignal     signalValue
 	startTimeout   durationValue
 	startCheck     durationValue
 	pidfile        string
@@ -54,6 +56,7 @@ func newStartCmd() *cobra.Command {
 		respawnTimeout: durationValue(5 * time.Second),
 		reset:          durationValue(60 * time.Second),
 		stopTimeout:    durationValue(10 * time.Second),
+		stopSignal:     signalValue(syscall.SIGTERM),
 		startTimeout:   durationValue(10 * time.Second),
 		startCheck:     durationValue(time.Second),
 		ready:          choiceValue{val: "none", choices: []string{"none", "notify"}},
@@ -83,9 +86,11 @@ systemd's sd_notify protocol (READY=1, STATUS=, WATCHDOG=1); only messages
 from the instance's own processes are heard. Under systemd (Type=notify),
 respawner says READY=1 itself once its program is up, or ready.
 
-SIGTERM or SIGINT to respawner stops the program (SIGTERM to its process group
-and everything it started, SIGKILL after --stop-timeout) and exits 0. SIGHUP
-reopens the log file and never ends supervision.
+SIGTERM or SIGINT to respawner stops the program (--stop-signal, SIGTERM by
+default, to its process group and everything it started, SIGKILL after
+--stop-timeout) and exits 0. SIGHUP reopens the log file and never ends
+supervision. "respawner restart NAME" stops the program the same way and
+starts it again at once; "respawner signal NAME SIG" sends it any signal.
 
 Every run of the program gets --user, --group, --chdir, --umask and --limit;
 respawner itself keeps its own (and stays root, so that stop works). Its
@@ -121,7 +126,8 @@ each over the one before: HOME, USER and LOGNAME of --user, the --env-file files
 	f.Var(&opts.window, "respawn-window", "count -n restarts within this sliding window instead of in total")
 	f.Var(&opts.policy, "restart", "restart policy: on-failure, always or never")
 	f.StringVar(&opts.name, "name", "", "instance name (default: base name of PROGRAM)")
-	f.Var(&opts.stopTimeout, "stop-timeout", "SIGTERM first, SIGKILL after this long")
+	f.Var(&opts.stopTimeout, "stop-timeout", "--stop-signal first, SIGKILL after this long")
+	f.Var(&opts.stopSignal, "stop-signal", "what stop and restart send the program first (HUP, INT, QUIT, TERM, USR1... or a number): INT lets lighttpd finish its requests, QUIT stops nginx and php-fpm gracefully; SIGKILL follows after --stop-timeout")
 	f.StringVarP(&opts.pidfile, "pidfile", "p", "", "the program daemonizes and writes its pid to `PATH` (give it as -p=PATH); -p alone means /run/NAME.pid, or /tmp/NAME.pid where /run is not writable")
 	f.Lookup("pidfile").NoOptDefVal = autoPidfile
 	f.Var(&opts.startTimeout, "start-timeout", "how long a daemonizing program may take to write its pidfile, or a program to say READY=1 (--ready notify)")
@@ -224,6 +230,8 @@ func (o *startOptions) machineConfig() machine.Config {
 		Policy:         machine.Policy(o.policy),
 		Success:        o.success.set,
 		StopTimeout:    time.Duration(o.stopTimeout),
+		StopSignal:     syscall.Signal(o.stopSignal),
+		RestartCheck:   time.Duration(o.startCheck),
 		Pidfile:        o.pidfile != "",
 		StartTimeout:   time.Duration(o.startTimeout),
 		Notify:         o.ready.val == "notify",

@@ -30,29 +30,40 @@ while its program still runs ("respawner start NAME" adopts it, then stop).`,
 		Args: exactlyOne("NAME|PROGRAM"),
 		RunE: func(c *cobra.Command, args []string) error {
 			name := instanceName(args[0])
-			d, err := control.OpenDir(opts.runtimeDir)
-			switch {
-			case errors.Is(err, os.ErrNotExist):
-				return &codeError{code: exitNotRunning, err: fmt.Errorf("%s is not running", name)}
-			case err != nil:
-				return &codeError{code: exitUnknown, err: err} // may not ask
-			}
-			defer d.Close()
-			err = d.Stop(name, time.Duration(opts.timeout))
-			switch {
-			case errors.Is(err, control.ErrNotRunning):
-				if orphan, ok := d.Orphan(name); ok {
-					// Nothing here can stop it: say so, and how to.
-					return fmt.Errorf("%s: %s, then stop it", name, orphan.Reason)
-				}
-				return &codeError{code: exitNotRunning, err: fmt.Errorf("%s is not running", name)}
-			case errors.Is(err, control.ErrNotAllowed):
-				return &codeError{code: exitUnknown, err: err}
-			}
-			return err
+			return withInstance(opts.runtimeDir, name, "stop", func(d *control.Dir) error {
+				return d.Stop(name, time.Duration(opts.timeout))
+			})
 		},
 	}
 	cmd.Flags().StringVar(&opts.runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
 	cmd.Flags().Var(&opts.timeout, "timeout", "give up waiting after this long")
 	return cmd
+}
+
+// withInstance opens the runtime dir and runs ask on the instance name,
+// mapping what the control client says to the exit codes of SPEC §2: 3 when
+// no such instance runs, 4 when the caller may not ask it, 1 for a program
+// whose respawner died (what to do is said: start NAME adopts it, then
+// verb it), and 1 for any other error.
+func withInstance(runtimeDir, name, verb string, ask func(*control.Dir) error) error {
+	d, err := control.OpenDir(runtimeDir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return &codeError{code: exitNotRunning, err: fmt.Errorf("%s is not running", name)}
+	case err != nil:
+		return &codeError{code: exitUnknown, err: err} // may not ask
+	}
+	defer d.Close()
+	err = ask(d)
+	switch {
+	case errors.Is(err, control.ErrNotRunning):
+		if orphan, ok := d.Orphan(name); ok {
+			// Nothing here can reach it: say so, and how to.
+			return fmt.Errorf("%s: %s, then %s it", name, orphan.Reason, verb)
+		}
+		return &codeError{code: exitNotRunning, err: fmt.Errorf("%s is not running", name)}
+	case errors.Is(err, control.ErrNotAllowed):
+		return &codeError{code: exitUnknown, err: err}
+	}
+	return err
 }

@@ -7,16 +7,19 @@ import (
 
 // FuzzParseRequest: any line from a client is either exactly one known
 // request (surrounding space aside) or an error of bounded length, and a
-// parsed request parses again to itself.
+// parsed request is written back (Request.String) to the line it came from,
+// which parses again to itself.
 func FuzzParseRequest(f *testing.F) {
-	for _, s := range []string{"status", "stop", "status\n", " stop \r\n", "", "STATUS", "stat", "stop now", strings.Repeat("x", 4096), "\x00status", "status\x00"} {
+	for _, s := range []string{"status", "stop", "restart", "signal 1", "signal 15 group", "signal 64", "signal 65",
+		"signal 0", "signal 01", "signal +1", "signal -1", "signal  1", "signal 1  group", "signal 1 grou", "signal HUP",
+		"status\n", " stop \r\n", "", "STATUS", "stat", "stop now", strings.Repeat("x", 4096), "\x00status", "status\x00"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
 		req, err := ParseRequest(line)
 		if err != nil {
-			if req != "" {
-				t.Fatalf("ParseRequest(%q) = %q and an error", line, req)
+			if req != (Request{}) {
+				t.Fatalf("ParseRequest(%q) = %+v and an error", line, req)
 			}
 			// "unknown request " and at most 32 bytes, quoted (4 each at worst), "...".
 			if n := len(err.Error()); n > 160 {
@@ -24,14 +27,23 @@ func FuzzParseRequest(f *testing.F) {
 			}
 			return
 		}
-		if req != ReqStatus && req != ReqStop {
-			t.Fatalf("ParseRequest(%q) = %q, not a known request", line, req)
+		switch req.Kind {
+		case ReqStatus, ReqStop, ReqRestart:
+			if req.Sig != 0 || req.Group {
+				t.Fatalf("ParseRequest(%q) = %+v: a signal on a word", line, req)
+			}
+		case ReqSignal:
+			if req.Sig < 1 || req.Sig > 64 {
+				t.Fatalf("ParseRequest(%q) = %+v: signal out of range", line, req)
+			}
+		default:
+			t.Fatalf("ParseRequest(%q) = %+v, not a known request", line, req)
 		}
-		if strings.TrimSpace(line) != req {
-			t.Fatalf("ParseRequest(%q) = %q: accepted more than the word", line, req)
+		if strings.TrimSpace(line) != req.String() {
+			t.Fatalf("ParseRequest(%q) = %+v: accepted more than %q", line, req, req.String())
 		}
-		if again, err := ParseRequest(req + "\n"); err != nil || again != req {
-			t.Fatalf("round trip of %q: %q, %v", req, again, err)
+		if again, err := ParseRequest(req.String() + "\n"); err != nil || again != req {
+			t.Fatalf("round trip of %+v: %+v, %v", req, again, err)
 		}
 	})
 }

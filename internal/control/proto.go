@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -65,21 +67,55 @@ type Reply struct {
 
 // Request kinds.
 const (
-	ReqStatus = "status"
-	ReqStop   = "stop"
+	ReqStatus  = "status"
+	ReqStop    = "stop"
+	ReqRestart = "restart"
+	ReqSignal  = "signal"
 )
 
-// ParseRequest reads one request line. It accepts exactly the known words.
-func ParseRequest(line string) (string, error) {
+// Request is one request line: a kind, and for ReqSignal the signal and
+// whether it goes to the program's process group ("signal 1", "signal 1
+// group").
+type Request struct {
+	Kind  string
+	Sig   syscall.Signal
+	Group bool
+}
+
+// String is the request's line, without the newline.
+func (r Request) String() string {
+	if r.Kind != ReqSignal {
+		return r.Kind
+	}
+	s := ReqSignal + " " + strconv.Itoa(int(r.Sig))
+	if r.Group {
+		s += " group"
+	}
+	return s
+}
+
+// ParseRequest reads one request line. It accepts exactly the known forms:
+// a word, or "signal N" and "signal N group" with N a signal number (1-64,
+// no sign or leading zero), single spaces between.
+func ParseRequest(line string) (Request, error) {
 	line = strings.TrimSpace(line)
 	switch line {
-	case ReqStatus, ReqStop:
-		return line, nil
+	case ReqStatus, ReqStop, ReqRestart:
+		return Request{Kind: line}, nil
+	}
+	if rest, ok := strings.CutPrefix(line, ReqSignal+" "); ok {
+		num, group := rest, false
+		if n, ok := strings.CutSuffix(rest, " group"); ok {
+			num, group = n, true
+		}
+		if n, err := strconv.Atoi(num); err == nil && n >= 1 && n <= 64 && num == strconv.Itoa(n) {
+			return Request{Kind: ReqSignal, Sig: syscall.Signal(n), Group: group}, nil
+		}
 	}
 	if len(line) > 32 {
 		line = line[:32] + "..."
 	}
-	return "", fmt.Errorf("unknown request %q", line)
+	return Request{}, fmt.Errorf("unknown request %q", line)
 }
 
 // PeerAllowed checks with SO_PEERCRED that the peer on fd is root or runs
@@ -327,6 +363,56 @@ func (d *Dir) Stop(name string, timeout time.Duration) error {
 	}
 	if pid > 0 && !WaitGone(pid, time.Until(deadline)) {
 		return fmt.Errorf("%s did not exit within %s", name, timeout)
+	}
+	return nil
+}
+
+// Restart asks the instance to restart its program and waits, up to
+// timeout, for the answer: nil once the new run is up, else why it is not
+// (its run failed, or a stop overtook it). ErrNotRunning: no such instance.
+func (d *Dir) Restart(name string, timeout time.Duration) error {
+	c, err := d.dial(name, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, line, err := request(c, ReqRestart, timeout)
+	switch {
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("%s ended before the new run was up", name)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Errorf("the new run of %s was not up within %s", name, timeout)
+	case err != nil:
+		return err
+	}
+	return replyError(line)
+}
+
+// Signal asks the instance to send sig to its program's main process, or
+// with group to the program's process group. ErrNotRunning: no such
+// instance; any other error, that the program is not running (or the
+// signal could not be sent).
+func (d *Dir) Signal(name string, sig syscall.Signal, group bool, timeout time.Duration) error {
+	c, err := d.dial(name, timeout)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, line, err := request(c, Request{Kind: ReqSignal, Sig: sig, Group: group}.String(), timeout)
+	if err != nil {
+		return err
+	}
+	return replyError(line)
+}
+
+// replyError checks that a Reply says ok.
+func replyError(line []byte) error {
+	var rep Reply
+	if err := json.Unmarshal(line, &rep); err != nil {
+		return fmt.Errorf("bad reply: %w", err)
+	}
+	if !rep.OK {
+		return errors.New("no answer")
 	}
 	return nil
 }

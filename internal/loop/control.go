@@ -3,6 +3,8 @@ package loop
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/respawner/respawner/internal/control"
@@ -25,6 +27,7 @@ type conn struct {
 	out     []byte    // reply not yet taken by the socket (EPOLLOUT armed)
 	since   time.Time // accepted at
 	stopped bool      // asked to stop: kept open until we exit, its EOF says "done"
+	restart bool      // asked to restart: answered when the new run is up, or is not
 	done    bool      // close once out is sent
 }
 
@@ -106,7 +109,7 @@ const acceptRetry = time.Second
 func (l *Loop) armCtlTimer() {
 	due := time.Duration(-1)
 	for _, c := range l.ctl.conns {
-		if d := time.Until(c.since.Add(requestTimeout)); !c.stopped && (due < 0 || d < due) {
+		if d := time.Until(c.since.Add(requestTimeout)); !c.owed() && (due < 0 || d < due) {
 			due = d
 		}
 	}
@@ -141,7 +144,7 @@ func (l *Loop) armCtlTimer() {
 func (l *Loop) ctlTimerFired() {
 	now := time.Now()
 	for fd, c := range l.ctl.conns {
-		if !c.stopped && now.Sub(c.since) >= requestTimeout {
+		if !c.owed() && now.Sub(c.since) >= requestTimeout {
 			if c.out == nil { // not in the middle of a reply
 				writeReply(fd, control.Reply{Error: "no request within " + requestTimeout.String()})
 			}
@@ -165,6 +168,10 @@ func (l *Loop) closeConn(fd int) {
 	}
 }
 
+// owed: the client's request is in and its answer is ours to give when the
+// time comes (stop, restart); the request timeout no longer applies.
+func (c *conn) owed() bool { return c.stopped || c.restart }
+
 func (l *Loop) serve(fd int, c *conn) {
 	if len(c.out) > 0 {
 		l.flushReply(fd, c)
@@ -181,8 +188,8 @@ func (l *Loop) serve(fd int, c *conn) {
 		}
 		return
 	}
-	if c.stopped {
-		return
+	if c.owed() {
+		return // nothing more is read from a client that waits
 	}
 	c.buf = append(c.buf, buf[:n]...)
 	i := bytes.IndexByte(c.buf, '\n')
@@ -199,7 +206,7 @@ func (l *Loop) serve(fd int, c *conn) {
 		l.closeConn(fd)
 		return
 	}
-	switch req {
+	switch req.Kind {
 	case control.ReqStatus:
 		l.reply(fd, c, l.status())
 	case control.ReqStop:
@@ -208,7 +215,62 @@ func (l *Loop) serve(fd int, c *conn) {
 		l.armCtlTimer() // it owes nothing now
 		l.log.Info("stop requested")
 		l.step(machine.StopRequested{})
+	case control.ReqRestart:
+		c.restart = true
+		l.armCtlTimer()
+		l.log.Info("restart requested")
+		l.step(machine.RestartRequested{})
+	case control.ReqSignal:
+		l.reply(fd, c, l.signalProgram(req.Sig, req.Group))
 	}
+}
+
+// restartDone answers every client waiting for a restart (RestartDone).
+func (l *Loop) restartDone(why string) {
+	if why == "" {
+		l.log.Info("restart done: the new run is up", "pid", l.pid)
+	} else {
+		l.log.Warn("restart failed", "reason", why)
+	}
+	for fd, c := range l.ctl.conns {
+		if c.restart {
+			c.restart = false
+			l.reply(fd, c, control.Reply{OK: why == "", Error: why})
+		}
+	}
+}
+
+// signalProgram sends sig to the watched process (pidfd_send_signal: never
+// a recycled pid), or with group to its process group, unless that is
+// respawner's own.
+func (l *Loop) signalProgram(sig syscall.Signal, group bool) control.Reply {
+	if l.pidfd < 0 {
+		return control.Reply{Error: "the program is not running (" + statusState(l.m.Snapshot()) + ")"}
+	}
+	var err error
+	target := l.pid
+	if group {
+		target, err = unix.Getpgid(l.pid)
+		switch {
+		case err != nil:
+		case target <= 1 || target == unix.Getpgrp():
+			return control.Reply{Error: fmt.Sprintf("the program (pid %d) is in respawner's process group: send to its pid instead (without --group)", l.pid)}
+		default:
+			err = unix.Kill(-target, sig)
+		}
+	} else {
+		err = unix.PidfdSendSignal(l.pidfd, sig, nil, 0)
+	}
+	if err != nil {
+		l.log.Warn("signal not sent", "signal", signalName(sig), "pid", l.pid, "group", group, "error", err)
+		return control.Reply{Error: fmt.Sprintf("%s to pid %d: %v", signalName(sig), l.pid, err)}
+	}
+	if group {
+		l.log.Info("signal sent", "signal", signalName(sig), "pgid", target)
+	} else {
+		l.log.Info("signal sent", "signal", signalName(sig), "pid", target)
+	}
+	return control.Reply{OK: true}
 }
 
 // reply sends v and closes the connection. A reply larger than the socket

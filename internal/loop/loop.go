@@ -589,6 +589,8 @@ func (l *Loop) act(acts []machine.Action) {
 			l.follow(a.PID)
 		case machine.Ready:
 			l.report(nil)
+		case machine.RestartDone:
+			l.restartDone(a.Err)
 		case machine.Ask:
 			l.askHooks(a)
 		case machine.Notify:
@@ -624,6 +626,12 @@ func (l *Loop) fatal(err error) {
 
 func (l *Loop) finish(a machine.Exit) {
 	l.exit = &a
+	for _, c := range l.ctl.conns {
+		if c.restart { // the machine answers every restart before its end; belt and braces
+			l.restartDone("supervision ended: " + a.Reason)
+			break
+		}
+	}
 	l.pf.stop()
 	if l.capturing() { // what the program said last belongs before our verdict
 		l.drainOutput()

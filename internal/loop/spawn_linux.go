@@ -149,9 +149,12 @@ func (l *Loop) started(a machine.Spawn, pid, pidfd int) {
 		return
 	}
 	l.pid, l.pidfd, l.pgid = pid, pidfd, pid
-	if a.Restart == 0 {
+	switch {
+	case a.Requested:
+		l.log.Info("restarted on request", "pid", pid)
+	case a.Restart == 0:
 		l.log.Info("started", "pid", pid)
-	} else {
+	default:
 		l.log.Info("restarted", "restart", restartOf(a), "pid", pid)
 	}
 	l.saveState()

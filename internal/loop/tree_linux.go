@@ -197,8 +197,10 @@ func (l *Loop) pruneTree() {
 // the program started outlives a stop. SIGTERM is followed by SIGCONT so that
 // a stopped (SIGSTOP) process can act on it.
 func (l *Loop) signalTree(sig syscall.Signal) {
-	// A stopped (SIGSTOP) process acts on SIGTERM or SIGABRT only once continued.
-	cont := sig == unix.SIGTERM || sig == unix.SIGABRT
+	// A stopped (SIGSTOP) process acts on SIGTERM, SIGABRT or a
+	// --stop-signal such as SIGQUIT only once continued.
+	cont := sig != unix.SIGKILL && sig != unix.SIGCONT && sig != unix.SIGSTOP &&
+		sig != unix.SIGTSTP && sig != unix.SIGTTIN && sig != unix.SIGTTOU
 	send := func(target int) {
 		err := ignoreESRCH(unix.Kill(target, sig))
 		if err == nil && cont {
