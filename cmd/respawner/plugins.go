@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 
 	"github.com/respawner/respawner/internal/hookwire"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
 
 func newPluginsCmd() *cobra.Command {
@@ -147,8 +149,14 @@ func describePlugins(host string, paths []string) (*bytes.Buffer, error) {
 	}
 	os.RemoveAll(sockDir)
 	if sig, ok := caught.(syscall.Signal); ok {
+		// To this very thread: kill(getpid()) goes to the thread group's
+		// leader, which may be another thread, while this one returns and
+		// exits 1 first (seen in a test run). The runtime's handler, no
+		// longer wanting it, makes the process die of it before the
+		// syscall returns here.
 		signal.Reset(sig)
-		syscall.Kill(os.Getpid(), sig) // delivered to this thread before the call returns
+		runtime.LockOSThread()
+		unix.Tgkill(unix.Getpid(), unix.Gettid(), sig)
 		return nil, fmt.Errorf("plugins: %v", sig)
 	}
 	if waitErr != nil {
