@@ -50,13 +50,13 @@ test: lint build
 
 # Every fuzz target, as package:Target: each parser of outside input
 # (control requests, state and pid files, program output and its STATUS=
-# text, plugin specs, env files, the exec shim's request) and the state
+# text, plugin specs, env files, the exec shim's request, --listen values) and the state
 # machine. Seeds are in each package's testdata/fuzz.
 FUZZ := ./internal/machine:FuzzMachine ./internal/loop:FuzzOutputSplit \
 	./internal/loop:FuzzParsePidfile ./internal/loop:FuzzSanitizeStatus ./internal/control:FuzzParseRequest \
 	./internal/control:FuzzParseState ./pkg/hooks:FuzzParseSpec \
 	./pkg/hooks:FuzzOptions ./pkg/hooks/pluginproc:FuzzSanitize ./pkg/hookspec:FuzzParseDuration \
-	./internal/runenv:FuzzParseEnv ./internal/runenv:FuzzParseRequest
+	./internal/runenv:FuzzParseEnv ./internal/runenv:FuzzParseRequest ./internal/listen:FuzzParse
 FUZZTIME ?= 30s
 
 fuzz:

@@ -19,9 +19,12 @@
 //  9. shim: the -t 0 restart latency without run-environment flags, with
 //     --chdir / and with --umask 022, each of which starts every run
 //     through the exec shim.
+//  10. listen: lighttpd -D with -t 0 SIGKILLed 10 times under a client
+//     loop, on a socket respawner holds (--listen) and on one lighttpd
+//     binds itself: requests refused, reset and served.
 //
 // Usage: go run ./bench -bin bin/respawner
-// [-only restart,timer,idle,crash,veto,probe,flood,notify,shim] [-samples 200]
+// [-only restart,timer,idle,crash,veto,probe,flood,notify,shim,listen] [-samples 200]
 // [-timer-samples 5] [-idle 60s] [-crash 5s] [-veto-samples 1000]
 // [-probe-idle 60s] [-flood-samples 50] [-notify-samples 300]
 // [-notify-rounds 5] [-shim-rounds 2] [-json]
@@ -79,7 +82,7 @@ type config struct {
 	shimRounds    int
 }
 
-var parts = []string{"restart", "timer", "idle", "crash", "veto", "probe", "flood", "notify", "shim"}
+var parts = []string{"restart", "timer", "idle", "crash", "veto", "probe", "flood", "notify", "shim", "listen"}
 
 var quiet bool
 
@@ -205,6 +208,7 @@ type report struct {
 	Flood   *floodResult     `json:"flood,omitempty"`
 	Notify  *notifyResult    `json:"notify,omitempty"`
 	Shim    *shimResult      `json:"shim,omitempty"`
+	Listen  *listenResult    `json:"listen,omitempty"`
 	Notes   []string         `json:"notes,omitempty"`
 }
 
@@ -471,6 +475,20 @@ func measure(c *config) (*report, error) {
 		}
 		rep.Shim = r
 		r.rows(add)
+	}
+
+	if c.only["listen"] {
+		r, err := benchListen(c)
+		var skip errSkip
+		switch {
+		case errors.As(err, &skip):
+			rep.Notes = append(rep.Notes, skip.msg)
+		case err != nil:
+			return nil, fmt.Errorf("listen: %w", err)
+		default:
+			rep.Listen = r
+			r.rows(add)
+		}
 	}
 
 	rep.Machine.LoadEnd = loadavg()

@@ -77,6 +77,8 @@ func runHelper(name string, args []string) {
 		notifyClient(args)
 	case "signal-recorder":
 		signalRecorder(args)
+	case "listen-server":
+		listenServer(args)
 	default:
 		fmt.Fprintf(os.Stderr, "unknown helper %q\n", name)
 		os.Exit(2)

@@ -13,6 +13,7 @@ import (
 	"github.com/respawner/respawner/internal/control"
 	"github.com/respawner/respawner/internal/hookwire"
 	"github.com/respawner/respawner/internal/keeper"
+	"github.com/respawner/respawner/internal/listen"
 	"github.com/respawner/respawner/internal/logsink"
 	"github.com/respawner/respawner/internal/loop"
 	"github.com/respawner/respawner/internal/machine"
@@ -41,6 +42,8 @@ type startOptions struct {
 	captureOutput  bool
 	ready          choiceValue
 	watchdog       durationValue
+	listen         []string
+	listenSpecs    []listen.Spec // listen, parsed and named, set by validate
 	log            logOptions
 	run            runEnvOptions
 	runEnv         *runEnv // what run resolves to, set by validate
@@ -137,6 +140,7 @@ each over the one before: HOME, USER and LOGNAME of --user, the --env-file files
 	f.Var(&opts.pluginDir, "plugin-dir", "`DIR` searched first for plugin binaries (relative to the current directory)")
 	f.Var(&opts.ready, "ready", "notify: the program says when it is ready with sd_notify READY=1 on $NOTIFY_SOCKET (systemd's Type=notify); until then it is starting")
 	f.Var(&opts.watchdog, "watchdog", "the program must send sd_notify WATCHDOG=1 at least this often (from READY=1 with --ready notify, else from its start), or it is killed (SIGABRT, SIGKILL after --stop-timeout) and restarted; sets WATCHDOG_USEC and WATCHDOG_PID (the exec shim: ~1.5 ms more per start); 0: off")
+	f.StringArrayVar(&opts.listen, "listen", nil, "hold a listening socket, `[NAME=]ADDR` (tcp:HOST:PORT, tcp6:[HOST]:PORT, udp:HOST:PORT, unix:/PATH; options ,backlog=N and for unix ,mode=0660,owner=USER[:GROUP]), for the life of the instance and give it to every run as fd 3, 4, ... with LISTEN_FDS, LISTEN_FDNAMES (NAME, default the instance name) and LISTEN_PID (systemd socket activation): connections wait while the program restarts; repeatable")
 	f.BoolVar(&opts.captureOutput, "capture-output", false, "with -D: pass the program's output through respawner (to its own stdout and stderr), so hook events carry its last lines; daemon mode always does")
 	f.StringVar(&opts.run.user, "user", "", "run the program as `USER[:GROUP]` (names or ids), with the user's groups and its HOME, USER and LOGNAME; respawner must run as root")
 	f.StringVar(&opts.run.group, "group", "", "the program's primary `GROUP` (with --user, instead of the user's own; alone, respawner's user with this group)")
@@ -179,6 +183,21 @@ func (o *startOptions) validate() error {
 	}
 	if o.pidfile != "" && o.ready.val == "notify" {
 		return usageErrorf("-p and --ready notify are two ways for the program to say it started: give one")
+	}
+	seen := map[string]bool{}
+	for _, l := range o.listen {
+		sp, err := listen.Parse(l)
+		if err != nil {
+			return usageErrorf("%v", err)
+		}
+		if seen[sp.String()] {
+			return usageErrorf("--listen %s given twice", sp)
+		}
+		seen[sp.String()] = true
+		if sp.Name == "" {
+			sp.Name = o.name // as systemd names a socket by its unit
+		}
+		o.listenSpecs = append(o.listenSpecs, sp)
 	}
 	if o.pidfile != "" {
 		abs, err := filepath.Abs(o.pidfile)
@@ -416,6 +435,7 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 		Adopt:     adoptable(o.dir, o.name),
 		Hooks:     hookOpts,
 		Keeper:    link,
+		Listen:    o.listenSpecs,
 	}
 	o.runEnv.apply(&opts)
 	if report != nil {
@@ -469,6 +489,13 @@ func (o *startOptions) hooks() (*loop.HookOptions, error) {
 		seen[sp.Name] = true
 		if sp.Path, err = hookwire.Find(sp.Name, dirs); err != nil {
 			return nil, err
+		}
+		if _, set := sp.Options["url"]; sp.Name == "healthcheck-http" && !set && len(o.listenSpecs) > 0 && o.listenSpecs[0].URL() != "" {
+			// The probe asks the program where respawner listens for it.
+			if sp.Options == nil {
+				sp.Options = map[string][]string{}
+			}
+			sp.Options["url"] = []string{o.listenSpecs[0].URL()}
 		}
 		ho.Plugins = append(ho.Plugins, sp)
 	}

@@ -51,6 +51,17 @@ type Status struct {
 	StatusText    string `json:"status_text,omitempty"`
 	Watchdog      string `json:"watchdog,omitempty"`
 	NotifyIgnored uint64 `json:"notify_ignored,omitempty"`
+	// With --listen: the sockets respawner holds for the program, in the
+	// order of its descriptors.
+	Listen []Listener `json:"listen,omitempty"`
+}
+
+// Listener is one --listen socket: its LISTEN_FDNAMES name, its address
+// (tcp:127.0.0.1:8080) and the descriptor each run gets it as.
+type Listener struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+	FD      int    `json:"fd"`
 }
 
 // Exit is {"code": N} or {"signal": "SIGKILL"}.

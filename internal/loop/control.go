@@ -351,6 +351,7 @@ func (l *Loop) status() control.Status {
 	}
 	st.Health, st.LastProbe = l.health()
 	l.runStatus(&st)
+	st.Listen = l.listenStatus()
 	if e := s.LastExit; e != nil {
 		switch {
 		case e.Unknown:

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/keeper"
+	"github.com/respawner/respawner/internal/listen"
 	"github.com/respawner/respawner/internal/machine"
 	"github.com/respawner/respawner/internal/runenv"
 	"golang.org/x/sys/unix"
@@ -90,6 +91,8 @@ type Options struct {
 	// then pays the shim's ~1.7 ms. (sd_watchdog_enabled(3) takes an unset
 	// WATCHDOG_PID as "this process"; sd_listen_fds(3) requires LISTEN_PID.)
 	PIDEnv []string
+	// Listen are the --listen sockets (internal/listen), each named.
+	Listen []listen.Spec
 }
 
 // Adoption identifies a running program to take over.
@@ -153,6 +156,8 @@ type Loop struct {
 
 	nfy       *notifySocket // --ready notify, --watchdog; nil otherwise
 	notifyEnv []string      // NOTIFY_SOCKET and WATCHDOG_USEC for the program, over the rest of its environment
+	listeners []int         // the --listen sockets, in order; each run's 3, 4, ...
+	listenEnv []string      // LISTEN_FDS and LISTEN_FDNAMES for the program
 	// mainFrom is the sender of a MAINPID= being acted on: the Follow
 	// it brings is the program's choice, not a daemon guessed.
 	mainFrom int
@@ -312,6 +317,11 @@ func (l *Loop) setupCore() error {
 // setup prepares the rest: control socket, hook host, output pipes.
 func (l *Loop) setup() error {
 	var err error
+	// The sockets first: an address in use fails the start before any
+	// plugin is launched.
+	if err := l.openListeners(); err != nil {
+		return err
+	}
 	if l.ctl.listen >= 0 {
 		if err := epollAdd(l.epfd, l.ctl.listen); err != nil {
 			return err
@@ -346,6 +356,9 @@ func (l *Loop) setup() error {
 		}
 	}
 	l.files = []uintptr{l.opt.Stdin, 1, 2}
+	for _, fd := range l.listeners {
+		l.files = append(l.files, uintptr(fd))
+	}
 	if l.capturing() {
 		for i := range l.out {
 			var err error
@@ -364,6 +377,7 @@ func (l *Loop) setup() error {
 }
 
 func (l *Loop) closeAll() {
+	l.closeListeners()
 	l.stopHost()
 	l.closeProbers()
 	l.closeShim()

@@ -126,6 +126,9 @@ func (l *Loop) spawn(a machine.Spawn) {
 	if len(l.notifyEnv) > 0 {
 		env = runenv.Merge(env, l.notifyEnv) // over what --env and env files say
 	}
+	if len(l.listenEnv) > 0 {
+		env = runenv.Merge(env, l.listenEnv)
+	}
 	attrs := l.attrs()
 	if attrs.NeedsShim() {
 		l.startShim(a, env, attrs) // finished by events: the loop never waits for the shim
