@@ -35,6 +35,7 @@ type startOptions struct {
 	pidfile        string
 	runtimeDir     string
 	plugins        []string
+	specs          []hookwire.PluginSpec // plugins, parsed by validate
 	pluginDir      dirValue
 	captureOutput  bool
 	ready          choiceValue
@@ -92,7 +93,15 @@ respawner itself keeps its own (and stays root, so that stop works). Its
 environment is respawner's without RESPAWNER_* and the service manager's
 NOTIFY_SOCKET, WATCHDOG_* and LISTEN_* (or PATH alone with --clear-env), then,
 each over the one before: HOME, USER and LOGNAME of --user, the --env-file files
-(read again at every start), the --env settings.`,
+(read again at every start), the --env settings.
+
+A malformed --plugin (no name, an option without '=', a plugin given twice)
+is bad usage: exit 2. A plugin that is not found, will not start, or rejects
+one of its options makes start exit 1 with the plugin's own message, and
+nothing is left running.
+
+The program's arguments go after '--' (flags after PROGRAM are taken for
+respawner's), and -p takes a path only with '=' (-p=/run/lighttpd.pid).`,
 		Example: `  respawner start lighttpd -- -f /etc/lighttpd/lighttpd.conf
   respawner start -e 0,1 -p lighttpd -- -f /etc/lighttpd/lighttpd.conf
   respawner start --plugin healthcheck-http lighttpd -- -f /etc/lighttpd/lighttpd.conf
@@ -168,6 +177,9 @@ func (o *startOptions) validate() error {
 		return err
 	}
 	o.runEnv = r
+	if err := o.parsePlugins(); err != nil {
+		return err
+	}
 	if o.pidfile == autoPidfile {
 		o.pidfile = defaultPidfile(o.name)
 	}
@@ -441,24 +453,35 @@ const keeperByeTimeout = time.Second
 // take the last lines (a full pipe nobody reads would take them never).
 const logFlushTimeout = 2 * time.Second
 
-// hooks resolves the --plugin flags: each name to a safe binary in the search
-// path, its options parsed. Nil when there are none: then no plugin host runs.
-func (o *startOptions) hooks() (*loop.HookOptions, error) {
-	if len(o.plugins) == 0 {
-		return nil, nil
-	}
-	dirs := hookwire.SearchDirs(string(o.pluginDir), exeDir())
-	ho := &loop.HookOptions{StartTimeout: 30 * time.Second}
+// parsePlugins parses the --plugin flags into o.specs. A malformed one is bad
+// usage (exit 2), found with the other flags before anything is looked up;
+// what the plugin itself makes of its options is known only once it runs.
+func (o *startOptions) parsePlugins() error {
 	seen := map[string]bool{}
 	for _, s := range o.plugins {
 		sp, err := hookwire.ParseSpec(s)
 		if err != nil {
-			return nil, usageErrorf("%v", err)
+			return usageErrorf("%v", err)
 		}
 		if seen[sp.Name] {
-			return nil, usageErrorf("--plugin %s given twice: give all its options in one --plugin", sp.Name)
+			return usageErrorf("--plugin %s given twice: give all its options in one --plugin", sp.Name)
 		}
 		seen[sp.Name] = true
+		o.specs = append(o.specs, sp)
+	}
+	return nil
+}
+
+// hooks resolves the parsed --plugin flags: each name to a safe binary in the
+// search path. Nil when there are none: then no plugin host runs.
+func (o *startOptions) hooks() (*loop.HookOptions, error) {
+	if len(o.specs) == 0 {
+		return nil, nil
+	}
+	dirs := hookwire.SearchDirs(string(o.pluginDir), exeDir())
+	ho := &loop.HookOptions{StartTimeout: 30 * time.Second}
+	for _, sp := range o.specs {
+		var err error
 		if sp.Path, err = hookwire.Find(sp.Name, dirs); err != nil {
 			return nil, err
 		}
