@@ -48,6 +48,7 @@ type startOptions struct {
 
 	program string
 	args    []string
+	loose   bool // an argument follows PROGRAM before any '--'
 }
 
 func newStartCmd() *cobra.Command {
@@ -117,6 +118,8 @@ respawner's), and -p takes a path only with '=' (-p=/run/lighttpd.pid).`,
 		},
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.program, opts.args = args[0], args[1:]
+			dash := c.ArgsLenAtDash()
+			opts.loose = dash > 1 || dash < 0 && len(args) > 1
 			return runStart(c, opts)
 		},
 	}
@@ -156,6 +159,10 @@ respawner's), and -p takes a path only with '=' (-p=/run/lighttpd.pid).`,
 }
 
 func (o *startOptions) validate() error {
+	// First: when the line was misread, what else it says is beside the point.
+	if err := pidfileHint(o.pidfile, o.program, o.loose); err != nil {
+		return err
+	}
 	if o.limit < 0 {
 		return usageErrorf("invalid -n %d: the respawn limit must be 0 (no limit) or more", o.limit)
 	}
