@@ -155,6 +155,9 @@ respawner's), and -p takes a path only with '=' (-p=/run/lighttpd.pid).`,
 	f.Var(&opts.log.level, "log-level", "trace, debug, info, warn or error")
 	f.Var(&opts.log.format, "log-format", "text or json")
 	f.StringVar(&opts.log.file, "log-file", "", "log to this file (reopened on SIGHUP); default: stderr with -D, else syslog, else NAME.log in the runtime dir")
+	cmd.RegisterFlagCompletionFunc("plugin", completePlugins)
+	cmd.RegisterFlagCompletionFunc("plugin-dir", completeDirs)
+	cmd.RegisterFlagCompletionFunc("runtime-dir", completeDirs)
 	return cmd
 }
 
