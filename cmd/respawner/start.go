@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/respawner/respawner/internal/control"
@@ -514,11 +515,19 @@ func exeDir() string {
 	return filepath.Dir(exe)
 }
 
-// hostBinary runs the plugins; it is installed next to respawner.
+// hostBinary runs the plugins; make install puts it next to respawner.
 const hostBinary = "respawner-hookhost"
 
+// hostPath finds the host next to respawner, else in ../lib/respawner from
+// there (where a package may keep it, out of PATH: PREFIX/lib/respawner,
+// beside the plugins), else in /usr/lib/respawner.
 func hostPath() (string, error) {
-	for _, d := range []string{exeDir(), "/usr/lib/respawner"} {
+	exe := exeDir()
+	dirs := []string{"/usr/lib/respawner"}
+	if exe != "" {
+		dirs = []string{exe, filepath.Join(exe, "..", "lib", "respawner"), "/usr/lib/respawner"}
+	}
+	for _, d := range dirs {
 		p := filepath.Join(d, hostBinary)
 		if _, serr := os.Stat(p); serr != nil {
 			continue
@@ -527,7 +536,7 @@ func hostPath() (string, error) {
 		// them, often as root) and refused, not skipped, when unsafe.
 		return hookwire.SafeExecutable(hostBinary, p)
 	}
-	return "", fmt.Errorf("%s not found next to respawner (%s) or in /usr/lib/respawner: it runs the plugins; install it (make build puts it in bin/)", hostBinary, exeDir())
+	return "", fmt.Errorf("%s not found in %s: it runs the plugins; install it (make build puts it in bin/, make install next to respawner)", hostBinary, strings.Join(dirs, ", "))
 }
 
 // quietGC turns the garbage collector's pacing off and bounds the heap by a
