@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 BIN     := bin
 
-.PHONY: all build install demo test race vet lint fuzz soak bench proto clean
+.PHONY: all build install completions demo test race vet lint fuzz soak bench proto clean
 
 all: build
 
@@ -21,15 +21,33 @@ build:
 # respawner and respawner-hookhost into $(PREFIX)/bin, every plugin built into
 # $(PREFIX)/lib/respawner/plugins, which respawner searches from its own
 # directory (../lib/respawner/plugins): PREFIX=/usr makes it the system
-# directory, /usr/lib/respawner/plugins. install -D creates what is missing.
+# directory, /usr/lib/respawner/plugins. The shell completions, which
+# `respawner completion SHELL` writes, go where bash-completion, zsh and fish
+# look for a package's (each directory can be given instead). install -D
+# creates what is missing.
 PREFIX  ?= /usr/local
 DESTDIR ?=
+BASH_COMPLETIONS ?= $(PREFIX)/share/bash-completion/completions
+# zsh: Debian's packages use vendor-completions under /usr; a local install
+# goes to site-functions, which zsh searches under /usr/local.
+ZSH_COMPLETIONS  ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/share/zsh/vendor-completions,$(PREFIX)/share/zsh/site-functions)
+FISH_COMPLETIONS ?= $(PREFIX)/share/fish/vendor_completions.d
 
-install: build
+install: build completions
 	install -D -m 0755 $(BIN)/respawner $(DESTDIR)$(PREFIX)/bin/respawner
 	install -D -m 0755 $(BIN)/respawner-hookhost $(DESTDIR)$(PREFIX)/bin/respawner-hookhost
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/respawner/plugins
 	install -m 0755 $(BIN)/respawner-plugin-* $(DESTDIR)$(PREFIX)/lib/respawner/plugins/
+	install -D -m 0644 $(BIN)/completion/respawner.bash $(DESTDIR)$(BASH_COMPLETIONS)/respawner
+	install -D -m 0644 $(BIN)/completion/_respawner $(DESTDIR)$(ZSH_COMPLETIONS)/_respawner
+	install -D -m 0644 $(BIN)/completion/respawner.fish $(DESTDIR)$(FISH_COMPLETIONS)/respawner.fish
+
+# The completion scripts for bash, zsh and fish, into $(BIN)/completion.
+completions: build
+	@mkdir -p $(BIN)/completion
+	$(BIN)/respawner completion bash >$(BIN)/completion/respawner.bash
+	$(BIN)/respawner completion zsh >$(BIN)/completion/_respawner
+	$(BIN)/respawner completion fish >$(BIN)/completion/respawner.fish
 
 # The main job: supervise a real program in the foreground, kill it once, watch
 # the restart, then stop cleanly.

@@ -265,8 +265,11 @@ func TestHookStartErrors(t *testing.T) {
 	})
 }
 
-// A plugin that cannot start is one line on stderr, the error that says
-// why, with nothing of go-plugin's account of the process ahead of it.
+// A plugin that cannot start, or rejects an option, is exit 1 and one line
+// on stderr, the error that says why, with nothing of go-plugin's account of
+// the process ahead of it ("plugin process exited", "plugin failed to exit
+// gracefully"): in the foreground, and from a daemonizing start, where the
+// daemon reports it. Nothing is left running.
 func TestHookStartErrorIsOneLine(t *testing.T) {
 	broken := t.TempDir()
 	os.Chmod(broken, 0o755)
@@ -275,14 +278,29 @@ func TestHookStartErrorIsOneLine(t *testing.T) {
 	t.Setenv("RESPAWNER_PLUGIN_PATH", broken)
 	for _, tt := range []struct{ name, plugin, want string }{
 		{"configure", "maintenance:colour=red", `respawner: plugin maintenance: configure: unknown option "colour"`},
+		{"bad value", "healthcheck-http:url=ftp://localhost/", `respawner: plugin healthcheck-http: configure: option url: "ftp://localhost/": scheme "ftp" is not http or https`},
 		{"launch", "broken", "respawner: plugin broken: launch " + bin + ": no handshake on its stdout: it exited at start, or is not a hook plugin; its stderr: cannot read /etc/broken.conf"},
+		{"old protocol", "oldproto", "respawner: plugin oldproto: launch " + filepath.Join(pluginDir, "respawner-plugin-oldproto") + ": plugin speaks hook protocol 2, respawner speaks 1: rebuild it against this respawner's pkg/hooks"},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			r := respawner(t, runtimeDir(t), "start", "-D", "--plugin-dir", pluginDir, "--plugin", tt.plugin, "/bin/true")
-			if r.code != 1 || r.stderr != tt.want+"\n" {
-				t.Fatalf("exit %d, stderr:\n%s\nwant exit 1, stderr:\n%s", r.code, r.stderr, tt.want)
-			}
-		})
+		for _, mode := range []string{"-D", "daemon"} {
+			t.Run(tt.name+"/"+mode, func(t *testing.T) {
+				dir := runtimeDir(t)
+				args := []string{"start", "--plugin-dir", pluginDir, "--plugin", tt.plugin, "--name", "plugged", "/bin/sleep", "--", "1000"}
+				if mode == "-D" {
+					args = append([]string{"start", "-D"}, args[1:]...)
+				}
+				r := respawnerWithin(t, dir, time.Minute, args...)
+				if r.code == 0 {
+					respawner(t, dir, "stop", "plugged")
+				}
+				if r.code != 1 || r.stderr != tt.want+"\n" {
+					t.Fatalf("exit %d, stderr:\n%s\nwant exit 1, stderr:\n%s", r.code, r.stderr, tt.want)
+				}
+				if st := respawner(t, dir, "status", "plugged"); st.code != 3 {
+					t.Errorf("status after the failed start: exit %d, want 3 (not running): %s%s", st.code, st.stdout, st.stderr)
+				}
+			})
+		}
 	}
 }
 

@@ -42,4 +42,39 @@ func TestMakeInstall(t *testing.T) {
 			t.Errorf("installed respawner plugins does not list %s:\n%s", want, r.stdout)
 		}
 	}
+
+	// The shell completions, each where its shell looks for a package's,
+	// each the script of `respawner completion SHELL`.
+	for f, mark := range map[string]string{
+		"share/bash-completion/completions/respawner":    "__start_respawner",
+		"share/zsh/site-functions/_respawner":            "#compdef respawner",
+		"share/fish/vendor_completions.d/respawner.fish": "complete -c respawner",
+	} {
+		b, err := os.ReadFile(filepath.Join(prefix, f))
+		if err != nil {
+			t.Errorf("completion %s: %v", f, err)
+			continue
+		}
+		if fi, _ := os.Stat(filepath.Join(prefix, f)); fi.Mode().Perm() != 0o644 {
+			t.Errorf("completion %s: mode %v, want 0644", f, fi.Mode())
+		}
+		if !strings.Contains(string(b), mark) {
+			t.Errorf("completion %s lacks %q", f, mark)
+		}
+	}
+	if bash, err := exec.LookPath("bash"); err == nil {
+		if out, err := exec.Command(bash, "-n", filepath.Join(prefix, "share/bash-completion/completions/respawner")).CombinedOutput(); err != nil {
+			t.Errorf("bash -n of the bash completion: %v\n%s", err, out)
+		}
+	}
+
+	// A package may keep the host out of PATH, beside the plugins in
+	// PREFIX/lib/respawner: respawner finds it there too.
+	if err := os.Rename(filepath.Join(prefix, "bin/respawner-hookhost"), filepath.Join(prefix, "lib/respawner/respawner-hookhost")); err != nil {
+		t.Fatal(err)
+	}
+	r = runCmd(t, exec.Command(filepath.Join(prefix, "bin/respawner"), "plugins"), runtimeDir(t), 0)
+	if r.code != 0 || !strings.Contains(r.stdout, "healthcheck-http") {
+		t.Fatalf("respawner plugins with the host in lib/respawner: exit %d:\n%s%s", r.code, r.stdout, r.stderr)
+	}
 }

@@ -66,5 +66,6 @@ func newListCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array of status objects")
 	cmd.Flags().StringVar(&runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
+	cmd.RegisterFlagCompletionFunc("runtime-dir", completeDirs)
 	return cmd
 }

@@ -85,6 +85,7 @@ handshake) is listed as unusable, and why is printed on stderr. Exit codes:
 	}
 	cmd.Flags().Var(&pluginDir, "plugin-dir", "`DIR` searched first for plugin binaries (relative to the current directory)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	cmd.RegisterFlagCompletionFunc("plugin-dir", completeDirs)
 	return cmd
 }
 

@@ -63,6 +63,10 @@ func checkExecutable(prog, path string) error {
 		return fmt.Errorf("%s: not a regular file", prog)
 	}
 	if err := unix.Faccessat(unix.AT_FDCWD, path, unix.X_OK, unix.AT_EACCESS); err != nil {
+		if strings.HasSuffix(path, ".pid") {
+			// Making a pidfile executable is never the fix.
+			return fmt.Errorf("%s: not executable, and by its name a pidfile: give the program to run as PROGRAM, and a pidfile with -p=%s", prog, prog)
+		}
 		return fmt.Errorf("%s: not executable (chmod +x %s)", prog, path)
 	}
 	return nil

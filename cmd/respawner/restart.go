@@ -36,7 +36,8 @@ usual, or a stop came first); 3 no such instance runs; 4 the caller may not
 ask it.`,
 		Example: `  respawner restart lighttpd
   respawner restart --timeout 30s ./server`,
-		Args: exactlyOne("NAME|PROGRAM"),
+		Args:              exactlyOne("NAME|PROGRAM"),
+		ValidArgsFunction: completeInstances,
 		RunE: func(c *cobra.Command, args []string) error {
 			name := instanceName(args[0])
 			return withInstance(opts.runtimeDir, name, "restart", func(d *control.Dir) error {
@@ -49,5 +50,6 @@ ask it.`,
 	}
 	cmd.Flags().StringVar(&opts.runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
 	cmd.Flags().Var(&opts.timeout, "timeout", "give up waiting for the new run after this long")
+	cmd.RegisterFlagCompletionFunc("runtime-dir", completeDirs)
 	return cmd
 }

@@ -17,7 +17,7 @@ func run(args []string) int {
 }
 
 func runWith(args []string, stdout, stderr io.Writer) int {
-	root := newRootCmd()
+	root := newRootCmd(args)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -37,7 +37,9 @@ func runWith(args []string, stdout, stderr io.Writer) int {
 	return int(code)
 }
 
-func newRootCmd() *cobra.Command {
+// newRootCmd builds the command tree for the command line args (after the
+// binary's name), which a flag error may quote back rearranged.
+func newRootCmd(args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "respawner",
 		Short: "Start a program, watch it, restart it when it dies",
@@ -51,6 +53,11 @@ Exit codes: 0 success, 1 failure, 2 bad usage, 3 not running, 4 unknown state.`,
 		Version:       version,
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if c.Name() == "start" {
+			if hint := startFlagHint(c, args, err); hint != "" {
+				return usageErrorf("%v; %s", err, hint)
+			}
+		}
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
 	root.AddCommand(newStartCmd(), newStopCmd(), newRestartCmd(), newSignalCmd(), newStatusCmd(), newListCmd(), newPluginsCmd(), newVersionCmd())

@@ -37,6 +37,7 @@ ask it.`,
 			}
 			return nil
 		},
+		ValidArgsFunction: completeInstanceSignal,
 		RunE: func(c *cobra.Command, args []string) error {
 			name := instanceName(args[0])
 			sig, err := machine.ParseSignal(args[1])
@@ -53,5 +54,6 @@ ask it.`,
 	}
 	cmd.Flags().StringVar(&opts.runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
 	cmd.Flags().BoolVar(&opts.group, "group", false, "send SIG to the program's process group instead of its main process")
+	cmd.RegisterFlagCompletionFunc("runtime-dir", completeDirs)
 	return cmd
 }

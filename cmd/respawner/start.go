@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,6 +39,7 @@ type startOptions struct {
 	pidfile        string
 	runtimeDir     string
 	plugins        []string
+	specs          []hookwire.PluginSpec // plugins, parsed by validate
 	pluginDir      dirValue
 	captureOutput  bool
 	ready          choiceValue
@@ -52,6 +54,7 @@ type startOptions struct {
 
 	program string
 	args    []string
+	loose   bool // an argument follows PROGRAM before any '--'
 }
 
 func newStartCmd() *cobra.Command {
@@ -100,7 +103,15 @@ respawner itself keeps its own (and stays root, so that stop works). Its
 environment is respawner's without RESPAWNER_* and the service manager's
 NOTIFY_SOCKET, WATCHDOG_* and LISTEN_* (or PATH alone with --clear-env), then,
 each over the one before: HOME, USER and LOGNAME of --user, the --env-file files
-(read again at every start), the --env settings.`,
+(read again at every start), the --env settings.
+
+A malformed --plugin (no name, an option without '=', a plugin given twice)
+is bad usage: exit 2. A plugin that is not found, will not start, or rejects
+one of its options makes start exit 1 with the plugin's own message, and
+nothing is left running.
+
+The program's arguments go after '--' (flags after PROGRAM are taken for
+respawner's), and -p takes a path only with '=' (-p=/run/lighttpd.pid).`,
 		Example: `  respawner start lighttpd -- -f /etc/lighttpd/lighttpd.conf
   respawner start -e 0,1 -p lighttpd -- -f /etc/lighttpd/lighttpd.conf
   respawner start --plugin healthcheck-http lighttpd -- -f /etc/lighttpd/lighttpd.conf
@@ -116,6 +127,8 @@ each over the one before: HOME, USER and LOGNAME of --user, the --env-file files
 		},
 		RunE: func(c *cobra.Command, args []string) error {
 			opts.program, opts.args = args[0], args[1:]
+			dash := c.ArgsLenAtDash()
+			opts.loose = dash > 1 || dash < 0 && len(args) > 1
 			return runStart(c, opts)
 		},
 	}
@@ -153,10 +166,18 @@ each over the one before: HOME, USER and LOGNAME of --user, the --env-file files
 	f.Var(&opts.log.level, "log-level", "trace, debug, info, warn or error")
 	f.Var(&opts.log.format, "log-format", "text or json")
 	f.StringVar(&opts.log.file, "log-file", "", "log to this file (reopened on SIGHUP); default: stderr with -D, else syslog, else NAME.log in the runtime dir")
+	cmd.RegisterFlagCompletionFunc("plugin", completePlugins)
+	cmd.RegisterFlagCompletionFunc("plugin-dir", completeDirs)
+	cmd.RegisterFlagCompletionFunc("runtime-dir", completeDirs)
+	cmd.RegisterFlagCompletionFunc("stop-signal", completeSignals)
 	return cmd
 }
 
 func (o *startOptions) validate() error {
+	// First: when the line was misread, what else it says is beside the point.
+	if err := pidfileHint(o.pidfile, o.program, o.loose); err != nil {
+		return err
+	}
 	if o.limit < 0 {
 		return usageErrorf("invalid -n %d: the respawn limit must be 0 (no limit) or more", o.limit)
 	}
@@ -178,6 +199,9 @@ func (o *startOptions) validate() error {
 		return err
 	}
 	o.runEnv = r
+	if err := o.parsePlugins(); err != nil {
+		return err
+	}
 	if o.pidfile == autoPidfile {
 		o.pidfile = defaultPidfile(o.name)
 	}
@@ -469,24 +493,35 @@ const keeperByeTimeout = time.Second
 // take the last lines (a full pipe nobody reads would take them never).
 const logFlushTimeout = 2 * time.Second
 
-// hooks resolves the --plugin flags: each name to a safe binary in the search
-// path, its options parsed. Nil when there are none: then no plugin host runs.
-func (o *startOptions) hooks() (*loop.HookOptions, error) {
-	if len(o.plugins) == 0 {
-		return nil, nil
-	}
-	dirs := hookwire.SearchDirs(string(o.pluginDir), exeDir())
-	ho := &loop.HookOptions{StartTimeout: 30 * time.Second}
+// parsePlugins parses the --plugin flags into o.specs. A malformed one is bad
+// usage (exit 2), found with the other flags before anything is looked up;
+// what the plugin itself makes of its options is known only once it runs.
+func (o *startOptions) parsePlugins() error {
 	seen := map[string]bool{}
 	for _, s := range o.plugins {
 		sp, err := hookwire.ParseSpec(s)
 		if err != nil {
-			return nil, usageErrorf("%v", err)
+			return usageErrorf("%v", err)
 		}
 		if seen[sp.Name] {
-			return nil, usageErrorf("--plugin %s given twice: give all its options in one --plugin", sp.Name)
+			return usageErrorf("--plugin %s given twice: give all its options in one --plugin", sp.Name)
 		}
 		seen[sp.Name] = true
+		o.specs = append(o.specs, sp)
+	}
+	return nil
+}
+
+// hooks resolves the parsed --plugin flags: each name to a safe binary in the
+// search path. Nil when there are none: then no plugin host runs.
+func (o *startOptions) hooks() (*loop.HookOptions, error) {
+	if len(o.specs) == 0 {
+		return nil, nil
+	}
+	dirs := hookwire.SearchDirs(string(o.pluginDir), exeDir())
+	ho := &loop.HookOptions{StartTimeout: 30 * time.Second}
+	for _, sp := range o.specs {
+		var err error
 		if sp.Path, err = hookwire.Find(sp.Name, dirs); err != nil {
 			return nil, err
 		}
@@ -516,11 +551,19 @@ func exeDir() string {
 	return filepath.Dir(exe)
 }
 
-// hostBinary runs the plugins; it is installed next to respawner.
+// hostBinary runs the plugins; make install puts it next to respawner.
 const hostBinary = "respawner-hookhost"
 
+// hostPath finds the host next to respawner, else in ../lib/respawner from
+// there (where a package may keep it, out of PATH: PREFIX/lib/respawner,
+// beside the plugins), else in /usr/lib/respawner.
 func hostPath() (string, error) {
-	for _, d := range []string{exeDir(), "/usr/lib/respawner"} {
+	exe := exeDir()
+	dirs := []string{"/usr/lib/respawner"}
+	if exe != "" {
+		dirs = []string{exe, filepath.Join(exe, "..", "lib", "respawner"), "/usr/lib/respawner"}
+	}
+	for _, d := range dirs {
 		p := filepath.Join(d, hostBinary)
 		if _, serr := os.Stat(p); serr != nil {
 			continue
@@ -529,7 +572,7 @@ func hostPath() (string, error) {
 		// them, often as root) and refused, not skipped, when unsafe.
 		return hookwire.SafeExecutable(hostBinary, p)
 	}
-	return "", fmt.Errorf("%s not found next to respawner (%s) or in /usr/lib/respawner: it runs the plugins; install it (make build puts it in bin/)", hostBinary, exeDir())
+	return "", fmt.Errorf("%s not found in %s: it runs the plugins; install it (make build puts it in bin/, make install next to respawner)", hostBinary, strings.Join(dirs, ", "))
 }
 
 // quietGC turns the garbage collector's pacing off and bounds the heap by a

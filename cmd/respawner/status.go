@@ -31,13 +31,15 @@ Exit status (LSB): 0 running; 3 not running (no such instance, or the program
 is down: starting, in backoff, stopping); 4 unknown: the instance does not
 answer, the caller may not ask it (another user's runtime dir), or respawner
 died while its program still runs (then "respawner start NAME" adopts it).`,
-		Args: exactlyOne("NAME|PROGRAM"),
+		Args:              exactlyOne("NAME|PROGRAM"),
+		ValidArgsFunction: completeInstances,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runStatus(c.OutOrStdout(), opts, instanceName(args[0]))
 		},
 	}
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON object (name, state, pid, restarts, last_exit, health, since, plugins; user, group, dir, umask, limits when start set them)")
 	cmd.Flags().StringVar(&opts.runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
+	cmd.RegisterFlagCompletionFunc("runtime-dir", completeDirs)
 	return cmd
 }
 

@@ -27,7 +27,8 @@ The program gets SIGTERM (and SIGCONT), SIGKILL after the instance's
 Exit status: 0 stopped; 3 no such instance runs; 4 the caller may not ask it
 (another user's instance); 1 it could not be stopped, e.g. respawner died
 while its program still runs ("respawner start NAME" adopts it, then stop).`,
-		Args: exactlyOne("NAME|PROGRAM"),
+		Args:              exactlyOne("NAME|PROGRAM"),
+		ValidArgsFunction: completeInstances,
 		RunE: func(c *cobra.Command, args []string) error {
 			name := instanceName(args[0])
 			return withInstance(opts.runtimeDir, name, "stop", func(d *control.Dir) error {
@@ -37,6 +38,7 @@ while its program still runs ("respawner start NAME" adopts it, then stop).`,
 	}
 	cmd.Flags().StringVar(&opts.runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
 	cmd.Flags().Var(&opts.timeout, "timeout", "give up waiting after this long")
+	cmd.RegisterFlagCompletionFunc("runtime-dir", completeDirs)
 	return cmd
 }
 

@@ -106,6 +106,9 @@ func TestBadInput(t *testing.T) {
 		{"junk -t", []string{"start", "-D", "-t", "5x", "/bin/true"}, 2, `"5x" is not a duration`},
 		{"junk plugin timeout", []string{"start", "-D", "--plugin", "x:timeout=5x", "/bin/true"}, 2, `timeout "5x"`},
 		{"negative plugin timeout", []string{"start", "-D", "--plugin", "x:timeout=-1", "/bin/true"}, 2, `timeout "-1"`},
+		{"plugin without a name", []string{"start", "--plugin", ":url=http://x/", "/bin/true"}, 2, "empty plugin name"},
+		{"plugin option without a value", []string{"start", "--plugin", "healthcheck-http:interval", "/bin/true"}, 2, `option "interval" has no value`},
+		{"plugin given twice", []string{"start", "--plugin", "healthcheck-http", "--plugin", "healthcheck-http:interval=1", "/bin/true"}, 2, "given twice"},
 		{"bad -n", []string{"start", "-D", "-n", "-1", "/bin/true"}, 2, "respawn limit"},
 		{"bad -e", []string{"start", "-D", "-e", "0,300", "/bin/true"}, 2, "not an exit code"},
 		{"bad policy", []string{"start", "-D", "--restart", "sometimes", "/bin/true"}, 2, "on-failure, always or never"},
@@ -139,5 +142,77 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("stdout %q, want nothing", stdout.String())
 			}
 		})
+	}
+}
+
+// A newcomer's mistakes are answered with the line to type instead: a
+// pidfile given to -p with a space (so taken for PROGRAM), program arguments
+// without '--'. One line each, exit 2 as bad usage, nothing started; and
+// never the advice to make a pidfile executable.
+func TestNewcomerHints(t *testing.T) {
+	dir := t.TempDir()
+	pidfile := filepath.Join(dir, "lighttpd.pid") // there, not executable
+	os.WriteFile(pidfile, []byte("4242\n"), 0o644)
+	conf := filepath.Join(dir, "lighttpd.conf")
+	os.WriteFile(conf, []byte("server.port = 80\n"), 0o644)
+	missing := filepath.Join(dir, "run", "lighttpd.pid")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string // the whole message after "respawner: "
+	}{
+		{"-p space pidfile", []string{"start", "-p", pidfile, "/bin/sleep"}, 2,
+			"-p takes its path with '=': -p=" + pidfile},
+		{"-p space missing pidfile", []string{"start", "-D", "-p", missing, "sleep", "--", "1000"}, 2,
+			"-p takes its path with '=': -p=" + missing},
+		{"--pidfile space pidfile", []string{"start", "--pidfile", missing, "/bin/sleep"}, 2,
+			"-p takes its path with '=': -p=" + missing},
+		{"-p space pidfile alone", []string{"start", "-p", missing}, 2,
+			"-p takes its path with '=': -p=" + missing},
+		{"-p space other file", []string{"start", "-p", conf, "/bin/sleep"}, 2,
+			"-p takes its path with '=': -p=" + conf},
+		// '--' right after PROGRAM: the first word is meant as the program.
+		{"-p then a missing program", []string{"start", "-D", "-p", filepath.Join(dir, "server"), "--", "--port", "80"}, 1,
+			filepath.Join(dir, "server") + ": no such file"},
+		{"a pidfile as PROGRAM", []string{"start", "-D", pidfile}, 1,
+			pidfile + ": not executable, and by its name a pidfile: give the program to run as PROGRAM, and a pidfile with -p=" + pidfile},
+		{"program flag without --", []string{"start", "lighttpd", "-f", conf}, 2,
+			"unknown shorthand flag: 'f' in -f; program arguments go after '--': respawner start lighttpd -- -f " + conf},
+		{"long program flag without --", []string{"start", "-D", "./server", "--port=8080", "-v"}, 2,
+			"unknown flag: --port; program arguments go after '--': respawner start -D ./server -- --port=8080 -v"},
+		{"respawner's flags after PROGRAM move before it", []string{"start", "-t", "5", "lighttpd", "--name", "www", "-D", "-f", conf, "-D"}, 2,
+			"unknown shorthand flag: 'f' in -f; program arguments go after '--': respawner start -t 5 --name www -D lighttpd -- -f " + conf + " -D"},
+		{"arguments between PROGRAM and the flag", []string{"start", "/bin/sh", "my script.sh", "-x"}, 2,
+			`unknown shorthand flag: 'x' in -x; program arguments go after '--': respawner start /bin/sh -- 'my script.sh' -x`},
+		{"both mistakes", []string{"start", "-p", missing, "lighttpd", "-f", conf}, 2,
+			"unknown shorthand flag: 'f' in -f; -p takes its path with '=', and program arguments go after '--': respawner start -p=" + missing + " lighttpd -- -f " + conf},
+		{"both mistakes, -p in a cluster", []string{"start", "-Dp", missing, "lighttpd", "-f", conf}, 2,
+			"unknown shorthand flag: 'f' in -f; -p takes its path with '=', and program arguments go after '--': respawner start -Dp=" + missing + " lighttpd -- -f " + conf},
+		{"bare -p before the program", []string{"start", "-p", "lighttpd", "-f", conf}, 2,
+			"unknown shorthand flag: 'f' in -f; program arguments go after '--': respawner start -p lighttpd -- -f " + conf},
+		// A flag of respawner's misspelt, before PROGRAM: no '--' advice.
+		{"unknown flag before PROGRAM", []string{"start", "--foregroud", "lighttpd"}, 2,
+			"unknown flag: --foregroud (see 'respawner start --help')"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := respawnerWithin(t, runtimeDir(t), 10*time.Second, tt.args...)
+			if r.code != tt.code || r.stderr != "respawner: "+tt.want+"\n" || r.stdout != "" {
+				t.Errorf("exit %d, stdout %q, stderr:\n%s\nwant exit %d, stderr:\nrespawner: %s", r.code, r.stdout, r.stderr, tt.code, tt.want)
+			}
+			if strings.Contains(r.stderr, "chmod") {
+				t.Errorf("advice to make a pidfile executable: %s", r.stderr)
+			}
+		})
+	}
+}
+
+// shellJoin quotes what a shell would split or expand, and only that.
+func TestShellJoin(t *testing.T) {
+	got := shellJoin([]string{"respawner", "-f", "/etc/a b.conf", "it's", "", "$HOME", "--x=1,2", "a*"})
+	want := `respawner -f '/etc/a b.conf' 'it'\''s' '' '$HOME' --x=1,2 'a*'`
+	if got != want {
+		t.Errorf("shellJoin = %s, want %s", got, want)
 	}
 }
