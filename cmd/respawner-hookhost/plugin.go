@@ -14,7 +14,10 @@ import (
 
 // queueSize bounds each plugin's backlog of notifications. When it is full
 // the oldest is dropped: a slow plugin loses history, never the loop's time.
-const queueSize = 64
+// It holds what a crash loop of 100 restarts a second says (4 events each)
+// within burstGap, for a plugin that listens; an event's output is at most
+// 4 KiB, so the worst case is 2 MiB of the host's memory.
+const queueSize = 512
 
 // plugin is one configured plugin process and its delivery queue.
 type plugin struct {
@@ -31,9 +34,19 @@ type plugin struct {
 	launched time.Time // when the current process was launched
 
 	queue   chan hooks.Event
-	dropped int
+	dropped int           // events dropped since the last warning
+	warned  bool          // the current run of drops has been warned of
+	ending  chan struct{} // closed by stop: what is queued goes at once
 	done    chan struct{} // closed when deliver has returned
 }
+
+// burstGap is how long a plugin that only listens (no veto, no probe)
+// waits after a delivery before the next one: during a crash loop it is
+// woken once a second with what came meanwhile, not at every restart,
+// while the first event after a quiet second goes at once. Each wake-up of
+// a plugin costs the next restarts a little on a small machine, whatever
+// it does (docs/BENCHMARKS.md, notify); its events wait at most this long.
+const burstGap = time.Second
 
 // start launches and configures the plugin; a bad option is an error that
 // names it, and fails respawner's start.
@@ -44,6 +57,7 @@ func (p *plugin) start() error {
 	}
 	p.c, p.info, p.sched, p.launched = c, in, sched, time.Now()
 	p.queue = make(chan hooks.Event, queueSize)
+	p.ending = make(chan struct{})
 	p.done = make(chan struct{})
 	go p.watch(c)
 	return nil
@@ -103,38 +117,82 @@ func (p *plugin) canVeto() bool {
 	return p.info.Veto
 }
 
-// enqueue never blocks: when the queue is full the oldest event goes.
+// enqueue never blocks: when the queue is full the oldest event goes. The
+// first drop of a run of them is logged at once, the count when the queue
+// has room again (a crash loop must not become a line per event).
 func (p *plugin) enqueue(ev hooks.Event) {
 	for {
 		select {
 		case p.queue <- ev:
+			if p.warned && len(p.queue) < queueSize/2 {
+				p.log.Warn("events dropped while the queue was full", "dropped", p.dropped)
+				p.dropped, p.warned = 0, false
+			}
 			return
 		default:
 		}
 		select {
 		case <-p.queue:
 			p.dropped++
-			p.log.Warn("event queue full; dropped the oldest event", "dropped", p.dropped)
+			if !p.warned {
+				p.warned = true
+				p.log.Warn("event queue full; dropping the oldest events")
+			}
 		default:
 		}
 	}
 }
 
-// deliver sends queued events one by one, each under the plugin's deadline.
+// listens reports whether the plugin only listens: no veto, no probe.
+func (p *plugin) listens() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.info.Veto && !p.info.Probe
+}
+
+// deliver sends queued events one by one, each under the plugin's
+// deadline, in bursts: what is queued goes together, and a plugin that only
+// listens gets the next burst burstGap after the last began at the
+// earliest (at once when respawner stops).
 func (p *plugin) deliver() {
 	defer close(p.done)
+	var next time.Time
 	for ev := range p.queue {
-		c := p.client()
-		if c == nil {
-			p.log.Warn("plugin restarting; event not delivered", "event", ev.Kind)
-			continue
+		if wait := time.Until(next); wait > 0 && p.listens() {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-p.ending:
+				t.Stop()
+			}
 		}
-		ctx, cancel := callCtx(p.spec.Timeout)
-		err := c.Notify(ctx, ev)
-		cancel()
-		if err != nil {
-			p.log.Warn("notify failed", "event", ev.Kind, "error", err)
+		next = time.Now().Add(burstGap)
+		p.notify(ev)
+		for burst := true; burst; {
+			select {
+			case ev, ok := <-p.queue:
+				if !ok {
+					return
+				}
+				p.notify(ev)
+			default:
+				burst = false
+			}
 		}
+	}
+}
+
+func (p *plugin) notify(ev hooks.Event) {
+	c := p.client()
+	if c == nil {
+		p.log.Warn("plugin restarting; event not delivered", "event", ev.Kind)
+		return
+	}
+	ctx, cancel := callCtx(p.spec.Timeout)
+	err := c.Notify(ctx, ev)
+	cancel()
+	if err != nil {
+		p.log.Warn("notify failed", "event", ev.Kind, "error", err)
 	}
 }
 
@@ -236,6 +294,7 @@ func (p *plugin) stop() {
 	p.stopping = true
 	p.mu.Unlock()
 	if p.queue != nil {
+		close(p.ending)
 		close(p.queue)
 		select {
 		case <-p.done:

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -229,5 +230,68 @@ func waitGone(t *testing.T, dir, name string, timeout time.Duration) {
 	t.Helper()
 	if pid, live := control.Live(dir, name); live && !control.WaitGone(pid, timeout) {
 		t.Fatalf("respawner %s (pid %d) still runs after %s", name, pid, timeout)
+	}
+}
+
+// TestListenerHearsInBursts: a plugin that only listens is woken once a
+// second during a crash loop, with everything that happened meanwhile, in
+// order, and nothing lost; the first event after a quiet second goes at
+// once. (Each wake-up of a plugin costs the next restarts a little on a
+// small machine, docs/BENCHMARKS.md.)
+func TestListenerHearsInBursts(t *testing.T) {
+	t.Setenv("TESTHOOK_NOTIFY_ONLY", "1")
+	tmp := t.TempDir()
+	rec, arr := filepath.Join(tmp, "events"), filepath.Join(tmp, "arrivals")
+	in := startRespawner(t, hookArgs("--plugin", "testhook:record-json="+rec+",arrivals="+arr, "-t", "0.05", "--restart", "always",
+		"/bin/true")...)
+	in.waitFor("hook plugin ready", 10*time.Second)
+	start := time.Now()
+	in.waitFor("started", 5*time.Second)
+	time.Sleep(2500 * time.Millisecond) // the crash loop runs: about 20 restarts a second
+	in.stopOK()
+	if d := time.Since(start); d > 6*time.Second {
+		t.Fatalf("the stop took %s: the plugin held it", d)
+	}
+	var stamps []int64
+	for _, l := range strings.Fields(readFile(t, arr)) {
+		n, err := strconv.ParseInt(l, 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stamps = append(stamps, n)
+	}
+	// A burst is events that arrive back to back; restarts come 50 ms
+	// apart, so without bursts each restart's events would be one.
+	bursts := 1
+	for i := 1; i < len(stamps); i++ {
+		if time.Duration(stamps[i]-stamps[i-1]) > 25*time.Millisecond {
+			bursts++
+		}
+	}
+	evs := recorded(t, rec)
+	if len(evs) < 40 || bursts > 8 {
+		t.Errorf("%d events in %d bursts; want the crash loop's (at least 40) in at most 8", len(evs), bursts)
+	}
+	// All of them, in order: each restart's exited, restart-pending,
+	// restarting, started, and the stop's at the end (stopping, exited,
+	// stopped; or stopped alone, between two runs).
+	var got []string
+	for i, ev := range evs {
+		got = append(got, string(ev.Kind))
+		if i > 0 && ev.Time.Before(evs[i-1].Time) {
+			t.Errorf("event %d (%s) out of order", i, ev.Kind)
+		}
+	}
+	cycle := []string{"exited", "restart-pending", "restarting", "started"}
+	body := strings.Join(got, " ")
+	for _, end := range []string{" stopping exited stopped", " exited restart-pending stopped"} {
+		body = strings.TrimSuffix(body, end)
+	}
+	want := "starting started"
+	for len(want) < len(body) {
+		want += " " + strings.Join(cycle, " ")
+	}
+	if body != want || got[len(got)-1] != "stopped" {
+		t.Errorf("events: %q", got)
 	}
 }

@@ -12,6 +12,8 @@
 //	crash-on=KIND                       exit 2 when an event of KIND arrives
 //	record=PATH                         append each event kind received as a line
 //	record-json=PATH                    append each event received as a line of JSON
+//	arrivals=PATH                       append the time each event arrived, in
+//	                                    Unix nanoseconds, a line each
 //	require-env=NAME                    fail Configure unless NAME is set
 //	deny-while=PATH                     deny while PATH exists, whatever decision says
 //	events=KIND,KIND                    subscribe to these kinds only (all)
@@ -39,6 +41,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +61,7 @@ type testhook struct {
 	crashOn   hooks.Kind
 	record    string
 	recJSON   string
+	arrivals  string
 	denyWhile string
 	events    []hooks.Kind
 	version   string
@@ -98,6 +102,7 @@ func (h *testhook) Configure(ctx context.Context, opts *hooks.Options) error {
 	}
 	h.record = opts.String("record", "")
 	h.recJSON = opts.String("record-json", "")
+	h.arrivals = opts.String("arrivals", "")
 	if name := opts.String("require-env", ""); name != "" && os.Getenv(name) == "" {
 		opts.Errorf("require-env", "%s is not set in the plugin's environment", name)
 	}
@@ -159,8 +164,11 @@ func (h *testhook) Version() string {
 // event, sleep, crash.
 func (h *testhook) receive(ev hooks.Event) error {
 	h.mu.Lock()
-	record, recJSON, sleep, crashOn := h.record, h.recJSON, h.sleep, h.crashOn
+	record, recJSON, arrivals, sleep, crashOn := h.record, h.recJSON, h.arrivals, h.sleep, h.crashOn
 	h.mu.Unlock()
+	if err := appendLine(arrivals, strconv.FormatInt(time.Now().UnixNano(), 10)); err != nil {
+		return err
+	}
 	h.log.Debug("event", "kind", ev.Kind, "instance", ev.Instance, "pid", ev.PID)
 	if err := appendLine(record, string(ev.Kind)); err != nil {
 		return err
