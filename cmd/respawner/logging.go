@@ -93,7 +93,7 @@ func newInstanceLogger(o *startOptions, stderr io.Writer, daemon bool) (log, out
 		}
 		out, reopen = rf, rf.Reopen
 	case daemon:
-		w, err := newSyslogWriter()
+		w, err := newSyslogWriter(o.name)
 		if err != nil {
 			return nil, nil, nil, nil, err
 		}
@@ -137,12 +137,18 @@ func syslogAvailable() bool {
 }
 
 // syslogWriter sends each hclog line to syslog (facility daemon) with the
-// priority of its level, as one datagram in the format of RFC 3164 that
-// /dev/log takes. It sits behind the log's queue (logsink), so a send may
-// wait; one that cannot go out within syslogWait is dropped and counted
-// with the queue's own drops, which the log reports once it catches up.
+// severity of the level it was logged at, as one datagram in the format of
+// RFC 3164 that /dev/log takes, tagged with the instance's name (so
+// `journalctl -t NAME` shows it). The level comes from hclog itself
+// (LevelWrite, through the queue), never from the line's text: a program
+// that prints "[ERROR]" on stdout is still at info. The program's stdout is
+// logged at info, its stderr at warn (warning), respawner's own errors at
+// error (err). It sits behind the log's queue (logsink), so a send may wait;
+// one that cannot go out within syslogWait is dropped and counted with the
+// queue's own drops, which the log reports once it catches up.
 type syslogWriter struct {
 	c    net.Conn
+	tag  string
 	pid  int
 	drop func() // counts a line that could not go out
 }
@@ -159,32 +165,40 @@ const (
 	sevDebug       = 7
 )
 
-func newSyslogWriter() (*syslogWriter, error) {
+func newSyslogWriter(tag string) (*syslogWriter, error) {
 	c, err := net.Dial("unixgram", syslogSocket())
 	if err != nil {
 		return nil, fmt.Errorf("syslog: %w", err)
 	}
-	return &syslogWriter{c: c, pid: os.Getpid(), drop: func() {}}, nil
+	return &syslogWriter{c: c, tag: tag, pid: os.Getpid(), drop: func() {}}, nil
 }
 
-// Write sends each line of p (the queue hands over several at once) as a
-// datagram of its own.
-func (s *syslogWriter) Write(p []byte) (int, error) {
+// severity maps an hclog level to a syslog severity. A line without a level
+// (none is written so) counts as info.
+func severity(level hclog.Level) int {
+	switch level {
+	case hclog.Error:
+		return sevErr
+	case hclog.Warn:
+		return sevWarning
+	case hclog.Debug, hclog.Trace:
+		return sevDebug
+	}
+	return sevInfo
+}
+
+// Write sends p at info; the queue uses LevelWrite.
+func (s *syslogWriter) Write(p []byte) (int, error) { return s.LevelWrite(hclog.NoLevel, p) }
+
+// LevelWrite sends each line of p, logged at level, as a datagram of its own.
+func (s *syslogWriter) LevelWrite(level hclog.Level, p []byte) (int, error) {
 	now := time.Now()
+	pri := facilityDaemon | severity(level)
 	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
 		if line == "" {
 			continue
 		}
-		sev := sevInfo
-		switch {
-		case strings.Contains(line, "[ERROR]"), strings.Contains(line, `"@level":"error"`):
-			sev = sevErr
-		case strings.Contains(line, "[WARN]"), strings.Contains(line, `"@level":"warn"`):
-			sev = sevWarning
-		case strings.Contains(line, "[DEBUG]"), strings.Contains(line, "[TRACE]"):
-			sev = sevDebug
-		}
-		msg := fmt.Sprintf("<%d>%s respawner[%d]: %s", facilityDaemon|sev, now.Format(time.Stamp), s.pid, line)
+		msg := fmt.Sprintf("<%d>%s %s[%d]: %s", pri, now.Format(time.Stamp), s.tag, s.pid, line)
 		s.c.SetWriteDeadline(time.Now().Add(syslogWait))
 		if _, err := s.c.Write([]byte(msg)); err != nil {
 			s.drop()
