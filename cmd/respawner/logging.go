@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/respawner/respawner/internal/durlog"
 	"github.com/respawner/respawner/internal/logsink"
 )
 
@@ -113,9 +114,10 @@ func newInstanceLogger(o *startOptions, stderr io.Writer, daemon bool) (log, out
 			DisableTime: syslogged, // syslog stamps its own time
 		}
 	}
-	log = hclog.New(opts("respawner"))
+	// Durations as strings ("5s"): hclog's JSON would write nanoseconds.
+	log = durlog.Wrap(hclog.New(opts("respawner")))
 	if daemon {
-		output = hclog.New(opts(o.name))
+		output = durlog.Wrap(hclog.New(opts(o.name)))
 	}
 	sink.OnDrop(func(n int) {
 		log.Warn("log lines dropped: the log did not take them fast enough", "dropped", n)
