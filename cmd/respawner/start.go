@@ -143,12 +143,17 @@ each over the one before: HOME, USER and LOGNAME of --user, the --env-file files
 	f.Var(&opts.log.level, "log-level", "trace, debug, info, warn or error")
 	f.Var(&opts.log.format, "log-format", "text or json")
 	f.StringVar(&opts.log.file, "log-file", "", "log to this file (reopened on SIGHUP); default: stderr with -D, else syslog, else NAME.log in the runtime dir")
+	f.Var(&opts.log.maxSize, "log-max-size", "rotate NAME.log or --log-file before it grows past `SIZE` (bytes, or with a K, M or G suffix); 0: never")
+	f.IntVar(&opts.log.maxFiles, "log-max-files", defaultLogMaxFiles, "rotated log files kept, `N`: NAME.log.1 (newest) to NAME.log.N; 0: none")
 	return cmd
 }
 
 func (o *startOptions) validate() error {
 	if o.limit < 0 {
 		return usageErrorf("invalid -n %d: the respawn limit must be 0 (no limit) or more", o.limit)
+	}
+	if o.log.maxFiles < 0 {
+		return usageErrorf("invalid --log-max-files %d: the number of rotated log files to keep must be 0 or more", o.log.maxFiles)
 	}
 	if o.window > 0 && o.limit == 0 {
 		return usageErrorf("--respawn-window needs a limit: give -n N as well")
@@ -376,7 +381,7 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 			return fail(err)
 		}
 	}
-	log, output, sink, reopen, err := newInstanceLogger(o, c.ErrOrStderr(), report != nil)
+	log, output, sink, reopen, where, err := newInstanceLogger(o, c.ErrOrStderr(), report != nil)
 	if err != nil {
 		return fail(err)
 	}
@@ -399,6 +404,7 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 		Machine:   o.machineConfig(),
 		Log:       log.Named(o.name),
 		Reopen:    reopen,
+		LogTarget: where,
 		Output:    output,
 		Backlog:   sink,
 		Signals:   sigs,

@@ -100,8 +100,18 @@ func printStatus(out io.Writer, o *statusOptions, st *control.Status) error {
 	if o.json {
 		return json.NewEncoder(out).Encode(st)
 	}
-	_, err := fmt.Fprintln(out, describe(st, time.Now()))
+	_, err := fmt.Fprintln(out, withLog(describe(st, time.Now()), st))
 	return err
+}
+
+// withLog adds where the log goes to a status line that has a parenthesis:
+// "lighttpd is running (pid 4242, ..., log /run/respawner/lighttpd.log)".
+// list leaves it out, to keep its lines short.
+func withLog(line string, st *control.Status) string {
+	if st.Log == "" || !strings.HasSuffix(line, ")") {
+		return line
+	}
+	return line[:len(line)-1] + ", log " + st.Log + ")"
 }
 
 // describe is the line a person reads, e.g.
