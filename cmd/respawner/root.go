@@ -53,6 +53,6 @@ Exit codes: 0 success, 1 failure, 2 bad usage, 3 not running, 4 unknown state.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newStartCmd(), newStopCmd(), newStatusCmd(), newListCmd(), newPluginsCmd(), newVersionCmd())
+	root.AddCommand(newStartCmd(), newStopCmd(), newStatusCmd(), newLogsCmd(), newListCmd(), newPluginsCmd(), newVersionCmd())
 	return root
 }
