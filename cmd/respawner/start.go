@@ -87,6 +87,11 @@ SIGTERM or SIGINT to respawner stops the program (SIGTERM to its process group
 and everything it started, SIGKILL after --stop-timeout) and exits 0. SIGHUP
 reopens the log file and never ends supervision.
 
+A daemon logs, with its program's output, to --log-file, else to syslog (tag
+NAME) where /dev/log exists, else to NAME.log in the runtime dir. A log file
+is rotated by size (NAME.log.1 ... NAME.log.N, --log-max-size, --log-max-files)
+and shown by "respawner logs NAME".
+
 Every run of the program gets --user, --group, --chdir, --umask and --limit;
 respawner itself keeps its own (and stays root, so that stop works). Its
 environment is respawner's without RESPAWNER_* and the service manager's

@@ -36,7 +36,7 @@ died while its program still runs (then "respawner start NAME" adopts it).`,
 			return runStatus(c.OutOrStdout(), opts, instanceName(args[0]))
 		},
 	}
-	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON object (name, state, pid, restarts, last_exit, health, since, plugins; user, group, dir, umask, limits when start set them)")
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON object (name, state, pid, restarts, last_exit, health, since, plugins, log; user, group, dir, umask, limits when start set them)")
 	cmd.Flags().StringVar(&opts.runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
 	return cmd
 }
