@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/respawner/respawner/internal/durlog"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/hookwire"
 	"github.com/respawner/respawner/pkg/hooks"
@@ -50,12 +52,12 @@ func newHost(fd int) (*host, error) {
 		return nil, fmt.Errorf("fd %d is not a unix socket", fd)
 	}
 	h := &host{sock: -1, conn: uc}
-	h.log = hclog.New(&hclog.LoggerOptions{
+	h.log = durlog.Wrap(hclog.New(&hclog.LoggerOptions{
 		Name:       "hooks",
 		Level:      hclog.Info, // respawner's level arrives with the configuration
 		JSONFormat: true,
 		Output:     logWriter{h},
-	})
+	}))
 	return h, nil
 }
 

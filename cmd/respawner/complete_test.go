@@ -70,7 +70,7 @@ func TestCompleteInstances(t *testing.T) {
 	}
 
 	want := []string{"adoptme", "web-1"}
-	for _, cmd := range []string{"stop", "status", "restart", "signal"} {
+	for _, cmd := range []string{"stop", "status", "restart", "signal", "logs"} {
 		got, directive := complete(t, dir, cmd, "")
 		if !slices.Equal(got, want) || directive != fmt.Sprintf(":%d", cobra.ShellCompDirectiveNoFileComp) {
 			t.Errorf("__complete %s '': %q %s, want %q :%d (no file names)", cmd, got, directive, want, cobra.ShellCompDirectiveNoFileComp)

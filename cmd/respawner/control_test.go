@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -320,6 +321,55 @@ func TestDaemonLogsToSyslog(t *testing.T) {
 	}
 	respawner(t, dir, "stop", "sl")
 }
+
+// A syslog message's severity is the level the line was logged at, never a
+// guess from its text, and its tag is the instance's name: the program's
+// stdout is info (<30>: facility daemon 3*8 + 6) even when it prints
+// "[ERROR]", its stderr warning (<28>), respawner's own errors err (<27>).
+func TestSyslogSeverityIsTheLevel(t *testing.T) {
+	dir := runtimeDir(t)
+	sock := filepath.Join(t.TempDir(), "log")
+	pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	t.Setenv("RESPAWNER_SYSLOG_SOCKET", sock)
+	prog := script(t, t.TempDir(), "sev.sh", "echo '[ERROR] only text on stdout'\necho 'careful on stderr' >&2\nexit 1")
+	startDaemon(t, dir, "sev", "--start-check", "0", "-t", "0", "-n", "1", prog)
+	got := map[string]string{} // what each line arrived as: its priority and tag
+	want := map[string]string{
+		"sev: [ERROR] only text on stdout":              "<30> sev",
+		"sev: careful on stderr":                        "<28> sev",
+		"respawner.sev: gave up: respawn limit reached": "<27> sev",
+	}
+	buf := make([]byte, 8192)
+	for len(got) < len(want) {
+		pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := pc.Read(buf)
+		if err != nil {
+			t.Fatalf("syslog got %v, then: %v", got, err)
+		}
+		m := syslogMsg.FindStringSubmatch(string(buf[:n]))
+		if m == nil {
+			t.Fatalf("malformed syslog message %q", buf[:n])
+		}
+		for line := range want {
+			if strings.Contains(m[3], line) {
+				got[line] = "<" + m[1] + "> " + m[2]
+			}
+		}
+	}
+	for line, w := range want {
+		if got[line] != w {
+			t.Errorf("%q arrived as %q, want %q", line, got[line], w)
+		}
+	}
+}
+
+// syslogMsg is an RFC 3164 message as respawner sends it to /dev/log:
+// <PRI>Mmm dd hh:mm:ss TAG[PID]: LINE.
+var syslogMsg = regexp.MustCompile(`^<(\d+)>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d (\S+)\[\d+\]: (.*)$`)
 
 // Two starts of one name at the same moment: one wins, the other says why.
 func TestConcurrentStartsOneWins(t *testing.T) {

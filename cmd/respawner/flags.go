@@ -131,3 +131,37 @@ func (s *signalValue) String() string {
 	return strings.TrimPrefix(machine.SignalName(syscall.Signal(*s)), "SIG")
 }
 func (s *signalValue) Type() string { return "signal" }
+
+// sizeValue is a pflag.Value for a size in bytes: a number with an optional
+// K, M or G suffix (powers of 1024, as --limit's), such as 10M or 512K.
+type sizeValue int64
+
+func (v *sizeValue) Set(s string) error {
+	t := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(strings.TrimSpace(s)), "IB"), "B")
+	mult := int64(1)
+	if i := strings.IndexAny(t, "KMG"); i > 0 && i == len(t)-1 {
+		mult = 1 << (10 * (1 + strings.IndexByte("KMG", t[i])))
+		t = t[:i]
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("%q is not a size: want bytes with an optional K, M or G suffix, such as 10M", s)
+	}
+	*v = sizeValue(n * mult)
+	return nil
+}
+
+// String is the size in the largest unit that divides it: 10M, 512K, 100.
+func (v *sizeValue) String() string {
+	n := int64(*v)
+	for _, u := range []struct {
+		suffix string
+		shift  uint
+	}{{"G", 30}, {"M", 20}, {"K", 10}} {
+		if n != 0 && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+func (v *sizeValue) Type() string { return "size" }

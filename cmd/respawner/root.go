@@ -60,6 +60,6 @@ Exit codes: 0 success, 1 failure, 2 bad usage, 3 not running, 4 unknown state.`,
 		}
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newStartCmd(), newStopCmd(), newRestartCmd(), newSignalCmd(), newStatusCmd(), newListCmd(), newPluginsCmd(), newVersionCmd())
+	root.AddCommand(newStartCmd(), newStopCmd(), newRestartCmd(), newSignalCmd(), newStatusCmd(), newLogsCmd(), newListCmd(), newPluginsCmd(), newVersionCmd())
 	return root
 }

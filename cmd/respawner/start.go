@@ -98,6 +98,11 @@ default, to its process group and everything it started, SIGKILL after
 supervision. "respawner restart NAME" stops the program the same way and
 starts it again at once; "respawner signal NAME SIG" sends it any signal.
 
+A daemon logs, with its program's output, to --log-file, else to syslog (tag
+NAME) where /dev/log exists, else to NAME.log in the runtime dir. A log file
+is rotated by size (NAME.log.1 ... NAME.log.N, --log-max-size, --log-max-files)
+and shown by "respawner logs NAME".
+
 Every run of the program gets --user, --group, --chdir, --umask and --limit;
 respawner itself keeps its own (and stays root, so that stop works). Its
 environment is respawner's without RESPAWNER_* and the service manager's
@@ -166,6 +171,8 @@ respawner's), and -p takes a path only with '=' (-p=/run/lighttpd.pid).`,
 	f.Var(&opts.log.level, "log-level", "trace, debug, info, warn or error")
 	f.Var(&opts.log.format, "log-format", "text or json")
 	f.StringVar(&opts.log.file, "log-file", "", "log to this file (reopened on SIGHUP); default: stderr with -D, else syslog, else NAME.log in the runtime dir")
+	f.Var(&opts.log.maxSize, "log-max-size", "rotate NAME.log or --log-file before it grows past `SIZE` (bytes, or with a K, M or G suffix); 0: never")
+	f.IntVar(&opts.log.maxFiles, "log-max-files", defaultLogMaxFiles, "rotated log files kept, `N`: NAME.log.1 (newest) to NAME.log.N; 0: none")
 	cmd.RegisterFlagCompletionFunc("plugin", completePlugins)
 	cmd.RegisterFlagCompletionFunc("plugin-dir", completeDirs)
 	cmd.RegisterFlagCompletionFunc("runtime-dir", completeDirs)
@@ -180,6 +187,9 @@ func (o *startOptions) validate() error {
 	}
 	if o.limit < 0 {
 		return usageErrorf("invalid -n %d: the respawn limit must be 0 (no limit) or more", o.limit)
+	}
+	if o.log.maxFiles < 0 {
+		return usageErrorf("invalid --log-max-files %d: the number of rotated log files to keep must be 0 or more", o.log.maxFiles)
 	}
 	if o.window > 0 && o.limit == 0 {
 		return usageErrorf("--respawn-window needs a limit: give -n N as well")
@@ -427,7 +437,7 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 			return fail(err)
 		}
 	}
-	log, output, sink, reopen, err := newInstanceLogger(o, c.ErrOrStderr(), report != nil)
+	log, output, sink, reopen, where, err := newInstanceLogger(o, c.ErrOrStderr(), report != nil)
 	if err != nil {
 		return fail(err)
 	}
@@ -450,6 +460,7 @@ func supervise(c *cobra.Command, o *startOptions, path string, report *os.File, 
 		Machine:   o.machineConfig(),
 		Log:       log.Named(o.name),
 		Reopen:    reopen,
+		LogTarget: where,
 		Output:    output,
 		Backlog:   sink,
 		Signals:   sigs,

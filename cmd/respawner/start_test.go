@@ -367,3 +367,27 @@ exit 0`, dir))
 		t.Fatal("the daemon survived the stop")
 	}
 }
+
+// --log-format json writes every duration as a string with its unit
+// ("delay":"200ms"), never hclog's integer of nanoseconds: the delay of a
+// restart, the uptime of an exit, the timeout of a stop.
+func TestJSONLogDurationsAreStrings(t *testing.T) {
+	in := startRespawner(t, "-t", "0.2", "--stop-timeout", "3s", "/bin/sleep", "--", "1000")
+	started := in.waitFor("started", 10*time.Second)
+	syscall.Kill(started.int("pid"), syscall.SIGKILL)
+	for _, mk := range [][2]string{{"killed by signal", "uptime"}, {"respawn scheduled", "delay"}} {
+		msg, key := mk[0], mk[1]
+		l := in.waitFor(msg, 10*time.Second)
+		if _, err := time.ParseDuration(l.str(key)); err != nil {
+			t.Errorf("%s: %s is %#v, want a duration string", msg, key, l[key])
+		}
+	}
+	in.waitFor("restarted", 10*time.Second)
+	in.signal(syscall.SIGTERM)
+	if l := in.waitFor("stopping", 10*time.Second); l.str("timeout") != "3s" {
+		t.Errorf("stopping: timeout is %#v, want \"3s\"", l["timeout"])
+	}
+	if code := in.wait(10 * time.Second); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+}

@@ -37,7 +37,7 @@ died while its program still runs (then "respawner start NAME" adopts it).`,
 			return runStatus(c.OutOrStdout(), opts, instanceName(args[0]))
 		},
 	}
-	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON object (name, state, pid, restarts, last_exit, health, since, plugins; user, group, dir, umask, limits when start set them)")
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON object (name, state, pid, restarts, last_exit, health, since, plugins, log; user, group, dir, umask, limits when start set them)")
 	cmd.Flags().StringVar(&opts.runtimeDir, "runtime-dir", control.DefaultDir(), "where instance state lives (env RESPAWNER_RUNTIME_DIR)")
 	cmd.RegisterFlagCompletionFunc("runtime-dir", completeDirs)
 	return cmd
@@ -102,8 +102,18 @@ func printStatus(out io.Writer, o *statusOptions, st *control.Status) error {
 	if o.json {
 		return json.NewEncoder(out).Encode(st)
 	}
-	_, err := fmt.Fprintln(out, describe(st, time.Now()))
+	_, err := fmt.Fprintln(out, withLog(describe(st, time.Now()), st))
 	return err
+}
+
+// withLog adds where the log goes to a status line that has a parenthesis:
+// "lighttpd is running (pid 4242, ..., log /run/respawner/lighttpd.log)".
+// list leaves it out, to keep its lines short.
+func withLog(line string, st *control.Status) string {
+	if st.Log == "" || !strings.HasSuffix(line, ")") {
+		return line
+	}
+	return line[:len(line)-1] + ", log " + st.Log + ")"
 }
 
 // describe is the line a person reads, e.g.

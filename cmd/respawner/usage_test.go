@@ -54,8 +54,8 @@ func TestDurationFlag(t *testing.T) {
 func TestFractionalSeconds(t *testing.T) {
 	in := startRespawner(t, hookArgs("--plugin", "testhook:decision=deny,sleep=5s,timeout=0.5", "-t", "0.5", "-n", "1", "/bin/sh", "--", "-c", "exit 3")...)
 	in.waitFor("exited", 10*time.Second)
-	if l := in.waitFor("respawn scheduled", 5*time.Second); time.Duration(l.int("delay")) != 500*time.Millisecond {
-		t.Errorf("respawn scheduled with delay %v, want 500ms", time.Duration(l.int("delay")))
+	if l := in.waitFor("respawn scheduled", 5*time.Second); l.str("delay") != "500ms" {
+		t.Errorf("respawn scheduled with delay %v, want 500ms", l["delay"])
 	}
 	died := time.Now()
 	in.waitFor("restart-pending failed; counted as allow", 5*time.Second)

@@ -35,6 +35,9 @@ type Status struct {
 	NextRestart  time.Time `json:"next_restart,omitzero"`
 	Reason       string    `json:"reason,omitempty"`
 	LastProbe    string    `json:"last_probe,omitempty"` // result of the last health probe
+	// Where the log goes: the path of its file (NAME.log, --log-file, or
+	// respawner's stderr when that is a file), "syslog", or "stderr".
+	Log string `json:"log,omitempty"`
 	// How each run is set up, when start was told (never the environment's
 	// values, which may hold secrets).
 	User   string            `json:"user,omitempty"`   // --user: the program's user

@@ -11,6 +11,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // DefaultSize is the queue's capacity in bytes: about ten thousand log lines,
@@ -19,12 +21,20 @@ const DefaultSize = 1 << 20
 
 // Sink is an io.Writer that queues each Write (one log line, as hclog writes
 // them) and writes it to the underlying writer from its own goroutine.
+//
+// It is an hclog.LevelWriter too: hclog hands it each line with the line's
+// level. When the underlying writer is one as well (syslog, whose severity
+// is the level), the sink keeps each line's level with it in the queue and
+// passes the lines on one by one with LevelWrite; any other writer gets
+// them in batches, as bytes.
 type Sink struct {
 	w    io.Writer
+	lw   hclog.LevelWriter // w, when it takes levels
 	size int
 
 	mu      sync.Mutex
 	buf     []byte // queued, not yet handed to the writer goroutine
+	marks   []mark // with lw: where each queued line ends, and its level
 	busy    bool   // the writer goroutine holds a batch
 	dropped int    // lines dropped since the last report
 	closed  bool
@@ -34,9 +44,16 @@ type Sink struct {
 	idle    *sync.Cond        // signalled when the queue empties
 }
 
+// mark ends a queued line of a leveled sink: buf[previous end:end].
+type mark struct {
+	end   int
+	level hclog.Level
+}
+
 // New returns a sink in front of w holding at most size bytes.
 func New(w io.Writer, size int) *Sink {
 	s := &Sink{w: w, size: size, wake: make(chan struct{}, 1)}
+	s.lw, _ = w.(hclog.LevelWriter)
 	s.idle = sync.NewCond(&s.mu)
 	go s.run()
 	return s
@@ -54,6 +71,11 @@ func (s *Sink) OnDrop(f func(dropped int)) {
 // Write queues p. It never blocks on the underlying writer: when the queue
 // is full, p is dropped and counted.
 func (s *Sink) Write(p []byte) (int, error) {
+	return s.LevelWrite(hclog.NoLevel, p)
+}
+
+// LevelWrite queues p, a line logged at level (hclog calls it), as Write does.
+func (s *Sink) LevelWrite(level hclog.Level, p []byte) (int, error) {
 	s.mu.Lock()
 	if s.closed || len(s.buf)+len(p) > s.size {
 		s.dropped++
@@ -62,6 +84,9 @@ func (s *Sink) Write(p []byte) (int, error) {
 	}
 	empty := len(s.buf) == 0
 	s.buf = append(s.buf, p...)
+	if s.lw != nil {
+		s.marks = append(s.marks, mark{len(s.buf), level})
+	}
 	held := s.held
 	s.mu.Unlock()
 	if empty && !held {
@@ -123,6 +148,7 @@ func (s *Sink) Dropped() int {
 
 func (s *Sink) run() {
 	var batch []byte
+	var marks []mark
 	for range s.wake {
 		for {
 			s.mu.Lock()
@@ -141,9 +167,19 @@ func (s *Sink) run() {
 				break
 			}
 			batch, s.buf = s.buf, batch[:0]
+			marks, s.marks = s.marks, marks[:0]
 			s.busy = true
 			s.mu.Unlock()
-			s.w.Write(batch) // may block: that is what this goroutine is for
+			// The writes may block: that is what this goroutine is for.
+			if s.lw == nil {
+				s.w.Write(batch)
+				continue
+			}
+			start := 0
+			for _, m := range marks {
+				s.lw.LevelWrite(m.level, batch[start:m.end])
+				start = m.end
+			}
 		}
 	}
 }

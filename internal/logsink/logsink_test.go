@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // A pipe that nobody reads fills up after 64 KiB; writes to the sink must
@@ -99,5 +103,45 @@ func TestHeldSinkWritesOnKick(t *testing.T) {
 	r.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if n, err := r.Read(buf); err != nil || string(buf[:n]) != "one\n" {
 		t.Fatalf("after the kick: %q, %v", buf[:n], err)
+	}
+}
+
+// levelRecorder is a writer that takes levels, as the syslog writer does.
+type levelRecorder struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *levelRecorder) Write(p []byte) (int, error) { return r.LevelWrite(hclog.NoLevel, p) }
+
+func (r *levelRecorder) LevelWrite(level hclog.Level, p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines = append(r.lines, level.String()+" "+string(p))
+	return len(p), nil
+}
+
+// A writer that takes levels gets each line with the level it was logged
+// at, one line a call, although the queue hands lines over in batches.
+func TestLevelsReachALeveledWriter(t *testing.T) {
+	rec := &levelRecorder{}
+	s := New(rec, DefaultSize)
+	s.Hold() // queue everything first, so that one batch holds several lines
+	log := hclog.New(&hclog.LoggerOptions{Output: s, Level: hclog.Trace, DisableTime: true})
+	log.Info("an [ERROR] in an info line")
+	log.Warn("careful")
+	log.Error("broken")
+	log.Debug("detail")
+	if err := s.Flush(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"info [INFO]  an [ERROR] in an info line\n",
+		"warn [WARN]  careful\n",
+		"error [ERROR] broken\n",
+		"debug [DEBUG] detail\n",
+	}
+	if !slices.Equal(rec.lines, want) {
+		t.Fatalf("the writer got\n%q\nwant\n%q", rec.lines, want)
 	}
 }

@@ -316,6 +316,7 @@ func (l *Loop) status() control.Status {
 		Name: l.opt.Name, State: statusState(s), Restarts: s.Restarts,
 		Health: "unknown", Since: s.Since.UTC().Truncate(time.Second), Plugins: l.pluginNames(),
 		Program: l.opt.Path, Args: l.opt.Argv[1:], RespawnerPID: unix.Getpid(),
+		Log: l.opt.LogTarget,
 	}
 	if st.Args == nil {
 		st.Args = []string{}

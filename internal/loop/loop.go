@@ -30,6 +30,9 @@ type Options struct {
 	Log     hclog.Logger
 	// Reopen is called on SIGHUP (logrotate); nil when there is nothing to reopen.
 	Reopen func() error
+	// LogTarget is where the log goes, for status: a file's path,
+	// "syslog" or "stderr".
+	LogTarget string
 	// Output, when set, receives the program's stdout and stderr line by line
 	// (daemon mode); otherwise the program writes to respawner's own 1 and 2.
 	Output hclog.Logger

@@ -138,15 +138,17 @@ func signature(ft reflect.Type, skip int) string {
 // NewLogger returns the logger a plugin should use: JSON lines on stderr,
 // which respawner re-logs under the plugin's name with their level and
 // fields, at the level respawner asks for (LogLevelEnv), info by default.
-// Call it before Serve, which replaces os.Stderr.
+// A time.Duration value is written as a string ("2s"), as respawner writes
+// its own, not as hclog's integer of nanoseconds. Call it before Serve,
+// which replaces os.Stderr.
 func NewLogger() hclog.Logger {
 	level := hclog.LevelFromString(os.Getenv(LogLevelEnv))
 	if level == hclog.NoLevel {
 		level = hclog.Info
 	}
-	return hclog.New(&hclog.LoggerOptions{
+	return durationLogger{hclog.New(&hclog.LoggerOptions{
 		Output:     os.Stderr,
 		Level:      level,
 		JSONFormat: true,
-	})
+	})}
 }
