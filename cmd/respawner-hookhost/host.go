@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/respawner/respawner/internal/durlog"
+	"github.com/respawner/respawner/pkg/hooks/durlog"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/respawner/respawner/internal/hookwire"

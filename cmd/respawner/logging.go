@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/respawner/respawner/internal/durlog"
+	"github.com/respawner/respawner/pkg/hooks/durlog"
 	"github.com/respawner/respawner/internal/logfile"
 	"github.com/respawner/respawner/internal/logsink"
 	"golang.org/x/sys/unix"

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"github.com/respawner/respawner/pkg/hooks/durlog"
 	"google.golang.org/grpc"
 )
 
@@ -146,9 +147,9 @@ func NewLogger() hclog.Logger {
 	if level == hclog.NoLevel {
 		level = hclog.Info
 	}
-	return durationLogger{hclog.New(&hclog.LoggerOptions{
+	return durlog.Wrap(hclog.New(&hclog.LoggerOptions{
 		Output:     os.Stderr,
 		Level:      level,
 		JSONFormat: true,
-	})}
+	}))
 }

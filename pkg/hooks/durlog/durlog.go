@@ -6,8 +6,8 @@
 // here turns every time.Duration among a call's key/value pairs into its
 // String form ("delay":"5s", "uptime":"1.002s") before hclog sees it, so
 // the text format is unchanged and no call site can forget. respawner and
-// respawner-hookhost wrap their loggers; pkg/hooks.NewLogger does the same
-// for plugins (with its own copy: nothing under pkg/ imports internal/).
+// respawner-hookhost wrap their loggers, and hooks.NewLogger a plugin's. It
+// imports hclog alone, so respawner links it without pkg/hooks's gRPC.
 package durlog
 
 import (
