@@ -297,13 +297,7 @@ func TestDaemonLogsProgramOutput(t *testing.T) {
 // With /dev/log present (here: a socket the test owns), a daemon logs to syslog, facility daemon.
 func TestDaemonLogsToSyslog(t *testing.T) {
 	dir := runtimeDir(t)
-	sock := filepath.Join(t.TempDir(), "log")
-	pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	t.Setenv("RESPAWNER_SYSLOG_SOCKET", sock)
+	pc := fakeSyslog(t)
 	startDaemon(t, dir, "sl", "/bin/sleep", "--", "1000")
 	pc.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 4096)
@@ -328,13 +322,7 @@ func TestDaemonLogsToSyslog(t *testing.T) {
 // "[ERROR]", its stderr warning (<28>), respawner's own errors err (<27>).
 func TestSyslogSeverityIsTheLevel(t *testing.T) {
 	dir := runtimeDir(t)
-	sock := filepath.Join(t.TempDir(), "log")
-	pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	t.Setenv("RESPAWNER_SYSLOG_SOCKET", sock)
+	pc := fakeSyslog(t)
 	prog := script(t, t.TempDir(), "sev.sh", "echo '[ERROR] only text on stdout'\necho 'careful on stderr' >&2\nexit 1")
 	startDaemon(t, dir, "sev", "--start-check", "0", "-t", "0", "-n", "1", prog)
 	got := map[string]string{} // what each line arrived as: its priority and tag
@@ -399,13 +387,7 @@ func TestConcurrentStartsOneWins(t *testing.T) {
 // that cannot go out in time are dropped.
 func TestStalledSyslogDoesNotStallTheLoop(t *testing.T) {
 	dir := runtimeDir(t)
-	sock := filepath.Join(t.TempDir(), "log")
-	pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close() // never read: its queue fills after a few hundred lines
-	t.Setenv("RESPAWNER_SYSLOG_SOCKET", sock)
+	fakeSyslog(t) // never read: its queue fills after a few hundred lines
 	startDaemon(t, dir, "loud", "--start-check", "0", "-t", "0", "/bin/false")
 	deadline := time.Now().Add(20 * time.Second)
 	first, _ := statusOf(t, dir, "loud")
@@ -602,4 +584,18 @@ func cpuTicks(t *testing.T, pid int) int {
 	u, _ := strconv.Atoi(f[11])
 	s, _ := strconv.Atoi(f[12])
 	return u + s
+}
+
+// fakeSyslog is a datagram socket standing in for /dev/log: respawner logs
+// to it (RESPAWNER_SYSLOG_SOCKET) for the rest of the test.
+func fakeSyslog(t *testing.T) *net.UnixConn {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "log")
+	pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	t.Setenv("RESPAWNER_SYSLOG_SOCKET", sock)
+	return pc
 }

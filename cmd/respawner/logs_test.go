@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -364,13 +363,7 @@ func TestLogsShowsLastLines(t *testing.T) {
 // with --log-file, logs shows the file.
 func TestLogsWithoutAFile(t *testing.T) {
 	dir := runtimeDir(t)
-	sock := filepath.Join(t.TempDir(), "log")
-	pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	t.Setenv("RESPAWNER_SYSLOG_SOCKET", sock)
+	fakeSyslog(t)
 	startDaemon(t, dir, "sl", "/bin/sleep", "--", "1000")
 	if st, _ := statusOf(t, dir, "sl"); st.Log != "syslog" {
 		t.Errorf("status: log %q, want syslog", st.Log)
