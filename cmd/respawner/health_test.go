@@ -149,14 +149,17 @@ func TestHealthcheckInitialDelay(t *testing.T) {
 	}
 }
 
-// A slow server: every probe is cut at its timeout, and probes never overlap.
+// A slow server: every probe is cut at its timeout, probes never overlap,
+// and they keep a fixed rate: one starts every interval, however long the
+// one before took (a failure is not followed by interval + timeout).
 func TestHealthcheckSlowProbeBoundedNoOverlap(t *testing.T) {
+	const interval, timeout = 400 * time.Millisecond, 300 * time.Millisecond
 	port := freePort(t)
 	rec := filepath.Join(t.TempDir(), "most")
 	in := startHelperServer(t, port, "interval=400ms,timeout=300ms,failures=1000", "200", "slow=2s", "record="+rec)
 	in.waitFor("started", 10*time.Second)
 	var times []time.Time
-	for range 4 {
+	for range 6 {
 		f := in.waitFor("probe failed", 10*time.Second)
 		if !strings.Contains(f.str("result"), "timeout after 300ms") {
 			t.Fatalf("probe result %q, want a timeout after 300ms", f.str("result"))
@@ -164,17 +167,51 @@ func TestHealthcheckSlowProbeBoundedNoOverlap(t *testing.T) {
 		ts, _ := time.Parse(time.RFC3339Nano, f.str("@timestamp"))
 		times = append(times, ts)
 	}
-	for i := 1; i < len(times); i++ {
-		// One interval after each result, plus the timeout of the next probe.
-		if d := times[i].Sub(times[i-1]); d < 650*time.Millisecond {
-			t.Fatalf("probes %s apart, want at least interval + timeout (700ms)", d)
-		}
+	// Five periods: 2s at a fixed rate, 3.5s if each period ran from the
+	// previous result (interval + timeout). Loose bounds, for a busy
+	// machine: a period never starts early, and the average is nearer the
+	// interval than interval + timeout.
+	periods := time.Duration(len(times) - 1)
+	if d := times[len(times)-1].Sub(times[0]); d < periods*interval-50*time.Millisecond || d > periods*(interval+timeout/2) {
+		t.Fatalf("%d probes in %s, want one every %s (a fixed rate), not one every %s (interval after each result):\n%s",
+			periods, d, interval, interval+timeout, in.log())
 	}
 	if most := strings.TrimSpace(readFile(t, rec)); most != "1" {
 		t.Fatalf("the server had %s probes in flight at once", most)
 	}
 	in.signal(syscall.SIGTERM)
 	in.wait(15 * time.Second)
+}
+
+// initial-delay=0 means the first probe at once, as Kubernetes'
+// initialDelaySeconds: 0, not one interval after the start.
+func TestHealthcheckFirstProbeAtOnce(t *testing.T) {
+	port := freePort(t)
+	in := startHelperServer(t, port, "interval=10s,timeout=1s,initial-delay=0", "200")
+	started := in.waitFor("started", 10*time.Second)
+	t0, _ := time.Parse(time.RFC3339Nano, started.str("@timestamp"))
+	timeout := time.After(15 * time.Second)
+	for {
+		var l logLine
+		select {
+		case l = <-in.lines:
+		case <-timeout:
+			t.Fatalf("no probe result 15s after the start:\n%s", in.log())
+		}
+		if l == nil {
+			t.Fatalf("respawner ended:\n%s", in.log())
+		}
+		// The first result: the helper may not listen yet (probe failed),
+		// or it answers (healthy).
+		if m := l.msg(); m == "probe failed" || m == "healthy" {
+			ts, _ := time.Parse(time.RFC3339Nano, l.str("@timestamp"))
+			if d := ts.Sub(t0); d > 3*time.Second {
+				t.Fatalf("first probe result %s after the start, want it at once (interval 10s):\n%s", d, in.log())
+			}
+			break
+		}
+	}
+	in.stopOK()
 }
 
 // Every run starts probing over: with -t 0 a crash and its restart happen in
