@@ -88,12 +88,13 @@ func TestProbeHostStoppedNoAnswer(t *testing.T) {
 			gaveUp = append(gaveUp, ts)
 		}
 	}
-	// Timeout + 1 s = 1.2 s: four periods, the last of which sends the
-	// next probe. Loose bounds.
-	for i := 1; i < len(gaveUp); i++ {
-		if d := gaveUp[i].Sub(gaveUp[i-1]); d < time.Second || d > 3*time.Second {
-			t.Fatalf("probes given up %s apart, want about 1.2s:\n%s", d, in.log())
-		}
+	// Timeout + 1 s = 1.2 s: four periods, the last of which sends the next
+	// probe, so the three are 2.4 s apart on the grid (0.6 s if a probe
+	// were given up every period). Loose bounds, over the whole span: a
+	// loop that is late for one guard (the machine busy) shortens the gap
+	// after it, not the grid.
+	if d := gaveUp[len(gaveUp)-1].Sub(gaveUp[0]); d < 1200*time.Millisecond || d > 6*time.Second {
+		t.Fatalf("3 probes given up within %s, want about 2.4s:\n%s", d, in.log())
 	}
 	if skipped < 2*(len(gaveUp)-1) {
 		t.Fatalf("%d periods skipped while %d probes were out, want 3 each:\n%s", skipped, len(gaveUp), in.log())
