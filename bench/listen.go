@@ -15,7 +15,7 @@ import (
 
 // ---------------------------------------------------------------- listen
 
-// listenResult is part 10: lighttpd -D under respawner -t 0, SIGKILLed
+// listenResult is part 11: lighttpd -D under respawner -t 0, SIGKILLed
 // listenKills times a second apart while listenWorkers clients make
 // requests (a new connection each), once on a socket respawner holds
 // (--listen, lighttpd's server.systemd-socket-activation) and once on the

@@ -19,15 +19,18 @@
 //  9. shim: the -t 0 restart latency without run-environment flags, with
 //     --chdir / and with --umask 022, each of which starts every run
 //     through the exec shim.
-//  10. listen: lighttpd -D with -t 0 SIGKILLed 10 times under a client
+//  10. hung: `respawner start --plugin healthcheck-http lighttpd -- -f CONF`
+//     with the default probe options, lighttpd SIGSTOPped: the time until a
+//     new lighttpd serves, against the documented worst case.
+//  11. listen: lighttpd -D with -t 0 SIGKILLed 10 times under a client
 //     loop, on a socket respawner holds (--listen) and on one lighttpd
 //     binds itself: requests refused, reset and served.
 //
 // Usage: go run ./bench -bin bin/respawner
-// [-only restart,timer,idle,crash,veto,probe,flood,notify,shim,listen] [-samples 200]
+// [-only restart,timer,idle,crash,veto,probe,flood,notify,shim,listen,hung] [-samples 200]
 // [-timer-samples 5] [-idle 60s] [-crash 5s] [-veto-samples 1000]
 // [-probe-idle 60s] [-flood-samples 50] [-notify-samples 300]
-// [-notify-rounds 5] [-shim-rounds 2] [-json]
+// [-notify-rounds 5] [-shim-rounds 2] [-hung-samples 3] [-json]
 //
 // See docs/BENCHMARKS.md for the method and the figures.
 package main
@@ -80,9 +83,10 @@ type config struct {
 	notifySamples int
 	notifyRounds  int
 	shimRounds    int
+	hungSamples   int
 }
 
-var parts = []string{"restart", "timer", "idle", "crash", "veto", "probe", "flood", "notify", "shim", "listen"}
+var parts = []string{"restart", "timer", "idle", "crash", "veto", "probe", "flood", "notify", "shim", "listen", "hung"}
 
 var quiet bool
 
@@ -122,6 +126,7 @@ func run() int {
 	flag.IntVar(&c.notifySamples, "notify-samples", 300, "notify: restart samples per variant (two without plugins, each notifier), spread over the rounds")
 	flag.IntVar(&c.notifyRounds, "notify-rounds", 5, "notify: rounds; each runs every variant once, in a rotating order")
 	flag.IntVar(&c.shimRounds, "shim-rounds", 2, "shim: rounds of -samples restarts with no flags, --chdir / and --umask 022 (the exec shim)")
+	flag.IntVar(&c.hungSamples, "hung-samples", 3, "hung lighttpd: SIGSTOPs, each at another phase of the probe interval (about 17 s each)")
 	flag.BoolVar(&c.jsonOut, "json", false, "print the results as JSON on stdout instead of the table")
 	flag.BoolVar(&quiet, "q", false, "no progress messages on stderr")
 	flag.Parse()
@@ -145,9 +150,9 @@ func run() int {
 		}
 		c.only[p] = true
 	}
-	if c.samples < 1 || c.timerSamples < 1 || c.vetoSamples < 1 || c.notifySamples < 1 || c.notifyRounds < 1 || c.idle <= 0 || c.crash <= 0 || c.probeIdle <= 0 ||
+	if c.samples < 1 || c.timerSamples < 1 || c.hungSamples < 1 || c.vetoSamples < 1 || c.notifySamples < 1 || c.notifyRounds < 1 || c.idle <= 0 || c.crash <= 0 || c.probeIdle <= 0 ||
 		c.timerDelay < 100*time.Millisecond || c.probeInterval < 100*time.Millisecond {
-		fmt.Fprintln(os.Stderr, "bench: -samples, -timer-samples, -veto-samples, -notify-samples and -notify-rounds must be >= 1, -idle, -crash and -probe-idle > 0, -timer-delay and -probe-interval >= 100ms")
+		fmt.Fprintln(os.Stderr, "bench: -samples, -timer-samples, -hung-samples, -veto-samples, -notify-samples and -notify-rounds must be >= 1, -idle, -crash and -probe-idle > 0, -timer-delay and -probe-interval >= 100ms")
 		return 2
 	}
 	bin, err := filepath.Abs(c.bin)
@@ -209,6 +214,7 @@ type report struct {
 	Notify  *notifyResult    `json:"notify,omitempty"`
 	Shim    *shimResult      `json:"shim,omitempty"`
 	Listen  *listenResult    `json:"listen,omitempty"`
+	Hung    *hungResult      `json:"hung,omitempty"`
 	Notes   []string         `json:"notes,omitempty"`
 }
 
@@ -491,6 +497,21 @@ func measure(c *config) (*report, error) {
 		}
 	}
 
+	if c.only["hung"] {
+		progress("hung lighttpd: %d SIGSTOPs with the default probe options (about %s)...\n", c.hungSamples, time.Duration(c.hungSamples)*17*time.Second)
+		r, err := benchHung(c)
+		var skip errSkip
+		switch {
+		case errors.As(err, &skip):
+			rep.Notes = append(rep.Notes, skip.msg)
+		case err != nil:
+			return nil, fmt.Errorf("hung lighttpd: %w", err)
+		default:
+			rep.Hung = r
+			r.rows(add)
+		}
+	}
+
 	rep.Machine.LoadEnd = loadavg()
 	busy := func(part string, pct float64) {
 		if pct >= 20 {
@@ -675,6 +696,9 @@ func (r *report) print(out io.Writer) {
 	}
 	if s := r.Shim; s != nil {
 		s.print(out)
+	}
+	if h := r.Hung; h != nil {
+		h.print(out)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintln(out, "\nnote:", n)

@@ -126,6 +126,17 @@ func isDescendantLeft(p int) bool {
 	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
 }
 
+// interrupted are the cleanups of parts that run respawner in daemon mode,
+// which stopAll runs too.
+var interrupted []func()
+
+// atInterrupt registers f with stopAll.
+func atInterrupt(f func()) {
+	liveMu.Lock()
+	interrupted = append(interrupted, f)
+	liveMu.Unlock()
+}
+
 // stopAll is the cleanup of an interrupted run.
 func stopAll() {
 	liveMu.Lock()
@@ -133,9 +144,13 @@ func stopAll() {
 	for in := range live {
 		all = append(all, in)
 	}
+	fs := interrupted
 	liveMu.Unlock()
 	for _, in := range all {
 		in.stop()
+	}
+	for _, f := range fs {
+		f()
 	}
 }
 

@@ -9,16 +9,22 @@ import (
 )
 
 // prober schedules one plugin's health probe on its own timerfd, as a
-// Kubernetes liveness probe: the first after the initial delay (or one
-// interval), then one interval after each result, so probes never overlap.
-// It probes only while the program runs; the host bounds each probe by the
-// plugin's timeout, and the timer, re-armed as a guard while a probe is out,
-// covers a host that never answers.
+// Kubernetes liveness probe (periodSeconds): the first probe InitialDelay
+// after probing starts (0: at once), then one every Interval, at a fixed rate
+// from the start of each period, whatever each probe took. Probes never
+// overlap: a probe still out when the next period starts makes that period's
+// probe skipped, and the next goes at the following period. It probes only
+// while the program runs; the host bounds each probe by the plugin's
+// timeout, and a guard deadline (Timeout + guardSlack after the probe's
+// period started) covers a host that never answers. One timerfd serves both
+// deadlines: it is armed for whichever comes first.
 type prober struct {
 	plugin   string
 	sched    hookspec.ProbeConfig
 	timer    int       // timerfd, -1 until first armed
 	inflight uint64    // id of the probe out, 0 when none
+	guard    time.Time // with inflight: when to stop waiting for its answer
+	next     time.Time // start of the next period: the next probe is due then
 	active   bool      // the program runs and probing is on
 	run      time.Time // start of the run being probed: a new run starts over
 }
@@ -50,11 +56,10 @@ func (l *Loop) syncProbes() {
 		case running && (!p.active || !p.run.Equal(run)):
 			p.active, p.inflight = true, 0
 			p.run = run
-			first := p.sched.InitialDelay
-			if first <= 0 {
-				first = p.sched.Interval
-			}
-			l.armProbe(p, first)
+			// The grid of periods starts when probing does: for a -p daemon,
+			// when its pidfile has been read, not when its launcher started.
+			p.next = time.Now().Add(max(p.sched.InitialDelay, 0))
+			l.armProbe(p)
 		case !running && p.active:
 			p.active, p.inflight = false, 0
 			if p.timer >= 0 {
@@ -64,7 +69,13 @@ func (l *Loop) syncProbes() {
 	}
 }
 
-func (l *Loop) armProbe(p *prober, d time.Duration) {
+// armProbe arms p's timer for its next deadline: the guard of the probe out,
+// if that comes before the next period, else the next period.
+func (l *Loop) armProbe(p *prober) {
+	at := p.next
+	if p.inflight != 0 && p.guard.Before(at) {
+		at = p.guard
+	}
 	if p.timer < 0 {
 		fd, err := newTimerfd()
 		if err != nil {
@@ -78,33 +89,55 @@ func (l *Loop) armProbe(p *prober, d time.Duration) {
 		}
 		p.timer = fd
 	}
-	if err := armTimerfd(p.timer, d); err != nil {
+	if err := armTimerfd(p.timer, time.Until(at)); err != nil {
 		l.log.Error("probe timer", "plugin", p.plugin, "error", err)
 	}
 }
 
-// probeTimer: time for a probe, or the guard of one that never came back.
+// probeTimer: the guard of a probe that never came back, the start of a
+// period, or both.
 func (l *Loop) probeTimer(p *prober) {
 	if !p.active {
 		return
 	}
-	if p.inflight != 0 {
+	now := time.Now()
+	if p.inflight != 0 && !now.Before(p.guard) {
 		p.inflight = 0
 		l.probeResult(p, hookspec.ProbeResult{Reason: "no answer from the hook host"}, true)
+		if !p.active {
+			return
+		}
+	}
+	if now.Before(p.next) {
+		l.armProbe(p) // the guard fired before the period
 		return
 	}
-	if l.host.sock < 0 {
+	// The period that starts now (or started a moment ago: the loop was
+	// busy), and the start of the one after it. Periods that went by
+	// unseen, the machine suspended, say, are skipped, not made up for.
+	due := p.next
+	if late := now.Sub(due); late >= p.sched.Interval {
+		due = due.Add(late / p.sched.Interval * p.sched.Interval)
+	}
+	p.next = due.Add(p.sched.Interval)
+	switch {
+	case p.inflight != 0:
+		// Never two probes at once: this period's probe is skipped.
+		l.log.Debug("probe skipped: the previous one has not answered yet", "plugin", p.plugin)
+	case l.host.sock < 0:
 		l.probeResult(p, hookspec.ProbeResult{Reason: "hook host not running"}, true)
-		return
+	default:
+		l.host.nextID++
+		p.inflight = l.host.nextID
+		p.guard = due.Add(p.sched.Timeout + guardSlack)
+		if err := l.hostSend(hookwire.Msg{T: hookwire.TProbe, ID: p.inflight, Plugin: p.plugin}); err != nil {
+			p.inflight = 0
+			l.probeResult(p, hookspec.ProbeResult{Reason: "probe not delivered: " + err.Error()}, true)
+		}
 	}
-	l.host.nextID++
-	p.inflight = l.host.nextID
-	if err := l.hostSend(hookwire.Msg{T: hookwire.TProbe, ID: p.inflight, Plugin: p.plugin}); err != nil {
-		p.inflight = 0
-		l.probeResult(p, hookspec.ProbeResult{Reason: "probe not delivered: " + err.Error()}, true)
-		return
+	if p.active {
+		l.armProbe(p)
 	}
-	l.armProbe(p, p.sched.Timeout+guardSlack)
 }
 
 // probed: the host's answer to a probe.
@@ -144,7 +177,7 @@ func (l *Loop) probeResult(p *prober, r hookspec.ProbeResult, unknown bool) {
 		}
 	}
 	if p.active {
-		l.armProbe(p, p.sched.Interval)
+		l.armProbe(p) // the next period; no longer the guard
 	}
 }
 

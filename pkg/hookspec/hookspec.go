@@ -191,13 +191,15 @@ type ProbeResult struct {
 
 // ProbeConfig is a probe's schedule, as a Kubernetes liveness probe's. A
 // probe plugin returns it through ProbeConfigurer; respawner runs the probe on
-// its own timer, counts consecutive results and restarts the program once
-// FailureThreshold probes in a row have failed. In JSON the durations are
-// whole milliseconds: interval_ms, timeout_ms, initial_delay_ms.
+// its own timer, at a fixed rate, counts consecutive results and restarts the
+// program once FailureThreshold probes in a row have failed: at the latest
+// max(InitialDelay, Interval) + (FailureThreshold-1)*Interval + Timeout after
+// it stops answering. In JSON the durations are whole milliseconds:
+// interval_ms, timeout_ms, initial_delay_ms.
 type ProbeConfig struct {
-	Interval         time.Duration `json:"interval_ms"`       // time between probes
+	Interval         time.Duration `json:"interval_ms"`       // from the start of one probe to the next's (periodSeconds)
 	Timeout          time.Duration `json:"timeout_ms"`        // deadline of one probe; a probe past it fails
-	InitialDelay     time.Duration `json:"initial_delay_ms"`  // wait after each start before the first probe
+	InitialDelay     time.Duration `json:"initial_delay_ms"`  // wait after each start before the first probe; 0: at once
 	FailureThreshold int           `json:"failure_threshold"` // consecutive failures that make the program unhealthy
 	SuccessThreshold int           `json:"success_threshold"` // consecutive successes that make it healthy again
 }

@@ -28,12 +28,24 @@ const (
 	maxBody = 64 << 10
 )
 
-// defaultSchedule is the probe schedule when no option changes it. The 2s
-// timeout is a loaded server's slow answer, not a dead one's.
+// defaultSchedule is the probe schedule when no option changes it, chosen so
+// that a hung server is replaced well within 30 s without a loaded machine's
+// slow answers getting it restarted (README: "How long until a hung server
+// is replaced"):
+//   - a probe every 3 s, at a fixed rate: three failures in a row are found
+//     8 to 11 s after the server hangs, at most
+//     max(initial-delay, interval) + (failures-1) x interval + timeout;
+//   - a 2 s timeout: a loaded server's slow answer, not a dead one's (a
+//     lighttpd on localhost answers in about a millisecond), and a second
+//     to spare before the next probe is due;
+//   - three failures in a row: one or two slow answers are no reason to
+//     kill a server;
+//   - the first probe 1 s after the start: a probe at once would find a
+//     daemon that has not bound its port yet, and log a failure each start.
 var defaultSchedule = hooks.ProbeConfig{
-	Interval:         10 * time.Second,
+	Interval:         3 * time.Second,
 	Timeout:          2 * time.Second,
-	InitialDelay:     0,
+	InitialDelay:     time.Second,
 	FailureThreshold: 3,
 	SuccessThreshold: 1,
 }

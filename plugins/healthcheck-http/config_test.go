@@ -29,7 +29,7 @@ func TestConfigDefaults(t *testing.T) {
 		method:   "GET",
 		header:   http.Header{},
 		expect:   statusSet{{200, 499}},
-		schedule: hooks.ProbeConfig{Interval: 10 * time.Second, Timeout: 2 * time.Second, FailureThreshold: 3, SuccessThreshold: 1},
+		schedule: hooks.ProbeConfig{Interval: 3 * time.Second, Timeout: 2 * time.Second, InitialDelay: time.Second, FailureThreshold: 3, SuccessThreshold: 1},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", c, want)

@@ -1,9 +1,10 @@
 // Command respawner-plugin-healthcheck-http is respawner's HTTP liveness
 // probe: a hook plugin (hooks.Prober) that sends one HTTP request per probe
 // and calls the program alive when the server answers with an expected
-// status. respawner owns the schedule: it runs the probe every interval and
-// restarts the program after failures probes in a row have failed, as a
-// Kubernetes liveness probe does.
+// status. respawner owns the schedule: it runs the probe every interval, at a
+// fixed rate, and restarts the program after failures probes in a row have
+// failed, as a Kubernetes liveness probe does. With the defaults a hung
+// server is found within interval + (failures-1)*interval + timeout = 11 s.
 //
 //	respawner start --plugin healthcheck-http lighttpd -- -f /etc/lighttpd/lighttpd.conf
 //	respawner start --plugin 'healthcheck-http:url=http://127.0.0.1:8080/healthz,expect-status=200' ./server
@@ -16,9 +17,9 @@
 //	expect-status=LIST  codes, ranges and classes: 200 | 200-399 | 200,204,301-302 | 2xx
 //	                                                                  200-499
 //	tls-verify=BOOL     verify the https server's certificate         false
-//	interval=DUR        time between probes                           10s
+//	interval=DUR        time from one probe's start to the next's     3s
 //	timeout=DUR         deadline of one probe; less than interval     2s
-//	initial-delay=DUR   wait after each start before the first probe  0s
+//	initial-delay=DUR   wait after each start before the first probe  1s
 //	failures=N          failed probes in a row that mean unhealthy    3
 //	successes=N         passed probes in a row that mean healthy      1
 //

@@ -135,7 +135,7 @@ func TestProbeConnectionRefused(t *testing.T) {
 // TestProbeNoSuchHost needs a resolver that answers NXDOMAIN for .invalid
 // (RFC 6761); describe's own test covers the mapping without one.
 func TestProbeNoSuchHost(t *testing.T) {
-	r := probe(t, newChecker(t, "url", "http://respawner-probe.invalid/", "timeout", "3s"))
+	r := probe(t, newChecker(t, "url", "http://respawner-probe.invalid/", "timeout", "3s", "interval", "10s"))
 	if r.Healthy {
 		t.Fatalf("probe = %+v, want unhealthy", r)
 	}
@@ -176,7 +176,7 @@ func TestProbeTimeout(t *testing.T) {
 // TestProbeCallDeadline: respawner's deadline on the call wins when it is
 // shorter than the probe's timeout.
 func TestProbeCallDeadline(t *testing.T) {
-	c := newChecker(t, "url", hangServer(t)+"/", "timeout", "5s")
+	c := newChecker(t, "url", hangServer(t)+"/", "timeout", "5s", "interval", "10s")
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
