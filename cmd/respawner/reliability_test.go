@@ -447,3 +447,31 @@ func TestReopenWithBlockedLogDoesNotStall(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGHUP)
 	waitRestarts(500)
 }
+
+// TestDaemonizingWithSlowMiddleProcess: a program that daemonizes as
+// lighttpd does (its launcher waits for the daemon's word, the middle
+// process of the double fork exits on its own), where the middle process
+// is still there when the launcher exits: it is followed, and when it
+// exits cleanly the daemon it leaves is followed in turn. Before, the
+// middle process's clean exit ended supervision and killed the daemon
+// (seen on a loaded machine with lighttpd, once in a dozen restarts).
+func TestDaemonizingWithSlowMiddleProcess(t *testing.T) {
+	tmp := t.TempDir()
+	fifo, daemon := filepath.Join(tmp, "ready"), filepath.Join(tmp, "daemon")
+	prog := script(t, tmp, "dbl.sh", fmt.Sprintf(`rm -f %[1]s; mkfifo %[1]s
+( exec setsid sh -c '( exec sleep 1000 ) & echo $! > %[2]s; echo ready > %[1]s; sleep 0.5; exit 0' ) &
+read word < %[1]s
+exit 0`, fifo, daemon))
+	in := startRespawner(t, "-t", "0.2", prog)
+	first := in.waitFor("following daemon", 10*time.Second).int("pid")
+	d, _ := strconv.Atoi(waitFile(t, daemon, 10*time.Second))
+	if got := in.waitFor("following daemon", 10*time.Second).int("pid"); got != d || got == first {
+		t.Fatalf("followed %d then %d; want the middle process, then the daemon %d", first, got, d)
+	}
+	if !alive(d) {
+		t.Fatal("the daemon was killed")
+	}
+	syscall.Kill(d, syscall.SIGKILL)
+	in.waitFor("restarted", 10*time.Second)
+	in.stopOK()
+}

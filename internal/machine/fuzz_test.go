@@ -185,9 +185,22 @@ type fuzzHarness struct {
 	status   string     // the run's STATUS= text
 	wd       refWatchdog
 	// an operator's restart under way (RestartRequested until RestartDone)
-	rsPending    bool // owed its answer
-	rsStopping   bool // the old run is being stopped for it
-	rsConfirming bool // its new run is up, under the start check
+	rsPending    bool      // owed its answer
+	rsStopping   bool      // the old run is being stopped for it
+	rsConfirming bool      // its new run is up, under the start check
+	handedAt     time.Time // the watched process was followed as the one its launcher left, then
+}
+
+// handover is the reference's daemonizing rule: a clean exit leaving exactly
+// one process hands over to it, when the process was not followed, or was
+// itself followed as such less than 5 s ago (a middle process of a double
+// fork still alone with the daemon).
+func (h *fuzzHarness) handover(snap Snapshot, clean bool, leftovers []int) []Action {
+	if !clean || len(leftovers) != 1 || snap.Following && (h.handedAt.IsZero() || h.now.Sub(h.handedAt) >= 5*time.Second) {
+		return nil
+	}
+	h.handedAt = h.now
+	return []Action{Follow{PID: leftovers[0]}}
 }
 
 // refWatchdog is the reference model of a run's watchdog.
@@ -862,7 +875,7 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 			return nil, nil
 		}
 		h.runStart = h.now
-		h.saidReady, h.status, h.namedMain = false, "", false
+		h.saidReady, h.status, h.namedMain, h.handedAt = false, "", false, time.Time{}
 		h.wd = refWatchdog{period: h.cfg.Watchdog}
 		var acts []Action
 		timer := true
@@ -920,8 +933,8 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 		case s == Starting && snap.Unready:
 			// Before READY=1: a launcher that daemonized is followed (its
 			// daemon may say it); any other exit fails the run, even a clean one.
-			if !snap.Following && clean && len(ev.Leftovers) == 1 {
-				return []Action{Follow{PID: ev.Leftovers[0]}}, nil
+			if f := h.handover(snap, clean, ev.Leftovers); f != nil {
+				return f, nil
 			}
 			h.lastExit = &st
 			o := refOutcome{exit: true, code: 1}
@@ -931,7 +944,7 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 			return endRun(o, ev.Leftovers, DisarmTimer{ID: StartTimer}), nil
 		case s != Running:
 			return nil, nil
-		case !snap.Following && !h.cfg.Pidfile && clean && len(ev.Leftovers) == 1:
+		case !h.cfg.Pidfile && h.handover(snap, clean, ev.Leftovers) != nil:
 			return []Action{Follow{PID: ev.Leftovers[0]}}, nil
 		}
 		h.lastExit = &st
@@ -1079,7 +1092,7 @@ func (h *fuzzHarness) expect(s State, snap Snapshot, ev Event) (want, alt []Acti
 		if ev.PID <= 0 || ev.PID == snap.PID || !(s == Running || s == Starting && snap.Unready) {
 			return nil, nil
 		}
-		h.namedMain = true
+		h.namedMain, h.handedAt = true, time.Time{}
 		return []Action{Follow{PID: ev.PID}}, nil
 	case WatchdogPinged:
 		if h.wd.on {

@@ -367,6 +367,31 @@ type run struct {
 	pid       int       // the launcher, or the daemon it left; 0 when none
 	started   time.Time // when the run started
 	following bool      // pid is a daemon followed after its launcher exited (or adopted)
+	handedAt  time.Time // when pid was followed as the one process its launcher left (zero otherwise)
+}
+
+// daemonHandover is how soon after it was followed a process that exits
+// cleanly leaving exactly one process is taken for a step of the same
+// daemonizing, and that one followed in turn. lighttpd's launcher exits
+// once its daemon is ready, which its middle process (setsid, fork, exit)
+// has usually left already; on a loaded machine it may still be there,
+// alone with the daemon as its child, and be followed instead.
+const daemonHandover = 5 * time.Second
+
+// handover reports whether the watched process, ending cleanly with one
+// process left, has handed over to it: a launcher that daemonized, or a
+// step of its daemonizing that was followed a moment ago.
+func (m *Machine) handover(now time.Time, st ExitStatus, leftovers []int) bool {
+	if !m.cfg.Clean(st) || len(leftovers) != 1 {
+		return false
+	}
+	return !m.run.following || !m.run.handedAt.IsZero() && now.Sub(m.run.handedAt) < daemonHandover
+}
+
+// followHandover makes the one process a launcher left the watched one.
+func (m *Machine) followHandover(now time.Time, pid int) []Action {
+	m.run.pid, m.run.following, m.run.handedAt = pid, true, now
+	return []Action{Follow{PID: pid}}
 }
 
 // start is what a run waits for before it counts as started.
@@ -722,7 +747,7 @@ func (m *Machine) apply(now time.Time, v Verdict) []Action {
 }
 
 func (m *Machine) runStarted(now time.Time, pid int) []Action {
-	m.run.pid, m.run.started, m.run.following = pid, now, false
+	m.run = run{pid: pid, started: now}
 	m.resetProbes()
 	m.status = ""
 	m.wd = watchdog{period: m.cfg.Watchdog}
@@ -872,11 +897,10 @@ func (m *Machine) decideExit(now time.Time, ev Exited) []Action {
 		return m.exitedUnready(now, ev)
 	case m.state != Running:
 		return nil
-	case !m.run.following && !m.cfg.Pidfile && m.cfg.Clean(st) && len(ev.Leftovers) == 1:
+	case !m.cfg.Pidfile && m.handover(now, st, ev.Leftovers):
 		// A launcher that exits cleanly leaving exactly one process behind has
 		// daemonized: follow the daemon (systemd's GuessMainPID).
-		m.run.pid, m.run.following = ev.Leftovers[0], true
-		return []Action{Follow{PID: m.run.pid}}
+		return m.followHandover(now, ev.Leftovers[0])
 	}
 	m.lastExit = &st
 	m.run.pid = 0

@@ -180,7 +180,7 @@ func (m *Machine) mainPID(pid int) []Action {
 	if pid <= 0 || pid == m.run.pid || !(m.state == Running || m.state == Starting && m.start.unready) {
 		return nil // nothing to follow, or the pidfile names the daemon
 	}
-	m.run.pid, m.run.following = pid, true
+	m.run.pid, m.run.following, m.run.handedAt = pid, true, time.Time{}
 	return []Action{Follow{PID: pid}}
 }
 
@@ -190,9 +190,8 @@ func (m *Machine) mainPID(pid int) []Action {
 // run.
 func (m *Machine) exitedUnready(now time.Time, ev Exited) []Action {
 	st := ev.Status
-	if !m.run.following && m.cfg.Clean(st) && len(ev.Leftovers) == 1 {
-		m.run.pid, m.run.following = ev.Leftovers[0], true
-		return []Action{Follow{PID: m.run.pid}}
+	if m.handover(now, st, ev.Leftovers) {
+		return m.followHandover(now, ev.Leftovers[0])
 	}
 	m.start.unready = false
 	m.lastExit = &st

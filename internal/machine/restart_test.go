@@ -192,3 +192,31 @@ func TestParseSignal(t *testing.T) {
 		t.Errorf("SignalNames() = %v", names)
 	}
 }
+
+// TestFollowDaemonHandover: a launcher that exits cleanly leaving one
+// process hands over to it; so does that process when it exits cleanly
+// within daemonHandover of being followed, leaving one (lighttpd's middle
+// process, still there when its launcher exits on a loaded machine); later,
+// a clean exit is the end of the run as ever.
+func TestFollowDaemonHandover(t *testing.T) {
+	left := func(pid int) Exited { return Exited{Status: ExitStatus{Code: 0}, Leftovers: []int{pid}} }
+	m, got := drive(t, base(), tev{0, Started{PID: 42}}, tev{time.Second, left(43)})
+	if want := []Action{Follow{PID: 43}}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("launcher exits: %s", fmtActs(got))
+	}
+	if got := q(m.Step(at(1100*time.Millisecond), left(44))); !reflect.DeepEqual(got, []Action{Follow{PID: 44}}) {
+		t.Fatalf("middle process exits 100ms later: %s, want Follow 44", fmtActs(got))
+	}
+	if s := m.Snapshot(); s.State != Running || s.PID != 44 || !s.Following {
+		t.Fatalf("after the handover: %+v", s)
+	}
+	if got := norm(q(m.Step(at(20*time.Second), left(45)))); !reflect.DeepEqual(got, []Action{SignalTree{Sig: syscall.SIGTERM}, ArmTimer{ID: KillTimer, After: 10 * time.Second}, CollectTree{}}) {
+		t.Errorf("the daemon exits cleanly 19 s on, leaving one: %s, want the end of the run (its leftover terminated)", fmtActs(got))
+	}
+	// Not after adoption, nor for a process the program named (MAINPID=).
+	m = NewMachine(base())
+	m.Adopt(t0, 42, t0)
+	if got := q(m.Step(at(time.Second), Exited{Status: ExitStatus{Code: 0}, Leftovers: []int{43}})); len(got) > 0 && reflect.DeepEqual(got[0], Follow{PID: 43}) {
+		t.Errorf("an adopted program's exit was taken for a handover: %s", fmtActs(got))
+	}
+}
