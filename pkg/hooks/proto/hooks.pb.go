@@ -559,9 +559,9 @@ func (x *ConfigureResponse) GetProbe() *ProbeConfig {
 // ProbeConfig is a probe's schedule, as a Kubernetes liveness probe's.
 type ProbeConfig struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
-	IntervalNanos     int64                  `protobuf:"varint,1,opt,name=interval_nanos,json=intervalNanos,proto3" json:"interval_nanos,omitempty"`               // time between probes (periodSeconds)
+	IntervalNanos     int64                  `protobuf:"varint,1,opt,name=interval_nanos,json=intervalNanos,proto3" json:"interval_nanos,omitempty"`               // period: probes start this far apart (periodSeconds)
 	TimeoutNanos      int64                  `protobuf:"varint,2,opt,name=timeout_nanos,json=timeoutNanos,proto3" json:"timeout_nanos,omitempty"`                  // deadline of one probe (timeoutSeconds)
-	InitialDelayNanos int64                  `protobuf:"varint,3,opt,name=initial_delay_nanos,json=initialDelayNanos,proto3" json:"initial_delay_nanos,omitempty"` // wait after each start (initialDelaySeconds)
+	InitialDelayNanos int64                  `protobuf:"varint,3,opt,name=initial_delay_nanos,json=initialDelayNanos,proto3" json:"initial_delay_nanos,omitempty"` // the first probe, this long after each start (initialDelaySeconds; 0: at once)
 	FailureThreshold  int32                  `protobuf:"varint,4,opt,name=failure_threshold,json=failureThreshold,proto3" json:"failure_threshold,omitempty"`      // consecutive failures that make it unhealthy
 	SuccessThreshold  int32                  `protobuf:"varint,5,opt,name=success_threshold,json=successThreshold,proto3" json:"success_threshold,omitempty"`      // consecutive successes that make it healthy again
 	unknownFields     protoimpl.UnknownFields
