@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/respawner/respawner/pkg/hooks/durlog"
 	"github.com/respawner/respawner/internal/logfile"
 	"github.com/respawner/respawner/internal/logsink"
+	"github.com/respawner/respawner/pkg/hooks/durlog"
 	"golang.org/x/sys/unix"
 )
 
