@@ -1,7 +1,8 @@
 # respawner — see README.md. Every target works on a fresh Debian 12 machine with Go 1.26.
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN     := bin
 
 .PHONY: all build install completions demo test race vet lint fuzz soak bench proto clean

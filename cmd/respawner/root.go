@@ -9,8 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-var version = "dev" // set with -ldflags "-X main.version=..."
-
 // run executes the command line args and returns the process exit code.
 func run(args []string) int {
 	return runWith(args, os.Stdout, os.Stderr)
@@ -52,6 +50,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage, 3 not running, 4 unknown state.`,
 		SilenceUsage:  true,
 		Version:       version,
 	}
+	root.SetVersionTemplate(versionLine() + "\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		if c.Name() == "start" {
 			if hint := startFlagHint(c, args, err); hint != "" {
