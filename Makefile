@@ -5,7 +5,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN     := bin
 
-.PHONY: all build install completions demo test race vet lint fuzz soak bench proto clean
+.PHONY: all build install completions man demo test race vet lint fuzz soak bench proto clean
 
 all: build
 
@@ -50,6 +50,15 @@ completions: build
 	$(BIN)/respawner completion zsh >$(BIN)/completion/_respawner
 	$(BIN)/respawner completion fish >$(BIN)/completion/respawner.fish
 
+# The man pages, respawner.1, respawner-start.1, ..., into $(BIN)/man,
+# generated from the command tree itself (cmd/respawner/man.go, compiled in
+# only with -tags mangen), dated by the commit for the same pages at every
+# build.
+man:
+	@mkdir -p $(BIN)/man
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
+		CGO_ENABLED=0 $(GO) run -tags mangen -ldflags '$(LDFLAGS)' ./cmd/respawner man $(BIN)/man
+
 # The main job: supervise a real program in the foreground, kill it once, watch
 # the restart, then stop cleanly.
 demo: build
@@ -57,6 +66,7 @@ demo: build
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags mangen ./cmd/respawner
 
 lint: vet
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }

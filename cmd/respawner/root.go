@@ -35,6 +35,11 @@ func runWith(args []string, stdout, stderr io.Writer) int {
 	return int(code)
 }
 
+// buildOnlyCommands are hidden commands of build tools, compiled in only with
+// a build tag (man.go: -tags mangen), so that the shipped binary does not
+// carry them.
+var buildOnlyCommands []func() *cobra.Command
+
 // newRootCmd builds the command tree for the command line args (after the
 // binary's name), which a flag error may quote back rearranged.
 func newRootCmd(args []string) *cobra.Command {
@@ -60,5 +65,8 @@ Exit codes: 0 success, 1 failure, 2 bad usage, 3 not running, 4 unknown state.`,
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
 	root.AddCommand(newStartCmd(), newStopCmd(), newRestartCmd(), newSignalCmd(), newStatusCmd(), newListCmd(), newPluginsCmd(), newVersionCmd())
+	for _, c := range buildOnlyCommands {
+		root.AddCommand(c())
+	}
 	return root
 }
