@@ -1,10 +1,12 @@
 # respawner — see README.md. Every target works on a fresh Debian 12 machine with Go 1.26.
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w -X main.version=$(VERSION)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN     := bin
+DIST    ?= dist
 
-.PHONY: all build install completions demo test race vet lint fuzz soak bench proto clean
+.PHONY: all build install completions man deb demo test race vet lint fuzz soak bench proto clean
 
 all: build
 
@@ -49,6 +51,24 @@ completions: build
 	$(BIN)/respawner completion zsh >$(BIN)/completion/_respawner
 	$(BIN)/respawner completion fish >$(BIN)/completion/respawner.fish
 
+# The man pages, respawner.1, respawner-start.1, ..., into $(BIN)/man,
+# generated from the command tree itself (cmd/respawner/man.go, compiled in
+# only with -tags mangen), dated by the commit for the same pages at every
+# build.
+man:
+	@mkdir -p $(BIN)/man
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
+		CGO_ENABLED=0 $(GO) run -tags mangen -ldflags '$(LDFLAGS)' ./cmd/respawner man $(BIN)/man
+
+# The Debian package, $(DIST)/respawner_VERSION_ARCH.deb, from what build,
+# completions and man made: packaging/mkdeb lays it out (the table of where
+# each file goes is there) and dpkg-deb writes it. The version is git
+# describe's in Debian form.
+deb: build completions man
+	$(GO) run ./packaging/mkdeb -bin $(BIN) -out $(DIST) -arch $$($(GO) env GOARCH) \
+		-version '$(VERSION)' -commits $$(git rev-list --count HEAD) \
+		-date $$(git log -1 --format=%ct)
+
 # The main job: supervise a real program in the foreground, kill it once, watch
 # the restart, then stop cleanly.
 demo: build
@@ -56,6 +76,7 @@ demo: build
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags mangen ./cmd/respawner
 
 lint: vet
 	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }
@@ -103,4 +124,4 @@ bench: build
 	$(GO) test -run '^$$' -bench 'RoundTrip' -benchtime 20000x ./pkg/hooks
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(DIST)

@@ -9,8 +9,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-var version = "dev" // set with -ldflags "-X main.version=..."
-
 // run executes the command line args and returns the process exit code.
 func run(args []string) int {
 	return runWith(args, os.Stdout, os.Stderr)
@@ -37,6 +35,11 @@ func runWith(args []string, stdout, stderr io.Writer) int {
 	return int(code)
 }
 
+// buildOnlyCommands are hidden commands of build tools, compiled in only with
+// a build tag (man.go: -tags mangen), so that the shipped binary does not
+// carry them.
+var buildOnlyCommands []func() *cobra.Command
+
 // newRootCmd builds the command tree for the command line args (after the
 // binary's name), which a flag error may quote back rearranged.
 func newRootCmd(args []string) *cobra.Command {
@@ -52,6 +55,7 @@ Exit codes: 0 success, 1 failure, 2 bad usage, 3 not running, 4 unknown state.`,
 		SilenceUsage:  true,
 		Version:       version,
 	}
+	root.SetVersionTemplate(versionLine() + "\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		if c.Name() == "start" {
 			if hint := startFlagHint(c, args, err); hint != "" {
@@ -61,5 +65,8 @@ Exit codes: 0 success, 1 failure, 2 bad usage, 3 not running, 4 unknown state.`,
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
 	root.AddCommand(newStartCmd(), newStopCmd(), newRestartCmd(), newSignalCmd(), newStatusCmd(), newLogsCmd(), newListCmd(), newPluginsCmd(), newVersionCmd())
+	for _, c := range buildOnlyCommands {
+		root.AddCommand(c())
+	}
 	return root
 }
