@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -570,9 +571,12 @@ const hostBinary = "respawner-hookhost"
 // beside the plugins), else in /usr/lib/respawner.
 func hostPath() (string, error) {
 	exe := exeDir()
-	dirs := []string{"/usr/lib/respawner"}
+	var dirs []string
 	if exe != "" {
-		dirs = []string{exe, filepath.Join(exe, "..", "lib", "respawner"), "/usr/lib/respawner"}
+		dirs = []string{exe, filepath.Clean(filepath.Join(exe, "..", "lib", "respawner"))}
+	}
+	if !slices.Contains(dirs, "/usr/lib/respawner") { // /usr/bin's ../lib/respawner is it already
+		dirs = append(dirs, "/usr/lib/respawner")
 	}
 	for _, d := range dirs {
 		p := filepath.Join(d, hostBinary)
