@@ -249,6 +249,37 @@ func TestPID1ExitCodes(t *testing.T) {
 	}
 }
 
+// As PID 1 a daemonizing start would return once its program is up, and
+// the kernel would kill the namespace with it: start says to give -D (exit
+// 2) and starts nothing. And a /proc of another PID namespace (unshare
+// --pid without --mount-proc), where respawner would look for its orphans
+// among the host's processes and never reap them, is refused (exit 1).
+func TestPID1Refusals(t *testing.T) {
+	needUnshare(t)
+	t.Run("daemon mode", func(t *testing.T) {
+		dir := runtimeDir(t)
+		argv := append(append([]string{}, pid1Argv...), respawnerBin, "start", "/bin/sleep", "--", "1000")
+		r := runCmd(t, exec.Command(argv[0], argv[1:]...), dir, 20*time.Second)
+		if r.code != 2 || !strings.Contains(r.stderr, "give -D") || strings.Count(r.stderr, "\n") != 1 {
+			t.Fatalf("exit %d, stderr %q; want 2 and one line that says to give -D", r.code, r.stderr)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Fatalf("start left %v in the runtime dir", ents)
+		}
+	})
+	t.Run("foreign /proc", func(t *testing.T) {
+		dir := runtimeDir(t)
+		cmd := exec.Command("unshare", "--pid", "--fork", "--kill-child", respawnerBin, "start", "-D", "/bin/sleep", "--", "1000")
+		r := runCmd(t, cmd, dir, 10*time.Second)
+		if r.code != 1 || !strings.Contains(r.stderr, "/proc belongs to another PID namespace") || !strings.Contains(r.stderr, "--mount-proc") {
+			t.Fatalf("exit %d, stderr %q; want 1 and why", r.code, r.stderr)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "sleep.pid")); err == nil {
+			t.Fatal("start took the instance's lock before refusing")
+		}
+	})
+}
+
 // Hook plugins under PID 1: the hook host stays the subreaper of its
 // plugins' orphans and reaps them itself, go-plugin still collects the
 // exit of a plugin it started (a killed plugin is restarted), the plugin
