@@ -234,6 +234,12 @@ func (o *startOptions) validate() error {
 		}
 		o.listenSpecs = append(o.listenSpecs, sp)
 	}
+	if !o.foreground && os.Getpid() == 1 {
+		// A container's entrypoint: a daemonizing start exits once its
+		// program is up, and the kernel kills every process of a PID
+		// namespace whose init exits, the program and respawner included.
+		return usageErrorf("start without -D as pid 1 (a container's entrypoint): start would return once the program is up, and the kernel ends every process of the PID namespace when its pid 1 exits; give -D")
+	}
 	if o.pidfile != "" {
 		abs, err := filepath.Abs(o.pidfile)
 		if err != nil {
@@ -326,6 +332,9 @@ func runStart(c *cobra.Command, o *startOptions) error {
 			sendReport(report, err)
 		}
 		return err
+	}
+	if err := loop.CheckProc(); err != nil {
+		return fail(err)
 	}
 	if err := checkPidfileOwner(o.pidfile); err != nil {
 		return fail(err)

@@ -359,12 +359,17 @@ func (d *Dir) QueryStatus(name string, timeout time.Duration) (*Status, error) {
 // Stop asks the instance to stop and waits up to timeout until the program
 // and respawner itself are gone.
 func (d *Dir) Stop(name string, timeout time.Duration) error {
-	pid, _ := d.Live(name)
 	c, err := d.dial(name, 5*time.Second)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	// Whom to wait for: the pid the kernel gives for the socket's owner,
+	// which is respawner's pid as this process sees it. NAME.pid holds the
+	// pid respawner has in its own PID namespace: for one that is a
+	// container's PID 1, stopped from outside, that is 1, the host's init,
+	// which would be waited for until the timeout.
+	pid := peerPID(c)
 	r, _, err := request(c, ReqStop, timeout)
 	if err != nil {
 		return err
@@ -379,6 +384,27 @@ func (d *Dir) Stop(name string, timeout time.Duration) error {
 		return fmt.Errorf("%s did not exit within %s", name, timeout)
 	}
 	return nil
+}
+
+// peerPID is the pid of the process at the other end of the unix socket c
+// (SO_PEERCRED: the one that called listen, for a client), in the caller's
+// PID namespace; 0 when it is not visible there or cannot be told.
+func peerPID(c net.Conn) int {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return 0
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	pid := 0
+	raw.Control(func(fd uintptr) {
+		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			pid = int(cred.Pid)
+		}
+	})
+	return pid
 }
 
 // Restart asks the instance to restart its program and waits, up to

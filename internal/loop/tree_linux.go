@@ -2,13 +2,34 @@ package loop
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"strconv"
 	"syscall"
 
 	"github.com/respawner/respawner/internal/control"
 	"github.com/respawner/respawner/internal/machine"
 	"golang.org/x/sys/unix"
 )
+
+// CheckProc makes sure /proc is the proc of respawner's own PID namespace.
+// The process tree is read there (/proc/PID/task/*/children): the orphans to
+// reap, the leftovers to wait for, the descendants to stop. A /proc of
+// another namespace, as under `unshare --pid --fork` without --mount-proc,
+// names other processes under the same numbers: as PID 1, /proc/1 is the
+// host's init, so the orphans respawner must reap are never found and stay
+// zombies, and a stop would look for the program's processes among the
+// host's. Refused at start, as a missing /proc is.
+func CheckProc() error {
+	self, err := os.Readlink("/proc/self")
+	if err != nil {
+		return fmt.Errorf("/proc is not mounted (%w): respawner reads the process tree there; mount it (mount -t proc proc /proc)", err)
+	}
+	if pid := strconv.Itoa(os.Getpid()); self != pid {
+		return fmt.Errorf("/proc belongs to another PID namespace (/proc/self is %s, respawner is pid %s): respawner reads the process tree there; mount the namespace's own (unshare --mount-proc, or mount -t proc proc /proc in a new mount namespace)", self, pid)
+	}
+	return nil
+}
 
 // instanceChildren lists the processes directly below the instance that
 // are not the watched process or the hook host: respawner's children and
