@@ -83,8 +83,11 @@ lint: vet
 
 # Every test, with the race detector, real processes and no cache; then a
 # short run of every fuzz target over its committed seeds and a bit more.
+# The Debian package's install test (it writes /usr, where the other packages'
+# tests look for plugins) runs alone, after the rest.
 test: lint build
 	$(GO) test -race -count=1 -timeout 14m ./...
+	RESPAWNER_TEST_DPKG=1 $(GO) test -count=1 -timeout 5m -run '^TestDebInstall$$' ./packaging/mkdeb
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 # Every fuzz target, as package:Target: each parser of outside input
