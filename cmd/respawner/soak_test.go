@@ -136,7 +136,9 @@ func TestSoakFastWriter(t *testing.T) {
 	}
 	pc.SetReadBuffer(4 << 20)
 	var kept, dropped atomic.Int64
+	read := make(chan struct{})
 	go func() {
+		defer close(read)
 		buf := make([]byte, 8192)
 		for {
 			n, err := pc.Read(buf)
@@ -175,6 +177,10 @@ func TestSoakFastWriter(t *testing.T) {
 	if r := respawnerWithin(t, dir, 30*time.Second, "stop", "writer"); r.code != 0 {
 		t.Fatalf("stop: exit %d %s", r.code, r.stderr)
 	}
+	// What respawner sent before it exited may still wait in the socket's
+	// buffer: read it all (the reader ends at the deadline), then count.
+	pc.SetReadDeadline(time.Now().Add(time.Second))
+	<-read
 	pc.Close()
 	written, _ := strconv.Atoi(strings.TrimSpace(readFile(t, count)))
 	k, d := int(kept.Load()), int(dropped.Load())
