@@ -55,18 +55,7 @@ type hungResult struct {
 }
 
 func benchHung(c *config) (*hungResult, error) {
-	if _, err := os.Stat(c.lighttpd); err != nil {
-		return nil, errSkip{fmt.Sprintf("hung lighttpd skipped: %v", err)}
-	}
-	if _, err := os.Stat(filepath.Join(filepath.Dir(c.bin), probeExe)); err != nil {
-		return nil, errSkip{fmt.Sprintf("hung lighttpd skipped: %s not next to respawner (make build): %v", probeExe, err)}
-	}
-	dir := filepath.Join(c.dir, "hung")
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	conf, err := lighttpdSetup(dir, port)
+	dir, conf, port, err := lighttpdWithProbe(c, "hung lighttpd", "hung")
 	if err != nil {
 		return nil, err
 	}

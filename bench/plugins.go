@@ -314,19 +314,26 @@ mimetype.assign = ( ".html" => "text/html" )
 	return conf, os.WriteFile(conf, []byte(text), 0o644)
 }
 
-func benchProbe(c *config) (*probeResult, error) {
+// lighttpdWithProbe is what a part that probes lighttpd needs: lighttpd and
+// the probe plugin (a skip, not a failure, without them; part names the
+// part in the note) and a configuration on a free port in c.dir/name.
+func lighttpdWithProbe(c *config, part, name string) (dir, conf string, port int, err error) {
 	if _, err := os.Stat(c.lighttpd); err != nil {
-		return nil, errSkip{fmt.Sprintf("probe idle cost skipped: %v", err)}
+		return "", "", 0, errSkip{fmt.Sprintf("%s skipped: %v", part, err)}
 	}
 	if _, err := os.Stat(filepath.Join(filepath.Dir(c.bin), probeExe)); err != nil {
-		return nil, errSkip{fmt.Sprintf("probe idle cost skipped: %s not next to respawner (make build): %v", probeExe, err)}
+		return "", "", 0, errSkip{fmt.Sprintf("%s skipped: %s not next to respawner (make build): %v", part, probeExe, err)}
 	}
-	dir := filepath.Join(c.dir, "lighttpd")
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	dir = filepath.Join(c.dir, name)
+	if port, err = freePort(); err != nil {
+		return "", "", 0, err
 	}
-	conf, err := lighttpdSetup(dir, port)
+	conf, err = lighttpdSetup(dir, port)
+	return dir, conf, port, err
+}
+
+func benchProbe(c *config) (*probeResult, error) {
+	_, conf, port, err := lighttpdWithProbe(c, "probe idle cost", "lighttpd")
 	if err != nil {
 		return nil, err
 	}
