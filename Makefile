@@ -34,8 +34,9 @@ BASH_COMPLETIONS ?= $(PREFIX)/share/bash-completion/completions
 # goes to site-functions, which zsh searches under /usr/local.
 ZSH_COMPLETIONS  ?= $(if $(filter /usr,$(PREFIX)),$(PREFIX)/share/zsh/vendor-completions,$(PREFIX)/share/zsh/site-functions)
 FISH_COMPLETIONS ?= $(PREFIX)/share/fish/vendor_completions.d
+MANDIR           ?= $(PREFIX)/share/man
 
-install: build completions
+install: build completions man
 	install -D -m 0755 $(BIN)/respawner $(DESTDIR)$(PREFIX)/bin/respawner
 	install -D -m 0755 $(BIN)/respawner-hookhost $(DESTDIR)$(PREFIX)/bin/respawner-hookhost
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/respawner/plugins
@@ -43,6 +44,8 @@ install: build completions
 	install -D -m 0644 $(BIN)/completion/respawner.bash $(DESTDIR)$(BASH_COMPLETIONS)/respawner
 	install -D -m 0644 $(BIN)/completion/_respawner $(DESTDIR)$(ZSH_COMPLETIONS)/_respawner
 	install -D -m 0644 $(BIN)/completion/respawner.fish $(DESTDIR)$(FISH_COMPLETIONS)/respawner.fish
+	install -d -m 0755 $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 $(BIN)/man/*.1 $(DESTDIR)$(MANDIR)/man1/
 
 # The completion scripts for bash, zsh and fish, into $(BIN)/completion.
 completions: build

@@ -62,6 +62,13 @@ func TestMakeInstall(t *testing.T) {
 			t.Errorf("completion %s lacks %q", f, mark)
 		}
 	}
+	// The man pages, one a command, generated from the commands.
+	for _, page := range []string{"respawner.1", "respawner-start.1", "respawner-restart.1", "respawner-logs.1"} {
+		b, err := os.ReadFile(filepath.Join(prefix, "share/man/man1", page))
+		if err != nil || !strings.Contains(string(b), ".TH ") {
+			t.Errorf("man page %s: %v, %d bytes", page, err, len(b))
+		}
+	}
 	if bash, err := exec.LookPath("bash"); err == nil {
 		if out, err := exec.Command(bash, "-n", filepath.Join(prefix, "share/bash-completion/completions/respawner")).CombinedOutput(); err != nil {
 			t.Errorf("bash -n of the bash completion: %v\n%s", err, out)
