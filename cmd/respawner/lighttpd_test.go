@@ -20,14 +20,20 @@ import (
 // lighttpdBin is Debian's lighttpd; .ci/run installs it.
 func lighttpdBin(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("lighttpd")
-	if err != nil {
-		p = "/usr/sbin/lighttpd"
-		if _, err := os.Stat(p); err != nil {
-			t.Fatal("lighttpd is not installed: apt-get install lighttpd (.ci/run does)")
-		}
+	return debianTool(t, "/usr/sbin/lighttpd", "lighttpd")
+}
+
+// debianTool is the program at path (or of its name in PATH), from Debian's
+// package pkg, which .ci/run installs; the test fails without it.
+func debianTool(t *testing.T, path, pkg string) string {
+	t.Helper()
+	if p, err := exec.LookPath(filepath.Base(path)); err == nil {
+		return p
 	}
-	return p
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("%s is not installed: apt-get install %s (.ci/run does)", filepath.Base(path), pkg)
+	}
+	return path
 }
 
 // site is a lighttpd configuration of a test: its own port on 127.0.0.1, its

@@ -206,14 +206,7 @@ func notifyClientCmd(t *testing.T, steps ...string) []string {
 
 func systemdNotify(t *testing.T) string {
 	t.Helper()
-	p, err := exec.LookPath("systemd-notify")
-	if err != nil {
-		p = "/usr/bin/systemd-notify"
-		if _, err := os.Stat(p); err != nil {
-			t.Fatal("systemd-notify is not installed: apt-get install systemd (.ci/run does)")
-		}
-	}
-	return p
+	return debianTool(t, "/usr/bin/systemd-notify", "systemd")
 }
 
 // TestReadyNotifySystemdNotify: a daemonizing start returns only once the
