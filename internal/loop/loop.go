@@ -642,13 +642,7 @@ func (l *Loop) fatal(err error) {
 }
 
 func (l *Loop) finish(a machine.Exit) {
-	l.exit = &a
-	for _, c := range l.ctl.conns {
-		if c.restart { // the machine answers every restart before its end; belt and braces
-			l.restartDone("supervision ended: " + a.Reason)
-			break
-		}
-	}
+	l.exit = &a // a restart waited for was answered before this (RestartDone; FuzzMachine holds it)
 	l.pf.stop()
 	if l.capturing() { // what the program said last belongs before our verdict
 		l.drainOutput()
