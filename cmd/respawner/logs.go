@@ -209,45 +209,44 @@ func showLog(out, errOut io.Writer, src *logSource, o *logsOptions) error {
 }
 
 // lastLines returns the last n lines of f (its last line even without a
-// newline), reading backwards from its end, and the offset of that end.
+// newline), and the offset of its end. It looks for the start of those
+// lines backwards from the end, a chunk at a time, counting each byte once,
+// then reads them in one piece.
 func lastLines(f *os.File, n int) ([]byte, int64, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, 0, err
 	}
 	end := fi.Size()
-	if n == 0 {
+	if n <= 0 || end == 0 {
 		return nil, end, nil
 	}
-	const chunk = 64 << 10
-	var buf []byte
-	pos := end
-	for pos > 0 {
-		step := min(int64(chunk), pos)
+	// The start is just after the n-th newline from the end, not counting
+	// a newline that ends the file; the file's start when there are fewer.
+	var start int64
+	buf := make([]byte, 64<<10)
+	seen, last := 0, end-1 // last: the byte before which newlines count
+	for pos := end; pos > 0 && start == 0; {
+		step := min(int64(len(buf)), pos)
 		pos -= step
-		b := make([]byte, step)
+		b := buf[:step]
 		if _, err := f.ReadAt(b, pos); err != nil && err != io.EOF {
 			return nil, 0, err
 		}
-		buf = append(b, buf...)
-		// n lines are n newlines, plus one before them, not counting a
-		// newline that ends the file.
-		body := bytes.TrimSuffix(buf, []byte{'\n'})
-		if bytes.Count(body, []byte{'\n'}) >= n {
-			break
-		}
-	}
-	body := bytes.TrimSuffix(buf, []byte{'\n'})
-	start := 0
-	for i, seen := len(body)-1, 0; i >= 0; i-- {
-		if body[i] == '\n' {
-			if seen++; seen == n {
-				start = i + 1
-				break
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] == '\n' && pos+int64(i) < last {
+				if seen++; seen == n {
+					start = pos + int64(i) + 1
+					break
+				}
 			}
 		}
 	}
-	return buf[start:], end, nil
+	out := make([]byte, end-start)
+	if _, err := f.ReadAt(out, start); err != nil && err != io.EOF {
+		return nil, 0, err
+	}
+	return out, end, nil
 }
 
 // follower prints what is written to a log file from now on. Its only wait
@@ -261,6 +260,7 @@ type follower struct {
 	dirWD       int
 	cur         *followed   // the file at the log's name
 	old         []*followed // rotated away, read until their writer closes them
+	buf         []byte      // read's, kept: it runs at every write to the log
 }
 
 type followed struct {
@@ -449,11 +449,13 @@ func (w *follower) read(t *followed) error {
 		fmt.Fprintf(w.errOut, "respawner: %s was truncated; following from its start\n", w.src.shown)
 		t.off = 0
 	}
-	buf := make([]byte, 64<<10)
+	if w.buf == nil {
+		w.buf = make([]byte, 64<<10)
+	}
 	for {
-		n, err := t.f.ReadAt(buf, t.off)
+		n, err := t.f.ReadAt(w.buf, t.off)
 		if n > 0 {
-			if _, werr := w.out.Write(buf[:n]); werr != nil {
+			if _, werr := w.out.Write(w.buf[:n]); werr != nil {
 				return werr
 			}
 			t.off += int64(n)

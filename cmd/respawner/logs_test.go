@@ -416,3 +416,50 @@ func (s *syncBuilder) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestLastLines checks lastLines against the obvious reference: files
+// with and without a last newline, shorter than n, empty, and lines across
+// its 64 KiB chunks.
+func TestLastLines(t *testing.T) {
+	ref := func(s string, n int) string {
+		if n <= 0 || s == "" {
+			return ""
+		}
+		lines := strings.SplitAfter(s, "\n")
+		if lines[len(lines)-1] == "" {
+			lines = lines[:len(lines)-1]
+		}
+		return strings.Join(lines[max(len(lines)-n, 0):], "")
+	}
+	var long strings.Builder
+	for i := range 20000 { // about 200 KiB: lines across chunk boundaries
+		fmt.Fprintf(&long, "line %d %s\n", i, strings.Repeat("x", i%7))
+	}
+	for _, content := range []string{"", "\n", "one", "one\n", "a\nb\nc", "a\nb\nc\n", "\n\n\n", long.String(), long.String() + "tail"} {
+		p := filepath.Join(t.TempDir(), "log")
+		os.WriteFile(p, []byte(content), 0o644)
+		for _, n := range []int{0, 1, 2, 3, 10, 4000, 20001, 30000} {
+			f, err := os.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, end, err := lastLines(f, n)
+			f.Close()
+			if err != nil || string(got) != ref(content, n) || end != int64(len(content)) {
+				t.Fatalf("lastLines(%d bytes, %d) = %d bytes (end %d, %v), want %d bytes", len(content), n, len(got), end, err, len(ref(content, n)))
+			}
+		}
+	}
+}
+
+// TestLogsAfterARotation: right after a rotation NAME.log holds fewer than
+// -n lines, and logs fills in the rest from NAME.log.1, in order.
+func TestLogsAfterARotation(t *testing.T) {
+	dir := runtimeDir(t)
+	os.WriteFile(filepath.Join(dir, "rot.log.1"), []byte("1\n2\n3\n4\n5\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "rot.log"), []byte("6\n7\n"), 0o600)
+	r := respawner(t, dir, "logs", "-n", "4", "rot")
+	if r.code != 0 || r.stdout != "4\n5\n6\n7\n" {
+		t.Errorf("logs -n 4 after a rotation: exit %d %q (stderr %q), want 4 to 7", r.code, r.stdout, r.stderr)
+	}
+}
