@@ -122,7 +122,7 @@ func instanceNames(cmd *cobra.Command, prefix string) []string {
 		}
 		if _, live := d.Live(n); live {
 			names = append(names, n)
-		} else if _, orphan := d.Orphan(n); orphan {
+		} else if _, orphan := d.ReadState(n); orphan { // Orphan would check the lock again
 			names = append(names, n)
 		}
 	}

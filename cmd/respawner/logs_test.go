@@ -70,12 +70,10 @@ func TestLogRotatesBySize(t *testing.T) {
 	}
 	// 4000 lines of ~80 bytes are 20 caps' worth: rotated many times over.
 	b, _ := os.ReadFile(filepath.Join(dir, "chatty.log"))
-	if err := waitFor(func() bool {
+	eventually(t, 20*time.Second, "last line of the program in the log", func() bool {
 		b, _ = os.ReadFile(filepath.Join(dir, "chatty.log"))
 		return strings.Contains(string(b), "line 4000 of the chatty program") || strings.Contains(string(b), "log lines dropped")
-	}, 20*time.Second); err != nil {
-		t.Fatalf("the program's last line never reached the log: %s", b)
-	}
+	})
 	if r := respawner(t, dir, "stop", "chatty"); r.code != 0 {
 		t.Fatalf("stop: %d %s", r.code, r.stderr)
 	}
@@ -91,18 +89,6 @@ func TestLogRotatesBySize(t *testing.T) {
 	if want := []string{"chatty.log", "chatty.log.1", "chatty.log.2"}; !slices.Equal(names, want) {
 		t.Errorf("log files %v, want %v", names, want)
 	}
-}
-
-// waitFor waits, looking every 20 ms as an operator would, for cond.
-func waitFor(cond func() bool, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return os.ErrDeadlineExceeded
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return nil
 }
 
 // Bad rotation settings are bad usage: exit 2, one line that says what is
@@ -248,9 +234,7 @@ func TestLogsFollowAcrossRotation(t *testing.T) {
 	f := startFeeder(t, dir, "fed", "--log-max-size", "1K", "--log-max-files", "30")
 	logPath := filepath.Join(dir, "fed.log")
 	first := f.say()
-	if err := waitFor(func() bool { b, _ := os.ReadFile(logPath); return strings.Contains(string(b), first) }, 10*time.Second); err != nil {
-		t.Fatal("the program's line never reached the log")
-	}
+	eventually(t, 10*time.Second, "line of the program in the log", func() bool { return strings.Contains(fileText(logPath), first) })
 	lines, stderr, follower := follow(t, dir, "-n", "1", "fed")
 	next(t, lines, first, 10*time.Second) // the last line: logs -f now watches
 
@@ -268,9 +252,7 @@ func TestLogsFollowAcrossRotation(t *testing.T) {
 	for range 100 {
 		burst = append(burst, f.say())
 	}
-	if err := waitFor(func() bool { b, _ := os.ReadFile(logPath); return strings.Contains(string(b), burst[99]) }, 10*time.Second); err != nil {
-		t.Fatal("the burst never reached the log")
-	}
+	eventually(t, 10*time.Second, "end of the burst in the log", func() bool { return strings.Contains(fileText(logPath), burst[99]) })
 	follower.Process.Signal(syscall.SIGCONT)
 	for _, l := range burst {
 		next(t, lines, l, 10*time.Second)
@@ -320,12 +302,9 @@ func TestLogsShowsLastLines(t *testing.T) {
 	for range 30 {
 		said = append(said, f.say())
 	}
-	if err := waitFor(func() bool {
-		b, _ := os.ReadFile(filepath.Join(dir, "tail.log"))
-		return strings.Contains(string(b), said[29])
-	}, 10*time.Second); err != nil {
-		t.Fatal("the program's lines never reached the log")
-	}
+	eventually(t, 10*time.Second, "lines of the program in the log", func() bool {
+		return strings.Contains(fileText(filepath.Join(dir, "tail.log")), said[29])
+	})
 	check := func(r result, n int) {
 		t.Helper()
 		got := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
@@ -342,9 +321,7 @@ func TestLogsShowsLastLines(t *testing.T) {
 	check(respawner(t, dir, "logs", "-n", "3", "/usr/local/bin/tail"), 3) // NAME|PROGRAM, as stop and status
 
 	f.w.Close() // cat ends cleanly: so does the instance
-	if err := waitFor(func() bool { _, live := control.Live(dir, "tail"); return !live }, 10*time.Second); err != nil {
-		t.Fatal("the instance did not end")
-	}
+	eventually(t, 10*time.Second, "end of the instance", func() bool { _, live := control.Live(dir, "tail"); return !live })
 	r := respawner(t, dir, "logs", "-n", "2", "tail")
 	if r.code != 0 || !strings.Contains(r.stdout, "respawner.tail: exited") || !strings.Contains(r.stderr, "tail is not running; its log is "+filepath.Join(dir, "tail.log")) {
 		t.Fatalf("logs of the stopped instance: exit %d %q %q", r.code, r.stdout, r.stderr)
