@@ -31,6 +31,7 @@
 package logfile
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -189,22 +190,14 @@ func fit(p []byte, room int64) int {
 	if int64(len(p)) <= room {
 		return len(p)
 	}
-	n := 0
-	for i := 0; int64(i) < room; i++ {
-		if p[i] == '\n' {
-			n = i + 1
-		}
-	}
-	return n
+	return bytes.LastIndexByte(p[:max(room, 0)], '\n') + 1
 }
 
 // firstLine is the length of p's first line, its newline included (all of
 // p when it has none).
 func firstLine(p []byte) int {
-	for i, c := range p {
-		if c == '\n' {
-			return i + 1
-		}
+	if i := bytes.IndexByte(p, '\n'); i >= 0 {
+		return i + 1
 	}
 	return len(p)
 }

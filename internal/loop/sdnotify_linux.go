@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/respawner/respawner/internal/control"
 	"github.com/respawner/respawner/internal/machine"
 	"golang.org/x/sys/unix"
 )
@@ -247,7 +248,7 @@ func (l *Loop) notifySender(pid, pidfd int) bool {
 			ours = ours || p == pid
 		}
 	}
-	if !ours && !l.isHost(pid) {
+	if !ours { // ours() leaves the hook host and its plugins out
 		ours = l.ours(pid)
 	}
 	if ours && pidfd >= 0 {
@@ -353,23 +354,13 @@ func (l *Loop) mainPIDNotified(from int, v string) {
 		return
 	case pid == l.pid:
 		return
-	case l.isHost(pid) || !l.ours(pid) || !processAlive(pid):
+	case !l.ours(pid) || !control.Alive(pid): // ours() leaves the hook host and its plugins out
 		l.log.Warn("MAINPID= names a process that is not a live descendant of respawner; ignored", "pid", from, "mainpid", pid)
 		return
 	}
 	l.mainFrom = from // follow logs it
 	l.step(machine.MainPIDNotified{PID: pid})
 	l.mainFrom = 0
-}
-
-// processAlive reports whether pid exists and is not a zombie.
-func processAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
 }
 
 // parseUsec reads a count of microseconds, as sd_notify's *_USEC take them.
