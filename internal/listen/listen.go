@@ -24,7 +24,7 @@ const First = 3
 
 // Spec is one --listen [NAME=]ADDR[,OPTION...].
 type Spec struct {
-	Name    string // LISTEN_FDNAMES entry ("" until Default fills it)
+	Name    string // LISTEN_FDNAMES entry ("" when not given: the caller names it)
 	Network string // tcp, tcp6, udp, udp6 or unix
 	Addr    string // HOST:PORT, or the path of a unix socket
 	Backlog int    // listen(2) backlog (stream sockets); 0: SOMAXCONN
@@ -60,7 +60,7 @@ func Parse(s string) (Spec, error) {
 	case "tcp", "tcp6", "udp", "udp6":
 		ap, err := netip.ParseAddrPort(rest)
 		if err != nil {
-			return Spec{}, fmt.Errorf("--listen %q: %s is not HOST:PORT with a numeric IP address ([::1]:80 for IPv6): %v", s, rest, err)
+			return Spec{}, fmt.Errorf("--listen %q: %q is not HOST:PORT with a numeric IP address ([::1]:80 for IPv6)", s, rest)
 		}
 		if v6 := strings.HasSuffix(network, "6"); v6 != (ap.Addr().Is6() && !ap.Addr().Is4In6()) {
 			return Spec{}, fmt.Errorf("--listen %q: tcp: and udp: take an IPv4 address, tcp6: and udp6: an IPv6 one ([::1]:80)", s)
@@ -82,13 +82,13 @@ func Parse(s string) (Spec, error) {
 		case k == "backlog" && !sp.datagram():
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > 1<<16 {
-				return Spec{}, fmt.Errorf("--listen %q: backlog=%s is not a number from 1 to 65536", s, v)
+				return Spec{}, fmt.Errorf("--listen %q: backlog %q is not a number from 1 to 65536", s, v)
 			}
 			sp.Backlog = n
 		case k == "mode" && network == "unix":
 			n, err := strconv.ParseUint(v, 8, 32)
 			if err != nil || n > 0o777 {
-				return Spec{}, fmt.Errorf("--listen %q: mode=%s is not an octal mode such as 0660", s, v)
+				return Spec{}, fmt.Errorf("--listen %q: mode %q is not an octal mode such as 0660", s, v)
 			}
 			sp.Mode, sp.SetMode = uint32(n), true
 		case k == "owner" && network == "unix":
@@ -119,7 +119,7 @@ func (sp *Spec) resolveOwner(v string) error {
 	u, err := user.Lookup(name)
 	if err != nil {
 		if u, err = user.LookupId(name); err != nil {
-			return fmt.Errorf("owner=%s: no such user", v)
+			return fmt.Errorf("owner %q: no such user", v)
 		}
 	}
 	sp.uid, _ = strconv.Atoi(u.Uid)
@@ -128,7 +128,7 @@ func (sp *Spec) resolveOwner(v string) error {
 		g, err := user.LookupGroup(group)
 		if err != nil {
 			if g, err = user.LookupGroupId(group); err != nil {
-				return fmt.Errorf("owner=%s: no such group %q", v, group)
+				return fmt.Errorf("owner %q: no such group %q", v, group)
 			}
 		}
 		sp.gid, _ = strconv.Atoi(g.Gid)
@@ -243,10 +243,7 @@ func bind(fd int, sp Spec) error {
 		old := unix.Umask(0o777)
 		defer unix.Umask(old)
 	}
-	if err := unix.Bind(fd, sp.sockaddr()); err != nil {
-		return err
-	}
-	return nil
+	return unix.Bind(fd, sp.sockaddr())
 }
 
 // removeStale removes a socket file at path that nothing accepts on; a live

@@ -1069,9 +1069,12 @@ func (m *Machine) respawn(now time.Time) []Action {
 	return append(acts, m.spawn(now, m.restarts)...)
 }
 
-// stopReason is the stopping event's reason for a stop; an operator's
-// restart says "requested".
-const stopReason = "stop requested"
+// stopReason is the stopping event's reason for a stop; restartReason the
+// stopping and restarting events' for an operator's restart.
+const (
+	stopReason    = "stop requested"
+	restartReason = "requested"
+)
 
 // restartRequested: the operator's restart. A run that is up, or starting,
 // is stopped as a stop would (Config.StopSignal, SIGKILL after the stop
@@ -1101,7 +1104,7 @@ func (m *Machine) restartRequested(now time.Time) []Action {
 		fallthrough
 	case Running:
 		m.rs = restartReq{pending: true, stopping: true}
-		return m.stop(now, "requested")
+		return m.stop(now, restartReason)
 	case Cleanup:
 		// The run has ended and its leftovers have had the stop signal:
 		// once they are gone, the new run starts, whatever was to follow.
@@ -1139,7 +1142,7 @@ func (m *Machine) restartNow(now time.Time) []Action {
 	m.startOver()
 	m.run.pid = 0
 	m.set(Starting, now)
-	return append(acts, m.note(now, hookspec.Restarting, hookspec.Event{Reason: "requested", Limit: m.cfg.Limit}),
+	return append(acts, m.note(now, hookspec.Restarting, hookspec.Event{Reason: restartReason, Limit: m.cfg.Limit}),
 		Spawn{Restart: 0, Limit: m.cfg.Limit, Requested: true})
 }
 

@@ -40,7 +40,7 @@ func ParseSignal(s string) (syscall.Signal, error) {
 		u = "SIG" + u
 	}
 	for i, name := range signalNames {
-		if name != "" && name == u {
+		if name == u { // u starts with "SIG": never the unnamed ""
 			return syscall.Signal(i), nil
 		}
 	}
@@ -58,14 +58,3 @@ func ParseSignal(s string) (syscall.Signal, error) {
 // sigRTMin is the first real-time signal an application may use: glibc
 // keeps 32 and 33 for itself.
 const sigRTMin = 34
-
-// SignalNames are the names ParseSignal takes, without "SIG", in order.
-func SignalNames() []string {
-	var names []string
-	for _, n := range signalNames {
-		if n != "" {
-			names = append(names, n[3:])
-		}
-	}
-	return names
-}

@@ -1,10 +1,12 @@
 package runenv
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"unicode/utf8"
 
@@ -31,7 +33,7 @@ func ParseEnvFileFlag(s string) (EnvFile, error) {
 	if f.Path == "" {
 		return f, errors.New("empty path")
 	}
-	abs, err := absPath(f.Path)
+	abs, err := filepath.Abs(f.Path) // Clean for an absolute path
 	if err != nil {
 		return f, err
 	}
@@ -156,8 +158,8 @@ func (p *envParser) next() byte {
 }
 
 func (p *envParser) parse() ([]string, error) {
-	if i := strings.IndexByte(string(p.data), 0); i >= 0 {
-		return nil, p.errorf(1+strings.Count(string(p.data[:i]), "\n"), "NUL byte")
+	if i := bytes.IndexByte(p.data, 0); i >= 0 {
+		return nil, p.errorf(1+bytes.Count(p.data[:i], []byte{'\n'}), "NUL byte")
 	}
 	for {
 		// Before a key: blanks and empty lines.

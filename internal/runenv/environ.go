@@ -1,7 +1,6 @@
 package runenv
 
 import (
-	"path/filepath"
 	"strings"
 )
 
@@ -90,10 +89,3 @@ func Lookup(env []string, key string) (string, bool) {
 // DefaultPath is the PATH of a program started with --clear-env when
 // respawner itself has none (systemd's default for services).
 const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-func absPath(p string) (string, error) {
-	if filepath.IsAbs(p) {
-		return filepath.Clean(p), nil
-	}
-	return filepath.Abs(p)
-}
