@@ -34,8 +34,7 @@ type plugin struct {
 	launched time.Time // when the current process was launched
 
 	queue   chan hooks.Event
-	dropped int           // events dropped since the last warning
-	warned  bool          // the current run of drops has been warned of
+	dropped int           // events dropped in the current run of drops (warned of at its first)
 	ending  chan struct{} // closed by stop: what is queued goes at once
 	done    chan struct{} // closed when deliver has returned
 }
@@ -124,18 +123,16 @@ func (p *plugin) enqueue(ev hooks.Event) {
 	for {
 		select {
 		case p.queue <- ev:
-			if p.warned && len(p.queue) < queueSize/2 {
+			if p.dropped > 0 && len(p.queue) < queueSize/2 {
 				p.log.Warn("events dropped while the queue was full", "dropped", p.dropped)
-				p.dropped, p.warned = 0, false
+				p.dropped = 0
 			}
 			return
 		default:
 		}
 		select {
 		case <-p.queue:
-			p.dropped++
-			if !p.warned {
-				p.warned = true
+			if p.dropped++; p.dropped == 1 {
 				p.log.Warn("event queue full; dropping the oldest events")
 			}
 		default:

@@ -272,6 +272,18 @@ func TestListenerHearsInBursts(t *testing.T) {
 	if len(evs) < 40 || bursts > 8 {
 		t.Errorf("%d events in %d bursts; want the crash loop's (at least 40) in at most 8", len(evs), bursts)
 	}
+	// The first event, after a quiet start, goes at once; none waits much
+	// over the second between bursts. (Arrivals are stamped as recorded,
+	// one a line each, in the same order.)
+	if len(stamps) != len(evs) || len(evs) == 0 {
+		t.Fatalf("%d arrivals for %d events", len(stamps), len(evs))
+	}
+	for i, ev := range evs {
+		late := time.Unix(0, stamps[i]).Sub(ev.Time)
+		if i == 0 && late > 300*time.Millisecond || late > 1500*time.Millisecond {
+			t.Errorf("event %d (%s) arrived %s after it happened", i, ev.Kind, late)
+		}
+	}
 	// All of them, in order: each restart's exited, restart-pending,
 	// restarting, started, and the stop's at the end (stopping, exited,
 	// stopped; or stopped alone, between two runs).
