@@ -79,14 +79,15 @@ func benchHung(c *config) (*hungResult, error) {
 	if _, err := run(args...); err != nil {
 		return nil, err
 	}
-	stop := func() { run("stop", name) }
-	atInterrupt(stop)
-	defer stop()
-	logTail := func() string {
-		b, _ := os.ReadFile(filepath.Join(rundir, name+".log"))
-		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-		return strings.Join(lines[max(0, len(lines)-15):], "\n")
+	stopped := false
+	stop := func() {
+		if !stopped {
+			run("stop", name)
+		}
 	}
+	atInterrupt(stop)
+	defer stop() // on the error paths; the end stops it and says how that went
+	logPath := filepath.Join(rundir, name+".log")
 	// healthy waits for the run that is not old to be healthy and follow
 	// the daemon lighttpd left; it returns the daemon's pid.
 	healthy := func(old int) (int, error) {
@@ -104,7 +105,7 @@ func benchHung(c *config) (*hungResult, error) {
 				return st.PID, nil
 			}
 			if time.Now().After(deadline) {
-				return 0, fmt.Errorf("lighttpd not healthy within 30s (%v): %s\n%s", err, out, logTail())
+				return 0, fmt.Errorf("lighttpd not healthy within 30s (%v): %s\n%s", err, out, logTail(logPath, 15))
 			}
 			time.Sleep(20 * time.Millisecond) // the harness asks as an operator would
 		}
@@ -142,7 +143,7 @@ func benchHung(c *config) (*hungResult, error) {
 		n, err := unix.Poll(fds, int(limit/time.Millisecond))
 		unix.Close(pidfd)
 		if n != 1 || err != nil {
-			return nil, fmt.Errorf("the stopped lighttpd %d still there %s after SIGSTOP (%v)\n%s", pid, limit, err, logTail())
+			return nil, fmt.Errorf("the stopped lighttpd %d still there %s after SIGSTOP (%v)\n%s", pid, limit, err, logTail(logPath, 15))
 		}
 		s := hungSample{Offset: offset, Gone: time.Since(stopped)}
 		// Only requests sent once the stopped lighttpd is gone count: once
@@ -150,7 +151,7 @@ func benchHung(c *config) (*hungResult, error) {
 		// backlog.
 		for !answers() {
 			if time.Since(stopped) > limit {
-				return nil, fmt.Errorf("no new lighttpd serving %s after SIGSTOP\n%s", limit, logTail())
+				return nil, fmt.Errorf("no new lighttpd serving %s after SIGSTOP\n%s", limit, logTail(logPath, 15))
 			}
 			time.Sleep(10 * time.Millisecond) // the harness polls as a client would
 		}
@@ -163,6 +164,7 @@ func benchHung(c *config) (*hungResult, error) {
 		}
 	}
 	r.Gone, r.Serving = summarize(gone), summarize(serving)
+	stopped = true
 	if _, err := run("stop", name); err != nil {
 		return nil, err
 	}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/respawner/respawner/internal/httpload"
@@ -123,7 +122,7 @@ func serving(in *instance, url string, old int) (int, error) {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, p := range descendants(in.pid) {
-			if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", p)); p != old && strings.TrimSpace(string(comm)) == "lighttpd" {
+			if p != old && comm(p) == "lighttpd" {
 				if resp, err := client.Get(url); err == nil {
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()

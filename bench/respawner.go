@@ -155,8 +155,11 @@ func stopAll() {
 }
 
 // logTail is the end of the instance's log, for error messages.
-func (in *instance) logTail(n int) string {
-	b, _ := os.ReadFile(in.logPath)
+func (in *instance) logTail(n int) string { return logTail(in.logPath, n) }
+
+// logTail is the last n lines of the file at path.
+func logTail(path string, n int) string {
+	b, _ := os.ReadFile(path)
 	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
