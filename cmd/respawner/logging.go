@@ -55,7 +55,6 @@ func newInstanceLogger(o *startOptions, stderr io.Writer, daemon bool) (log, out
 	out := stderr
 	syslogged := false
 	var slw *syslogWriter
-	where = stderrTarget()
 	switch {
 	case o.log.file != "" || daemon && !syslogAvailable():
 		lo := logfile.Options{
@@ -91,6 +90,8 @@ func newInstanceLogger(o *startOptions, stderr io.Writer, daemon bool) (log, out
 			return nil, nil, nil, nil, "", err
 		}
 		out, syslogged, slw, where = w, true, w, "syslog"
+	default:
+		where = stderrTarget()
 	}
 	sink = logsink.New(out, logsink.DefaultSize)
 	if slw != nil {

@@ -55,7 +55,9 @@ Exit codes: 0 success, 1 failure, 2 bad usage, 3 not running, 4 unknown state.`,
 		SilenceUsage:  true,
 		Version:       version,
 	}
-	root.SetVersionTemplate(versionLine() + "\n")
+	// Made only for --version, not at every start (status, a Tab).
+	cobra.AddTemplateFunc("versionLine", versionLine)
+	root.SetVersionTemplate("{{versionLine}}\n")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		if c.Name() == "start" {
 			if hint := startFlagHint(c, args, err); hint != "" {

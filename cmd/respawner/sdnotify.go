@@ -85,11 +85,12 @@ func sendNotify(addr, state string, noWait bool) error {
 		return fmt.Errorf("socket: %w", err)
 	}
 	defer unix.Close(fd)
-	tv := unix.NsecToTimeval(int64(managerNotifyTimeout))
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
 	flags := unix.MSG_NOSIGNAL
 	if noWait {
 		flags |= unix.MSG_DONTWAIT
+	} else {
+		tv := unix.NsecToTimeval(int64(managerNotifyTimeout))
+		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
 	}
 	if err := unix.Sendto(fd, []byte(state), flags, &unix.SockaddrUnix{Name: addr}); err != nil {
 		return fmt.Errorf("sendto: %w", err)
