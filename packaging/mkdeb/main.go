@@ -201,7 +201,7 @@ func build(o options) (string, error) {
 		if e.mode&0o111 != 0 {
 			// Every module linked into a binary must be named in the
 			// copyright file, or the file is out of date.
-			if err := checkCopyright(src, copyright); err != nil {
+			if err := checkCopyright(src, b, copyright); err != nil {
 				return "", err
 			}
 		}
@@ -318,10 +318,10 @@ func gzipBytes(b []byte) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// checkCopyright fails when a module linked into the Go binary at path is
-// not named in the copyright file.
-func checkCopyright(path string, copyright []byte) error {
-	bi, err := buildinfo.ReadFile(path)
+// checkCopyright fails when a module linked into the Go binary bin (read
+// from path) is not named in the copyright file.
+func checkCopyright(path string, bin, copyright []byte) error {
+	bi, err := buildinfo.Read(bytes.NewReader(bin))
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
