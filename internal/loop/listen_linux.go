@@ -42,7 +42,7 @@ func (l *Loop) openListeners() error {
 		}
 		l.listeners = append(l.listeners, fd)
 	}
-	l.listenEnv = listen.Env(specs)
+	l.setEnv(listen.Env(specs)...)
 	l.opt.PIDEnv = append(l.opt.PIDEnv, "LISTEN_PID") // sd_listen_fds(3) wants it, and it must name the program
 	return nil
 }

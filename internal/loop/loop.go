@@ -158,9 +158,7 @@ type Loop struct {
 	stateBuf [64]byte
 
 	nfy       *notifySocket // --ready notify, --watchdog; nil otherwise
-	notifyEnv []string      // NOTIFY_SOCKET and WATCHDOG_USEC for the program, over the rest of its environment
 	listeners []int         // the --listen sockets, in order; each run's 3, 4, ...
-	listenEnv []string      // LISTEN_FDS and LISTEN_FDNAMES for the program
 	// mainFrom is the sender of a MAINPID= being acted on: the Follow
 	// it brings is the program's choice, not a daemon guessed.
 	mainFrom int

@@ -116,11 +116,11 @@ func (l *Loop) openNotify() error {
 		return err
 	}
 	l.nfy = &notifySocket{fd: fd, name: name}
-	// Set at every start over the rest of the environment (runenv.Merge),
-	// so that --env or an env file cannot point the program elsewhere.
-	l.notifyEnv = []string{"NOTIFY_SOCKET=" + name}
+	// Last of the settings of every start, over --env and the env files,
+	// so that they cannot point the program elsewhere.
+	l.setEnv("NOTIFY_SOCKET=" + name)
 	if d := l.opt.Machine.Watchdog; d > 0 {
-		l.notifyEnv = append(l.notifyEnv, "WATCHDOG_USEC="+strconv.FormatInt(d.Microseconds(), 10))
+		l.setEnv("WATCHDOG_USEC=" + strconv.FormatInt(d.Microseconds(), 10))
 		// WATCHDOG_PID must be the program's own pid, known only after the
 		// fork: the exec shim sets it in the child just before its exec.
 		l.opt.PIDEnv = append(l.opt.PIDEnv, "WATCHDOG_PID")

@@ -123,12 +123,6 @@ func (l *Loop) spawn(a machine.Spawn) {
 		l.step(machine.SpawnFailed{Err: err})
 		return
 	}
-	if len(l.notifyEnv) > 0 {
-		env = runenv.Merge(env, l.notifyEnv) // over what --env and env files say
-	}
-	if len(l.listenEnv) > 0 {
-		env = runenv.Merge(env, l.listenEnv)
-	}
 	attrs := l.attrs()
 	if attrs.NeedsShim() {
 		l.startShim(a, env, attrs) // finished by events: the loop never waits for the shim
@@ -162,6 +156,13 @@ func (l *Loop) started(a machine.Spawn, pid, pidfd int) {
 	}
 	l.saveState()
 	l.step(machine.Started{PID: pid})
+}
+
+// setEnv adds variables of a feature (NOTIFY_SOCKET, LISTEN_FDS, ...) to
+// every start's environment, last: over --env and the env files. Call it
+// in setup, before the first start.
+func (l *Loop) setEnv(kv ...string) {
+	l.opt.SetEnv = append(l.opt.SetEnv[:len(l.opt.SetEnv):len(l.opt.SetEnv)], kv...)
 }
 
 // attrs are the Attrs of a start, with the PIDEnv of the loop's features.
